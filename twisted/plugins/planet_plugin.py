@@ -1,0 +1,3 @@
+from twisted.application.service import ServiceMaker
+
+planet = ServiceMaker("planet", "planet.tap", "Feed aggregator daemon (Planet-compatible)", "planet")
