@@ -1,0 +1,285 @@
+"""The only module that talks HTTP: conditional GETs with treq, politely bounded.
+
+:meth:`Fetcher.fetch` always fires with a :class:`FetchResult`; a feed's fault (404,
+timeout, oversized body, redirect loop, DNS failure, ...) is a readable ``error`` on it,
+never an exception that travels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from attrs import define, evolve, field
+from OpenSSL import SSL
+from treq.client import HTTPClient
+from twisted.internet import error as neterr
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    DeferredSemaphore,
+    TimeoutError,
+    succeed,
+)
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.web import http
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.iweb import IResponse
+
+from planet.model import FetchResult
+
+#: Redirect hops followed before a feed counts as a redirect loop.
+MAX_REDIRECTS = 5
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_ACCEPT = (
+    "application/atom+xml,application/rss+xml,application/rdf+xml,application/feed+json,"
+    "application/xml;q=0.9,text/xml;q=0.9,application/json;q=0.8,*/*;q=0.5"
+)
+# Error pages and redirect bodies are read only to free the connection.
+_DISCARD_LIMIT = 64 * 1024
+
+
+class BodyTooLargeError(Exception):
+    """The response body passed ``max_feed_bytes``; the download was aborted."""
+
+
+class _RedirectError(Exception):
+    """A redirect that is not followed (loop, too many hops, unsupported scheme)."""
+
+
+def make_client(
+    reactor: Any, connect_timeout: float = 10.0
+) -> tuple[HTTPClient, HTTPConnectionPool]:
+    """One treq client over one shared connection pool, for the whole daemon."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 2
+    pool.cachedConnectionTimeout = 60
+    return HTTPClient(Agent(reactor, connectTimeout=connect_timeout, pool=pool)), pool
+
+
+@define
+class Fetcher:
+    """Fetch feeds with at most ``per_host`` requests per host and ``max_concurrency`` in all.
+
+    ``timeout`` bounds the whole fetch, redirects and body included; it does not count
+    time spent queued behind the concurrency limits.
+    """
+
+    _client: HTTPClient
+    _clock: IReactorTime
+    user_agent: str
+    timeout: float = 20.0
+    max_bytes: int = 15 * 1024 * 1024
+    per_host: int = 2
+    max_concurrency: int = 16
+    _host_limits: dict[str, DeferredSemaphore] = field(factory=dict)
+    _all: DeferredSemaphore = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._all = DeferredSemaphore(self.max_concurrency)
+
+    def fetch(
+        self, url: str, etag: str | None = None, last_modified: str | None = None
+    ) -> Deferred[FetchResult]:
+        """GET ``url`` conditionally; fires with a :class:`FetchResult`, never fails."""
+        host = (urlsplit(url).hostname or "").lower()
+        limit = self._host_limits.get(host)
+        if limit is None:
+            limit = self._host_limits[host] = DeferredSemaphore(self.per_host)
+        # Host first, then the global slot: a queue for one busy host must not hold
+        # global slots that other hosts could use.
+        d = limit.run(self._all.run, self._fetch_now, url, etag, last_modified)
+        d.addBoth(self._release_host, host, limit)
+        return d
+
+    def _release_host(self, result: Any, host: str, limit: DeferredSemaphore) -> Any:
+        if limit.tokens == limit.limit and not limit.waiting:
+            self._host_limits.pop(host, None)
+        return result
+
+    def _fetch_now(
+        self, url: str, etag: str | None, last_modified: str | None
+    ) -> Deferred[FetchResult]:
+        started = self._clock.seconds()
+        hops: list[tuple[int, str]] = []
+        d = Deferred.fromCoroutine(self._get(url, etag, last_modified, hops))
+        d.addTimeout(self.timeout, self._clock)
+
+        def failed(failure: Failure) -> FetchResult:
+            final = hops[-1][1] if hops else url
+            return FetchResult(
+                url=url,
+                final_url=final,
+                status=None,
+                redirects=tuple(hops),
+                error=self.describe_failure(failure),
+            )
+
+        def timed(result: FetchResult) -> FetchResult:
+            return evolve(result, elapsed=self._clock.seconds() - started)
+
+        d.addErrback(failed)
+        d.addCallback(timed)
+        return d
+
+    async def _get(
+        self, url: str, etag: str | None, last_modified: str | None, hops: list[tuple[int, str]]
+    ) -> FetchResult:
+        headers: dict[bytes | str, bytes | str] = {"User-Agent": self.user_agent, "Accept": _ACCEPT}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        current = url
+        while True:
+            response = await self._client.get(
+                current, headers=headers, allow_redirects=False, unbuffered=True
+            )
+            if response.code not in _REDIRECT_CODES:
+                break
+            await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
+            current = self._follow(current, response, hops)
+        final_url = current
+        status = response.code
+        if status == 304:
+            await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
+            body = None
+        elif 200 <= status < 300:
+            body = await _read_body(response, self.max_bytes)
+        else:
+            await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
+            phrase = http.RESPONSES.get(status, b"").decode("ascii", "replace")
+            return FetchResult(
+                url=url,
+                final_url=final_url,
+                status=status,
+                redirects=tuple(hops),
+                error=f"HTTP {status} {phrase}".strip(),
+            )
+        return FetchResult(
+            url=url,
+            final_url=final_url,
+            status=status,
+            body=body,
+            etag=_header(response, b"etag"),
+            last_modified=_header(response, b"last-modified"),
+            content_type=_header(response, b"content-type"),
+            redirects=tuple(hops),
+        )
+
+    def _follow(self, current: str, response: IResponse, hops: list[tuple[int, str]]) -> str:
+        location = _header(response, b"location")
+        if not location:
+            raise _RedirectError(f"HTTP {response.code} redirect without a Location header")
+        target = urljoin(current, location.strip())
+        if urlsplit(target).scheme.lower() not in ("http", "https"):
+            raise _RedirectError(f"redirect to an unsupported URL: {target[:200]}")
+        visited = {u for _, u in hops}
+        if target in visited or target == current or len(hops) >= MAX_REDIRECTS:
+            raise _RedirectError(
+                f"redirect loop (more than {MAX_REDIRECTS} redirects or a URL seen twice)"
+            )
+        hops.append((response.code, target))
+        return target
+
+    def describe_failure(self, failure: Failure) -> str:
+        """A one-line, human-readable reason for a failed fetch."""
+        if failure.check(TimeoutError, CancelledError):
+            return f"timed out after {self.timeout:g} s"
+        if failure.check(BodyTooLargeError):
+            return f"feed larger than {self.max_bytes} bytes; download aborted"
+        if failure.check(_RedirectError):
+            return str(failure.value)
+        if failure.check(neterr.DNSLookupError):
+            return "DNS lookup failed"
+        if failure.check(neterr.ConnectionRefusedError):
+            return "connection refused"
+        if failure.check(neterr.TimeoutError):
+            return "connection timed out"
+        if failure.check(neterr.ConnectError):
+            return f"could not connect: {_first_line(failure.value)}"
+        inner = _wrapped_reasons(failure)
+        for reason in inner:
+            if reason.check(SSL.Error):
+                return f"TLS error: {_first_line(reason.value)}"
+        if inner:
+            return f"connection lost: {_first_line(inner[0].value)}"
+        return f"fetch failed: {_first_line(failure.value)}"
+
+
+def _header(response: IResponse, name: bytes) -> str | None:
+    values = response.headers.getRawHeaders(name)
+    if not values:
+        return None
+    return values[-1].decode("latin-1") if isinstance(values[-1], bytes) else values[-1]
+
+
+def _first_line(value: object) -> str:
+    text = str(value) or value.__class__.__name__
+    return " ".join(text.split())[:200]
+
+
+def _wrapped_reasons(failure: Failure) -> list[Failure]:
+    # ResponseFailed / ResponseNeverReceived / RequestGenerationFailed carry a list of causes.
+    reasons = getattr(failure.value, "reasons", None)
+    return [r for r in reasons if isinstance(r, Failure)] if reasons else []
+
+
+class _CappedBody(Protocol):
+    """Collects a response body, dropping the connection once it passes ``limit`` bytes."""
+
+    def __init__(self, limit: int, finished: Deferred[bytes]) -> None:
+        self._limit = limit
+        self._finished: Deferred[bytes] | None = finished
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def abort(self) -> None:
+        self._finished = None
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._finished is None:
+            return
+        self._size += len(data)
+        if self._size > self._limit:
+            finished = self._finished
+            self.abort()
+            finished.errback(BodyTooLargeError(self._size))
+            return
+        self._chunks.append(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        finished, self._finished = self._finished, None
+        if finished is None:
+            return
+        if reason.check(ResponseDone, http.PotentialDataLoss):
+            finished.callback(b"".join(self._chunks))
+        else:
+            finished.errback(reason)
+
+
+def _read_body(response: Any, limit: int, ignore_errors: bool = False) -> Deferred[bytes]:
+    if response.length == 0:
+        return succeed(b"")
+    protocol: _CappedBody | None = None
+
+    def cancel(_: Deferred[bytes]) -> None:
+        if protocol is not None:
+            protocol.abort()
+
+    finished: Deferred[bytes] = Deferred(cancel)
+    protocol = _CappedBody(limit, finished)
+    response.deliverBody(protocol)
+    if ignore_errors:
+        finished.addErrback(_ignore_unless_cancelled)
+    return finished
+
+
+def _ignore_unless_cancelled(failure: Failure) -> bytes | Failure:
+    if failure.check(CancelledError):
+        return failure
+    return b""

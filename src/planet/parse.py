@@ -1,0 +1,270 @@
+"""Feed document bytes -> a normalized, sanitized :class:`ParsedFeed`.
+
+Pure and picklable: :func:`parse_feed` runs in a worker process or thread, never on the
+reactor thread. RSS/Atom/RDF go through feedparser (with its own sanitizer and link
+rewriting off: ours is an allow-list and is applied once, here); JSON Feed is read directly
+since feedparser 6.0 does not know it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import json
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import feedparser
+from attrs import frozen
+
+from planet.model import Entry, ParsedFeed
+from planet.sanitize import html_to_text, safe_url, sanitize_html, strip_xml_illegal
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
+
+
+@frozen
+class _RawEntry:
+    """An entry as read from either parser, before normalization."""
+
+    id: str | None
+    title: str
+    title_is_html: bool
+    link: str | None
+    author: str
+    content: str
+    content_is_html: bool
+    base: str
+    published: datetime | None
+    updated: datetime | None
+
+
+def parse_feed(
+    body: bytes,
+    url: str,
+    fetched_at: datetime,
+    content_type: str | None = None,
+    max_entries: int = 0,
+) -> ParsedFeed:
+    """Parse and normalize one feed document fetched from ``url`` at ``fetched_at``.
+
+    Never raises for a feed's fault: a document that is not a feed comes back with
+    ``error`` set. ``max_entries`` (0 = no limit) keeps the newest entries.
+    """
+    if _looks_like_json(body, content_type):
+        title, link, raw, error = _read_json_feed(body, url)
+    else:
+        title, link, raw, error = _read_xml_feed(body, url, content_type)
+    if error is not None:
+        return ParsedFeed(title="", link=None, entries=(), error=error)
+    entries = [_normalize(r, url, fetched_at) for r in raw]
+    entries.sort(key=lambda e: e.published, reverse=True)
+    if max_entries:
+        del entries[max_entries:]
+    return ParsedFeed(
+        title=html_to_text(title),
+        link=safe_url(link, url),
+        entries=tuple(_unique_ids(entries)),
+    )
+
+
+def _unique_ids(entries: Iterable[Entry]) -> Iterable[Entry]:
+    # Some feeds repeat a guid; the first (newest) copy wins, as a reader would show it once.
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.id not in seen:
+            seen.add(entry.id)
+            yield entry
+
+
+def _normalize(raw: _RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
+    if raw.content_is_html:
+        content = sanitize_html(raw.content, raw.base)
+    else:
+        content = "<p>" + html.escape(strip_xml_illegal(raw.content)).replace("\n", "<br>") + "</p>"
+        content = content if raw.content.strip() else ""
+    title = html_to_text(raw.title) if raw.title_is_html else _plain(raw.title)
+    link = safe_url(raw.link, raw.base)
+    dated = raw.published is not None or raw.updated is not None
+    published = _clamp(raw.published or raw.updated or fetched_at, fetched_at)
+    updated = _clamp(raw.updated or published, fetched_at)
+    entry_id = raw.id or link or _content_hash(title, content)
+    return Entry(
+        id=strip_xml_illegal(entry_id),
+        feed_url=feed_url,
+        title=title,
+        link=link,
+        author=_plain(raw.author),
+        content=content,
+        published=published,
+        updated=updated,
+        first_seen=fetched_at,
+        dated=dated,
+    )
+
+
+def _plain(text: str) -> str:
+    return " ".join(strip_xml_illegal(text).split())
+
+
+def _clamp(when: datetime, fetched_at: datetime) -> datetime:
+    # A date in the future would pin the entry to the top of the river for months.
+    return min(when, fetched_at)
+
+
+def _content_hash(title: str, content: str) -> str:
+    digest = hashlib.sha256((title + "\0" + content).encode("utf-8", "surrogatepass"))
+    return "urn:sha256:" + digest.hexdigest()
+
+
+def _looks_like_json(body: bytes, content_type: str | None) -> bool:
+    if content_type and "json" in content_type.lower():
+        return True
+    return body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+
+
+# --- RSS / Atom / RDF ------------------------------------------------------------------
+
+
+def _read_xml_feed(
+    body: bytes, url: str, content_type: str | None
+) -> tuple[str, str | None, list[_RawEntry], str | None]:
+    headers = {"content-location": url}
+    if content_type:
+        headers["content-type"] = content_type
+    result = feedparser.parse(
+        body,
+        response_headers=headers,
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    if not result.get("version") and not result.entries:
+        return "", None, [], _not_a_feed_reason(result, body)
+    feed = result.feed
+    entries = [_raw_from_feedparser(e, url) for e in result.entries]
+    return feed.get("title", ""), feed.get("link"), entries, None
+
+
+def _not_a_feed_reason(result: Mapping[str, Any], body: bytes) -> str:
+    if not body.strip():
+        return "empty response body"
+    head = body.lstrip()[:200].lower()
+    if b"<html" in head or b"<!doctype html" in head:
+        return "not a feed: the URL serves an HTML page"
+    exc = result.get("bozo_exception")
+    if exc is not None:
+        return f"not a feed: {_one_line(str(exc))}"
+    return "not a feed: no RSS, Atom or JSON Feed document found"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def _raw_from_feedparser(e: Mapping[str, Any], feed_url: str) -> _RawEntry:
+    content, content_type, base = _pick_content(e, feed_url)
+    title_detail = e.get("title_detail") or {}
+    author_detail = e.get("author_detail") or {}
+    return _RawEntry(
+        id=e.get("id") or None,
+        title=e.get("title", ""),
+        title_is_html=title_detail.get("type", "text/plain") in _HTML_TYPES,
+        link=e.get("link"),
+        author=author_detail.get("name") or e.get("author", ""),
+        content=content,
+        content_is_html=content_type in _HTML_TYPES,
+        base=base,
+        # _raw_get: FeedParserDict.get maps updated_parsed to published_parsed (and warns).
+        published=_from_struct(_raw_get(e, "published_parsed") or _raw_get(e, "created_parsed")),
+        updated=_from_struct(_raw_get(e, "updated_parsed")),
+    )
+
+
+def _raw_get(e: Mapping[str, Any], key: str) -> Any:
+    return dict.get(e, key) if isinstance(e, dict) else e.get(key)
+
+
+def _pick_content(e: Mapping[str, Any], feed_url: str) -> tuple[str, str, str]:
+    # Full content beats the summary; among several contents prefer an HTML one.
+    candidates = list(e.get("content") or [])
+    candidates.sort(key=lambda c: c.get("type") not in _HTML_TYPES)
+    if candidates:
+        c = candidates[0]
+    elif e.get("summary_detail"):
+        c = e["summary_detail"]
+    else:
+        return "", "text/plain", feed_url
+    return c.get("value", ""), c.get("type", "text/html"), c.get("base") or feed_url
+
+
+def _from_struct(value: time.struct_time | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+# --- JSON Feed 1.0 / 1.1 ---------------------------------------------------------------
+
+
+def _read_json_feed(body: bytes, url: str) -> tuple[str, str | None, list[_RawEntry], str | None]:
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return "", None, [], f"not a feed: invalid JSON ({_one_line(str(exc))})"
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
+        "https://jsonfeed.org/version/"
+    ):
+        return "", None, [], "not a feed: JSON without a JSON Feed version"
+    items = doc.get("items")
+    if not isinstance(items, list):
+        return "", None, [], "not a feed: JSON Feed without an items list"
+    feed_author = _json_author(doc)
+    entries = [_raw_from_json(i, url, feed_author) for i in items if isinstance(i, dict)]
+    return _str(doc.get("title")), _str(doc.get("home_page_url")) or None, entries, None
+
+
+def _raw_from_json(item: Mapping[str, Any], feed_url: str, feed_author: str) -> _RawEntry:
+    content_html = _str(item.get("content_html"))
+    text = content_html or _str(item.get("content_text")) or _str(item.get("summary"))
+    return _RawEntry(
+        id=_str(item.get("id")) or None,
+        title=_str(item.get("title")),
+        title_is_html=False,
+        link=_str(item.get("url")) or _str(item.get("external_url")) or None,
+        author=_json_author(item) or feed_author,
+        content=text,
+        content_is_html=bool(content_html),
+        base=feed_url,
+        published=_from_iso(item.get("date_published")),
+        updated=_from_iso(item.get("date_modified")),
+    )
+
+
+def _json_author(obj: Mapping[str, Any]) -> str:
+    authors = obj.get("authors")
+    if isinstance(authors, list) and authors and isinstance(authors[0], dict):
+        return _str(authors[0].get("name"))
+    author = obj.get("author")
+    return _str(author.get("name")) if isinstance(author, dict) else ""
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _from_iso(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)

@@ -1,0 +1,202 @@
+"""Pure rendering: a view of the store -> bytes (HTML river, Atom). No Twisted inside.
+
+The web layer calls these off the reactor thread and caches the bytes per store version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from itertools import groupby
+from urllib.parse import urljoin, urlsplit
+from xml.etree import ElementTree as ET
+
+import jinja2
+from attrs import frozen
+
+from planet import __version__
+from planet.config import Config
+from planet.model import Entry, FeedState
+from planet.sanitize import strip_xml_illegal
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("planet", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@frozen
+class FeedView:
+    """What the page shows of one subscription."""
+
+    url: str
+    name: str
+    site: str | None
+    failing: bool = False
+    reason: str | None = None
+
+
+@frozen
+class PageView:
+    """One page of the river: the entries shown and where it sits among the pages."""
+
+    entries: tuple[Entry, ...]
+    page: int
+    has_next: bool
+    updated: datetime | None
+
+
+def feed_views(config: Config, states: Mapping[str, FeedState]) -> dict[str, FeedView]:
+    """Display names and sites of every subscription: configured name, else feed title."""
+    views = {}
+    for sub in config.subscriptions:
+        state = states.get(sub.url)
+        title = state.title if state is not None else ""
+        views[sub.url] = FeedView(
+            url=sub.url,
+            name=sub.name or title or (urlsplit(sub.url).hostname or sub.url),
+            site=state.link if state is not None else None,
+            failing=state is not None and state.failing,
+            reason=state.error if state is not None else None,
+        )
+    return views
+
+
+def format_entry_time(when: datetime, fmt: str | None = None) -> str:
+    """``23 Jun 2026 8:06pm GMT`` (or Venus's ``date_format`` when configured)."""
+    when = when.astimezone(timezone.utc)
+    if fmt:
+        return when.strftime(fmt)
+    hour = when.hour % 12 or 12
+    return f"{when:%d %b %Y} {hour}:{when:%M}{'am' if when.hour < 12 else 'pm'} GMT"
+
+
+def format_day(when: datetime, fmt: str | None = None) -> str:
+    """``23 Jun 2026`` (or Venus's ``new_date_format`` when configured)."""
+    return when.astimezone(timezone.utc).strftime(fmt or "%d %b %Y")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_river(
+    config: Config, view: PageView, feeds: Mapping[str, FeedView], now: datetime
+) -> bytes:
+    """The river page as HTML5, entries grouped under day headers."""
+    days = []
+    for day, group_iter in groupby(
+        view.entries, key=lambda e: e.published.astimezone(timezone.utc).date()
+    ):
+        group = list(group_iter)
+        items = []
+        for entry in group:
+            items.append(
+                {
+                    "entry": entry,
+                    "feed": feeds.get(entry.feed_url)
+                    or FeedView(entry.feed_url, entry.feed_url, None),
+                    "time": format_entry_time(entry.published, config.date_format),
+                    "iso": _iso(entry.published),
+                }
+            )
+        days.append(
+            {
+                "label": format_day(group[0].published, config.new_date_format),
+                "iso": day.isoformat(),
+                "items": items,
+            }
+        )
+    html = _env.get_template("river.html").render(
+        planet=config,
+        days=days,
+        page=view.page,
+        has_next=view.has_next,
+        feeds=sorted(feeds.values(), key=lambda f: f.name.casefold()),
+        updated=format_entry_time(view.updated, config.date_format) if view.updated else None,
+        updated_iso=_iso(view.updated) if view.updated else None,
+        generated=format_entry_time(now),
+        version=__version__,
+    )
+    return strip_xml_illegal(html).encode("utf-8")
+
+
+def render_not_found(config: Config) -> bytes:
+    return _env.get_template("not_found.html").render(planet=config).encode("utf-8")
+
+
+def atom_entry_id(entry: Entry) -> str:
+    """The entry's own id when it is an IRI, else a stable URN derived from feed and id."""
+    if _SCHEME.match(entry.id) and " " not in entry.id:
+        return entry.id
+    digest = hashlib.sha256(f"{entry.feed_url}\0{entry.id}".encode()).hexdigest()[:32]
+    return f"urn:planet:{digest}"
+
+
+def render_atom(
+    config: Config, entries: Sequence[Entry], feeds: Mapping[str, FeedView], now: datetime
+) -> bytes:
+    """An Atom 1.0 document of ``entries``, in river order, with each entry's source feed."""
+    ET.register_namespace("", ATOM_NS)
+    root = ET.Element(_q("feed"))
+    _text(root, "title", config.name)
+    base = config.link or None
+    _text(
+        root,
+        "id",
+        config.link or "urn:planet:" + hashlib.sha256(config.name.encode()).hexdigest()[:32],
+    )
+    if base:
+        ET.SubElement(
+            root,
+            _q("link"),
+            rel="self",
+            href=urljoin(base, "atom.xml"),
+            type="application/atom+xml",
+        )
+        ET.SubElement(root, _q("link"), rel="alternate", href=base, type="text/html")
+    newest = max((e.updated for e in entries), default=now)
+    _text(root, "updated", _iso(newest))
+    author = ET.SubElement(root, _q("author"))
+    _text(author, "name", config.owner_name or config.name)
+    if config.owner_email:
+        _text(author, "email", config.owner_email)
+    gen = _text(root, "generator", "planet")
+    gen.set("version", __version__)
+    for entry in entries:
+        feed = feeds.get(entry.feed_url) or FeedView(entry.feed_url, entry.feed_url, None)
+        el = ET.SubElement(root, _q("entry"))
+        _text(el, "id", atom_entry_id(entry))
+        _text(el, "title", entry.title or feed.name).set("type", "text")
+        if entry.link:
+            ET.SubElement(el, _q("link"), rel="alternate", href=entry.link, type="text/html")
+        _text(el, "published", _iso(entry.published))
+        _text(el, "updated", _iso(entry.updated))
+        entry_author = ET.SubElement(el, _q("author"))
+        _text(entry_author, "name", entry.author or feed.name)
+        _text(el, "content", entry.content).set("type", "html")
+        source = ET.SubElement(el, _q("source"))
+        _text(source, "id", feed.url)
+        _text(source, "title", feed.name)
+        ET.SubElement(source, _q("link"), rel="self", href=feed.url)
+        if feed.site:
+            ET.SubElement(source, _q("link"), rel="alternate", href=feed.site, type="text/html")
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _q(tag: str) -> str:
+    return f"{{{ATOM_NS}}}{tag}"
+
+
+def _text(parent: ET.Element, tag: str, value: str) -> ET.Element:
+    el = ET.SubElement(parent, _q(tag))
+    # Characters illegal in XML must never reach an XML output (python/planet#459).
+    el.text = strip_xml_illegal(value)
+    return el

@@ -1,0 +1,196 @@
+"""Sanitizing of untrusted HTML and URLs taken from feeds.
+
+Everything here is pure (no Twisted; module state is constants and a cache of
+nh3 cleaners) so the functions can be pickled and run inside worker processes.
+
+The HTML sanitizer is an allow-list one built on ``nh3`` (Ammonia); the
+corpus test in ``tests/test_sanitize.py`` is the judge of whether the policy
+is safe, see ``CHECKING.md`` of the shared XSS corpus.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from html import unescape as _html_unescape
+from urllib.parse import urljoin
+
+import nh3
+
+__all__ = ["html_to_text", "safe_url", "sanitize_html", "strip_xml_illegal"]
+
+# XML 1.0 Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+# Lone surrogates are included because they cannot even be encoded as UTF-8.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+# What the WHATWG URL parser discards before looking for a scheme.
+_URL_EDGE_JUNK = "".join(chr(c) for c in range(0x21))
+_URL_TAB_NEWLINE = re.compile("[\t\n\r]")
+# For the scheme check only: anything a lenient (or old) browser might skip.
+_URL_PROBE_JUNK = re.compile("[\x00-\x20\x7f-\x9f]")
+_SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):", re.ASCII | re.IGNORECASE)
+
+_LINK_SCHEMES = frozenset({"http", "https"})
+_CONTENT_SCHEMES = frozenset({"http", "https", "mailto"})
+
+# nh3's defaults minus ``map``/``area`` (useless without ``usemap``/``href``),
+# plus media and ``tfoot``. Anything not listed is dropped, keeping its text.
+ALLOWED_TAGS: frozenset[str] = frozenset(
+    {
+        "a", "abbr", "acronym", "article", "aside", "audio", "b", "bdi", "bdo",
+        "blockquote", "br", "caption", "center", "cite", "code", "col", "colgroup",
+        "data", "dd", "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption",
+        "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup",
+        "hr", "i", "img", "ins", "kbd", "li", "mark", "nav", "ol", "p", "picture",
+        "pre", "q", "rp", "rt", "rtc", "ruby", "s", "samp", "small", "source", "span",
+        "strike", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot",
+        "th", "thead", "time", "tr", "tt", "u", "ul", "var", "video", "wbr",
+    }
+)  # fmt: skip
+
+# Dropped together with their content: their text is code, or is not shown
+# by a browser, or (textarea/select/option) would read as junk in a river.
+CLEAN_CONTENT_TAGS: frozenset[str] = frozenset(
+    {
+        "script", "style", "template", "iframe", "frame", "frameset", "object",
+        "embed", "applet", "noembed", "noframes", "noscript", "xmp", "textarea",
+        "select", "option", "title", "svg", "math",
+    }
+)  # fmt: skip
+
+_MEDIA_ATTRIBUTES = {"src", "controls", "loop", "muted", "preload", "width", "height"}
+
+# No ``style``, ``class`` or ``id`` (they could restyle or clobber the page
+# around the entry) and no ``srcset`` (a URL list we would have to parse).
+ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "*": frozenset({"title", "lang", "dir"}),
+    "a": frozenset({"href", "hreflang"}),
+    "audio": frozenset(_MEDIA_ATTRIBUTES - {"width", "height"}),
+    "blockquote": frozenset({"cite"}),
+    "col": frozenset({"align", "char", "charoff", "span"}),
+    "colgroup": frozenset({"align", "char", "charoff", "span"}),
+    "data": frozenset({"value"}),
+    "del": frozenset({"cite", "datetime"}),
+    "details": frozenset({"open"}),
+    "hr": frozenset({"align", "size", "width"}),
+    "img": frozenset({"align", "alt", "height", "src", "width"}),
+    "ins": frozenset({"cite", "datetime"}),
+    "ol": frozenset({"start", "reversed", "type"}),
+    "q": frozenset({"cite"}),
+    "source": frozenset({"src", "type"}),
+    "table": frozenset({"align", "char", "charoff", "summary"}),
+    "tbody": frozenset({"align", "char", "charoff"}),
+    "td": frozenset({"align", "char", "charoff", "colspan", "headers", "rowspan"}),
+    "tfoot": frozenset({"align", "char", "charoff"}),
+    "th": frozenset({"align", "char", "charoff", "colspan", "headers", "rowspan", "scope"}),
+    "thead": frozenset({"align", "char", "charoff"}),
+    "time": frozenset({"datetime"}),
+    "tr": frozenset({"align", "char", "charoff"}),
+    "video": frozenset(_MEDIA_ATTRIBUTES | {"poster"}),
+}
+
+URL_ATTRIBUTES: frozenset[str] = frozenset({"href", "src", "poster", "cite"})
+
+
+def strip_xml_illegal(text: str) -> str:
+    """Remove the characters that XML 1.0 does not allow."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def _check_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str | None:
+    """Return ``value`` cleaned and resolved if its scheme is in ``schemes``, else None."""
+    url = _URL_TAB_NEWLINE.sub("", strip_xml_illegal(value)).strip(_URL_EDGE_JUNK)
+    # Decide on a probe with every control/space removed, so that tricks like
+    # "java\x01script:" are refused whether or not some browser skips them;
+    # old IE also took backticks for quotes ("`javascript:...`").
+    probe = _URL_PROBE_JUNK.sub("", url).lstrip("`'\"")
+    probe_scheme = _SCHEME.match(probe)
+    if probe_scheme is not None:
+        url_scheme = _SCHEME.match(url)
+        scheme = probe_scheme.group(1).lower()
+        # Refuse if the emitted string would not carry the very scheme we checked.
+        if url_scheme is None or url_scheme.group(1).lower() != scheme:
+            return None
+        return url if scheme in schemes else None
+    if base_url is None:
+        # A relative URL has no scheme to abuse; the page's own base applies.
+        return url
+    resolved = urljoin(base_url, url)
+    resolved_scheme = _SCHEME.match(_URL_PROBE_JUNK.sub("", resolved))
+    if resolved_scheme is None:
+        return resolved
+    return resolved if resolved_scheme.group(1).lower() in schemes else None
+
+
+def safe_url(url: str | None, base_url: str | None = None) -> str | None:
+    """Resolve ``url`` against ``base_url``; return it only if it is http or https."""
+    if url is None or not url.strip(_URL_EDGE_JUNK):
+        return None
+    result = _check_url(url, base_url, _LINK_SCHEMES)
+    # A template might emit the link unescaped somewhere, so the entity-decoded
+    # form must pass as well.
+    if result is None or _check_url(_html_unescape(url), base_url, _LINK_SCHEMES) is None:
+        return None
+    # Without a base a relative link cannot be made absolute: useless as a link.
+    return result if _SCHEME.match(result) else None
+
+
+# Building a Cleaner costs about ten times more than using one, and a feed's
+# entries usually share a base, so keep the recent ones.
+@lru_cache(maxsize=128)
+def _make_cleaner(base_url: str | None) -> nh3.Cleaner:
+    def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+        if attribute in URL_ATTRIBUTES:
+            return _check_url(value, base_url, _CONTENT_SCHEMES)
+        return value
+
+    return nh3.Cleaner(
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(CLEAN_CONTENT_TAGS),
+        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=attribute_filter,
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+        set_tag_attribute_values={"img": {"loading": "lazy"}},
+        url_schemes=set(_CONTENT_SCHEMES),
+    )
+
+
+def sanitize_html(html: str, base_url: str | None = None) -> str:
+    """Allow-list sanitize an untrusted HTML fragment, resolving URLs against ``base_url``."""
+    cleaner = _make_cleaner(base_url)
+    # Strip before parsing too: nh3 cannot take lone surrogates, and the
+    # sanitizer should judge the same markup that ends up being emitted.
+    cleaned = cleaner.clean(strip_xml_illegal(html))
+    # Character references such as "&#1;" decode to illegal characters.
+    return strip_xml_illegal(cleaned)
+
+
+_WHITESPACE = re.compile(r"\s+")
+_TAG = re.compile(r"<[^>]*>")
+# Elements whose boundaries separate words, so "a<br>b" reads "a b", not "ab".
+_TEXT_BREAK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+        "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+        "hr", "li", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+    }
+)  # fmt: skip
+_TEXT_CLEANER = nh3.Cleaner(
+    tags=set(_TEXT_BREAK_TAGS),
+    clean_content_tags=set(CLEAN_CONTENT_TAGS),
+    attributes={},
+    link_rel=None,
+)
+
+
+def html_to_text(html: str) -> str:
+    """Return the plain text of an HTML fragment (entities decoded, whitespace collapsed).
+
+    The result is text, not markup: it must still be escaped wherever it is emitted.
+    """
+    # nh3 output keeps only attribute-less break tags and escapes "<" in text,
+    # so every remaining "<...>" is one of those tags.
+    marked = _TEXT_CLEANER.clean(strip_xml_illegal(html))
+    text = strip_xml_illegal(_html_unescape(_TAG.sub(" ", marked)))
+    return _WHITESPACE.sub(" ", text).strip()

@@ -1,0 +1,231 @@
+"""Wiring: the fetch cycle service and the MultiService that holds every piece.
+
+This is the one module that knows every other one; data still flows one way:
+config -> schedule -> fetch -> parse -> store -> web / snapshot.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from attrs import define, field
+from twisted.application import strports
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Site
+
+from planet import schedule
+from planet.config import Config, Subscription
+from planet.fetch import Fetcher, make_client
+from planet.model import FetchResult, ParsedFeed, utc_from_timestamp
+from planet.snapshot import SnapshotService
+from planet.store import ApplyStats, Store
+from planet.web import PlanetWeb
+from planet.workers import Parser, ProcessParser
+
+#: Longest pause between checks for due feeds.
+MAX_TICK = 60.0
+
+
+@define(slots=False)
+class Aggregator(Service):
+    """Every tick, fetch the due feeds, parse them off the reactor, apply them to the store.
+
+    A cycle never overlaps the previous one (``LoopingCall`` waits for its Deferred), and
+    nothing a feed does can stop the loop: every failure becomes feed state or a log line.
+    """
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    parser: Parser
+    clock: IReactorTime
+    cycles: int = 0
+    _loop: LoopingCall | None = None
+    _in_flight: set[Deferred[Any]] = field(factory=set)
+    _stopping: bool = False
+    _log: Logger = field(factory=Logger)
+
+    @property
+    def tick_interval(self) -> float:
+        return min(MAX_TICK, self.config.fetch_interval)
+
+    def startService(self) -> None:
+        for warning in self.config.warnings:
+            self._log.warn("{warning}", warning=warning)
+        # Feeds removed from the config lose their entries, even those from a snapshot.
+        self.store.retain(schedule.urls(self.config.subscriptions))
+        super().startService()
+        self._stopping = False
+        self._loop = LoopingCall(self.run_cycle)
+        self._loop.clock = self.clock
+        self._loop.start(self.tick_interval, now=True).addErrback(
+            lambda f: self._log.failure("fetch loop stopped", f)
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._stopping = True
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        # Running fetches are abandoned (their feeds keep their state); the snapshot
+        # service, stopped after us, then writes what the store holds.
+        for d in list(self._in_flight):
+            d.cancel()
+        return succeed(None)
+
+    def run_cycle(self) -> Deferred[None] | None:
+        """Fetch every due feed once; fires when all of them are done. Never fails."""
+        try:
+            now = self._now()
+            due = schedule.due(self.config, self.store.feed_states(), now)
+            if not due:
+                return None
+            self.cycles += 1
+            updates = [self._update(sub) for sub in due]
+            cycle = DeferredList(updates, consumeErrors=True)
+            return cycle.addCallback(lambda _: None)
+        except Exception:
+            self._log.failure("fetch cycle failed to start")
+            return None
+
+    def _now(self) -> datetime:
+        return utc_from_timestamp(self.clock.seconds())
+
+    def _update(self, sub: Subscription) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._update_feed(sub))
+
+    async def _update_feed(self, sub: Subscription) -> None:
+        try:
+            state = self.store.state(sub.url)
+            fetching = self.fetcher.fetch(sub.url, state.etag, state.last_modified)
+            self._in_flight.add(fetching)
+            try:
+                result = await fetching
+            finally:
+                self._in_flight.discard(fetching)
+            parsed = None
+            if not self._stopping and result.error is None and result.body is not None:
+                parsed = await self._parse(result)
+            if self._stopping:
+                # Abandoned at shutdown: the feed keeps the state it had.
+                return
+            stats = self.store.record_fetch(sub.url, result, parsed, self._now())
+            self._log_fetch(sub, result, parsed, stats)
+        except Exception:
+            self._unexpected(Failure(), sub)
+
+    async def _parse(self, result: FetchResult) -> ParsedFeed:
+        assert result.body is not None
+        try:
+            return await self.parser(
+                result.body,
+                result.url,
+                self._now(),
+                result.content_type,
+                self.config.max_entries_per_feed,
+            )
+        except Exception as exc:
+            self._log.failure("parser failed on {url}", Failure(), url=result.url)
+            reason = f"parse error: {exc.__class__.__name__}: {str(exc)[:200]}"
+            return ParsedFeed(title="", link=None, entries=(), error=reason)
+
+    def _log_fetch(
+        self,
+        sub: Subscription,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        stats: ApplyStats,
+    ) -> None:
+        error = result.error or (parsed.error if parsed is not None else None)
+        outcome = "failing" if error else ("not-modified" if result.not_modified else "ok")
+        self._log.info(
+            "fetch {url}: {outcome} {status} {size} bytes {ms:.0f} ms, "
+            "{new} new, {updated} updated{reason}",
+            url=sub.url,
+            outcome=outcome,
+            status=result.status if result.status is not None else "-",
+            size=len(result.body) if result.body is not None else 0,
+            ms=result.elapsed * 1000,
+            new=stats.new,
+            updated=stats.updated,
+            reason=f" ({error})" if error else "",
+        )
+
+    def _unexpected(self, failure: Failure, sub: Subscription) -> None:
+        # A bug, not a feed's fault: record it on the feed so it shows, keep the loop alive.
+        self._log.failure("unexpected error updating {url}", failure, url=sub.url)
+        if self._stopping:
+            return
+        result = FetchResult(
+            url=sub.url,
+            final_url=sub.url,
+            status=None,
+            error=f"internal error: {failure.getErrorMessage()[:200]}",
+        )
+        self.store.record_fetch(sub.url, result, None, self._now())
+
+
+@define(slots=False)
+class _Closer(Service):
+    """Releases shared resources (connection pool, worker processes) at shutdown."""
+
+    closers: list[Any] = field(factory=list)
+
+    def stopService(self) -> Deferred[Any]:
+        super().stopService()
+        return DeferredList([maybeDeferred(close) for close in self.closers])
+
+
+def build_service(
+    config: Config, listen: str, reactor: Any, parser: Parser | None = None
+) -> MultiService:
+    """The whole daemon as one MultiService: snapshot, aggregator, web listener."""
+    top = MultiService()
+    store = Store(max_entries_per_feed=config.max_entries_per_feed)
+    # Children start in order and stop in reverse: the snapshot loads before anything
+    # else starts and is written after the fetcher and the listener have stopped.
+    snapshot = SnapshotService(
+        store=store,
+        path=config.snapshot_file,
+        interval=config.snapshot_interval,
+        clock=reactor,
+        run_in_thread=deferToThread,
+    )
+    snapshot.setServiceParent(top)
+    client, pool = make_client(reactor)
+    process_parser = None
+    if parser is None:
+        parser = process_parser = ProcessParser(reactor)
+    closer = _Closer()
+    closer.closers.append(pool.closeCachedConnections)
+    if process_parser is not None:
+        closer.closers.append(process_parser.close)
+    closer.setServiceParent(top)
+    fetcher = Fetcher(
+        client,
+        reactor,
+        user_agent=config.user_agent,
+        timeout=config.feed_timeout,
+        max_bytes=config.max_feed_bytes,
+        per_host=config.per_host_concurrency,
+        max_concurrency=config.max_concurrency,
+    )
+    Aggregator(config, store, fetcher, parser, reactor).setServiceParent(top)
+    web = PlanetWeb(
+        config=config,
+        store=store,
+        clock=reactor,
+        run_in_thread=deferToThread,
+        snapshot_written=lambda: snapshot.written_at,
+    )
+    site = Site(web.app.resource())
+    site.displayTracebacks = False
+    strports.service(listen, site, reactor=reactor).setServiceParent(top)
+    return top

@@ -1,0 +1,255 @@
+"""Store state <-> a JSON file on disk, written atomically and off the reactor thread.
+
+The file is replaced with a rename after an fsync, so a reader (or a restart after
+``kill -9``) always sees either the previous complete snapshot or the new complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from attrs import define, field, fields
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from planet.model import Entry, FeedState, utc_from_timestamp
+from planet.store import Store
+
+SCHEMA_VERSION = 1
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+_STATE_FIELDS = tuple(f.name for f in fields(FeedState))
+_ENTRY_DATES = ("published", "updated", "first_seen")
+_STATE_DATES = ("last_fetch", "last_success")
+
+
+class SnapshotError(Exception):
+    """The snapshot file cannot be read back (corrupt, truncated, wrong schema)."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _date(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def encode(entries: Iterable[Entry], states: Iterable[FeedState], written_at: datetime) -> bytes:
+    """Serialize store contents to snapshot bytes (CPU-bound: call off the reactor)."""
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "written_at": written_at.isoformat(),
+        "feeds": [_record(s, _STATE_FIELDS, _STATE_DATES) for s in states],
+        "entries": [_record(e, _ENTRY_FIELDS, _ENTRY_DATES) for e in entries],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _record(value: Any, names: tuple[str, ...], dates: tuple[str, ...]) -> dict[str, Any]:
+    record = {name: getattr(value, name) for name in names}
+    for name in dates:
+        record[name] = _iso(record[name])
+    return record
+
+
+def decode(data: bytes) -> tuple[list[Entry], list[FeedState]]:
+    """Read snapshot bytes back; raises :class:`SnapshotError` on any damage."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
+            found = doc.get("schema") if isinstance(doc, dict) else None
+            raise SnapshotError(f"unknown snapshot schema {found!r}")
+        states = [FeedState(**_fields_of(r, _STATE_FIELDS, _STATE_DATES)) for r in doc["feeds"]]
+        entries = [Entry(**_fields_of(r, _ENTRY_FIELDS, _ENTRY_DATES)) for r in doc["entries"]]
+    except SnapshotError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SnapshotError(f"{exc.__class__.__name__}: {exc}") from exc
+    return entries, states
+
+
+def _fields_of(record: dict[str, Any], names: tuple[str, ...], dates: tuple[str, ...]) -> dict:
+    values = {name: record[name] for name in names if name in record}
+    for name in dates:
+        if name in values:
+            values[name] = _date(values[name])
+    return values
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is always complete: tmp, fsync, rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = os.path.basename(path) + ".tmp-"
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix):
+            _remove_quietly(os.path.join(directory, name))
+
+
+RunInThread = Callable[..., "Deferred[Any]"]
+
+
+@define
+class SnapshotService(Service):
+    """Loads the snapshot at start, writes it every ``interval`` seconds and at stop.
+
+    ``run_in_thread(f, *args)`` runs blocking work off the reactor thread
+    (``twisted.internet.threads.deferToThread`` in the daemon).
+    """
+
+    store: Store
+    path: str
+    interval: float
+    clock: IReactorTime
+    run_in_thread: RunInThread
+    written_at: datetime | None = None
+    _written_version: int | None = None
+    _loop: LoopingCall | None = None
+    _writing: Deferred[None] | None = None
+    _log: Logger = field(factory=Logger)
+
+    def startService(self) -> None:
+        self.load()
+        super().startService()
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=False)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return self.write()
+
+    def load(self) -> None:
+        """Read the snapshot into the store; a damaged file is moved aside, not fatal."""
+        _remove_stale_temporaries(self.path)
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            self._log.info("No snapshot at {path}; starting empty", path=self.path)
+            return
+        except OSError as exc:
+            self._log.error(
+                "Cannot read snapshot {path}: {err}; starting empty", path=self.path, err=exc
+            )
+            return
+        try:
+            entries, states = decode(data)
+        except SnapshotError as exc:
+            aside = f"{self.path}.corrupt-{int(self.clock.seconds())}"
+            os.replace(self.path, aside)
+            self._log.error(
+                "Snapshot {path} is damaged ({err}); moved aside to {aside}, starting empty",
+                path=self.path,
+                err=exc,
+                aside=aside,
+            )
+            return
+        self.store.load(entries, states)
+        self._written_version = self.store.version
+        self._log.info(
+            "Loaded snapshot {path}: {n} entries, {f} feeds",
+            path=self.path,
+            n=len(entries),
+            f=len(states),
+        )
+
+    def _tick(self) -> Deferred[None]:
+        # Errors are logged inside write(); the loop must never die.
+        return self.write()
+
+    def write(self) -> Deferred[None]:
+        """Write the snapshot if the store changed since the last write."""
+        if self._writing is not None:
+            # One write at a time; a write requested meanwhile follows the running one.
+            follow: Deferred[None] = Deferred()
+
+            def again(_: object) -> None:
+                self.write().chainDeferred(follow)
+
+            self._writing.addBoth(again)
+            return follow
+        version = self.store.version
+        if version == self._written_version:
+            return succeed(None)
+        entries, states = self.store.snapshot_data()
+        when = utc_from_timestamp(self.clock.seconds())
+        started = self.clock.seconds()
+        d = self.run_in_thread(self._encode_and_write, entries, states, when)
+
+        def done(size: int) -> None:
+            self._written_version = version
+            self.written_at = when
+            self._log.info(
+                "Snapshot written to {path}: {n} entries, {size} bytes in {ms:.0f} ms",
+                path=self.path,
+                n=len(entries),
+                size=size,
+                ms=(self.clock.seconds() - started) * 1000,
+            )
+
+        def failed(failure: Failure) -> None:
+            self._log.error(
+                "Snapshot write to {path} failed: {err}; the previous snapshot is intact, "
+                "retrying at the next interval",
+                path=self.path,
+                err=failure.getErrorMessage(),
+            )
+
+        def finished(_: None) -> None:
+            self._writing = None
+
+        d.addCallbacks(done, failed)
+        d.addBoth(finished)
+        self._writing = d
+        # Callers get their own Deferred: chaining on ours must not alter its result.
+        mine: Deferred[None] = Deferred()
+        d.addBoth(lambda _: mine.callback(None))
+        return mine
+
+    def _encode_and_write(
+        self, entries: tuple[Entry, ...], states: tuple[FeedState, ...], when: datetime
+    ) -> int:
+        data = encode(entries, states, when)
+        write_atomic(self.path, data)
+        return len(data)

@@ -1,0 +1,165 @@
+"""parse_feed: normalization of RSS 2.0, RSS 1.0, Atom and JSON Feed into Entry values."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from feeds import Item, at, atom, rss1, rss2
+from twisted.trial.unittest import SynchronousTestCase
+
+from planet.parse import parse_feed
+
+NOW = at(2026, 6, 24, 9, 0)
+URL = "http://feeds.example/feed"
+
+
+class FormatTests(SynchronousTestCase):
+    items = [
+        Item("Newer", "http://blog.example/2", at(2026, 6, 23, 20, 6), "<p>two</p>"),
+        Item("Older", "http://blog.example/1", at(2026, 6, 22, 8, 0), "<p>one</p>"),
+    ]
+
+    def check(self, body: bytes) -> None:
+        parsed = parse_feed(body, URL, NOW)
+        self.assertIsNone(parsed.error)
+        self.assertEqual(parsed.title, "Blog")
+        self.assertEqual(parsed.link, "http://blog.example/")
+        self.assertEqual([e.title for e in parsed.entries], ["Newer", "Older"])
+        first = parsed.entries[0]
+        self.assertEqual(first.link, "http://blog.example/2")
+        self.assertEqual(first.author, "Alice")
+        self.assertEqual(first.content, "<p>two</p>")
+        self.assertEqual(first.published, at(2026, 6, 23, 20, 6))
+        self.assertEqual(first.first_seen, NOW)
+        self.assertEqual(first.feed_url, URL)
+        self.assertTrue(first.dated)
+
+    def test_atom(self) -> None:
+        self.check(atom("Blog", "http://blog.example/", self.items))
+
+    def test_rss2(self) -> None:
+        self.check(rss2("Blog", "http://blog.example/", self.items))
+
+    def test_rss1(self) -> None:
+        self.check(rss1("Blog", "http://blog.example/", self.items))
+
+    def test_json_feed(self) -> None:
+        doc = {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "Blog",
+            "home_page_url": "http://blog.example/",
+            "authors": [{"name": "Alice"}],
+            "items": [
+                {
+                    "id": it.link,
+                    "url": it.link,
+                    "title": it.title,
+                    "content_html": it.content,
+                    "date_published": it.when.isoformat(),
+                }
+                for it in self.items
+            ],
+        }
+        self.check(json.dumps(doc).encode())
+
+
+class NormalizationTests(SynchronousTestCase):
+    def one(self, item: Item, **kw: object) -> object:
+        parsed = parse_feed(atom("Blog", "http://blog.example/", [item]), URL, NOW, **kw)
+        self.assertIsNone(parsed.error)
+        return parsed.entries[0]
+
+    def test_future_date_clamped_to_fetch_time(self) -> None:
+        entry = self.one(Item("T", "http://blog.example/x", NOW + timedelta(days=400)))
+        self.assertEqual(entry.published, NOW)
+        self.assertEqual(entry.updated, NOW)
+
+    def test_no_date_uses_first_seen(self) -> None:
+        body = (
+            b'<rss version="2.0"><channel><title>B</title><link>http://b.example/</link>'
+            b"<item><title>T</title><link>http://b.example/1</link></item></channel></rss>"
+        )
+        entry = parse_feed(body, URL, NOW).entries[0]
+        self.assertEqual(entry.published, NOW)
+        self.assertFalse(entry.dated)
+
+    def test_entry_id_fallbacks(self) -> None:
+        with_id = self.one(Item("T", "http://blog.example/x", at(2026, 1, 1), id="tag:x,2026:1"))
+        self.assertEqual(with_id.id, "tag:x,2026:1")
+        body = (
+            b'<rss version="2.0"><channel><title>B</title>'
+            b"<item><title>T</title><link>http://b.example/1</link></item>"
+            b"<item><title>No link</title><description>body</description></item>"
+            b"</channel></rss>"
+        )
+        by_link, by_hash = parse_feed(body, URL, NOW).entries
+        self.assertEqual(by_link.id, "http://b.example/1")
+        self.assertTrue(by_hash.id.startswith("urn:sha256:"))
+        again = parse_feed(body, URL, NOW + timedelta(hours=1)).entries[1]
+        self.assertEqual(again.id, by_hash.id, "the hash id must be stable across fetches")
+
+    def test_javascript_link_dropped(self) -> None:
+        entry = self.one(Item("T", "javascript:alert(1)", at(2026, 1, 1), id="urn:x:1"))
+        self.assertIsNone(entry.link)
+
+    def test_relative_link_and_content_resolved(self) -> None:
+        entry = self.one(
+            Item("T", "/post/1", at(2026, 1, 1), '<a href="other">o</a><img src="/i.png">')
+        )
+        self.assertEqual(entry.link, "http://feeds.example/post/1")
+        self.assertIn('href="http://feeds.example/other"', entry.content)
+        self.assertIn('src="http://feeds.example/i.png"', entry.content)
+
+    def test_content_sanitized(self) -> None:
+        entry = self.one(
+            Item(
+                "T",
+                "http://b.example/1",
+                at(2026, 1, 1),
+                '<p onclick="x()">hi</p><script>x</script>',
+            )
+        )
+        self.assertNotIn("script", entry.content)
+        self.assertNotIn("onclick", entry.content)
+        self.assertIn("hi", entry.content)
+
+    def test_html_title_becomes_text(self) -> None:
+        body = (
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><title>B</title>'
+            b'<entry><id>urn:x:1</id><title type="html">A &lt;b&gt;bold&lt;/b&gt; move</title>'
+            b"<updated>2026-01-01T00:00:00Z</updated></entry></feed>"
+        )
+        self.assertEqual(parse_feed(body, URL, NOW).entries[0].title, "A bold move")
+
+    def test_max_entries_keeps_newest(self) -> None:
+        items = [Item(f"T{i}", f"http://b.example/{i}", at(2026, 1, 1 + i)) for i in range(10)]
+        parsed = parse_feed(atom("B", "http://b.example/", items), URL, NOW, max_entries=3)
+        self.assertEqual([e.title for e in parsed.entries], ["T9", "T8", "T7"])
+
+    def test_xml_illegal_characters_removed(self) -> None:
+        entry = self.one(Item("T\x1bX", "http://b.example/1", at(2026, 1, 1), "<p>a\x1bb</p>"))
+        self.assertEqual(entry.title, "TX")
+        self.assertNotIn("\x1b", entry.content)
+
+
+class NotAFeedTests(SynchronousTestCase):
+    def test_html_page(self) -> None:
+        parsed = parse_feed(b"<!DOCTYPE html><html><body>hi</body></html>", URL, NOW)
+        self.assertEqual(parsed.entries, ())
+        self.assertIn("HTML page", parsed.error)
+
+    def test_garbage(self) -> None:
+        parsed = parse_feed(b"\x00\x01 this is not xml at all", URL, NOW)
+        self.assertIsNotNone(parsed.error)
+
+    def test_empty(self) -> None:
+        self.assertEqual(parse_feed(b"", URL, NOW).error, "empty response body")
+
+    def test_bad_json(self) -> None:
+        self.assertIn("invalid JSON", parse_feed(b"{nope", URL, NOW).error)
+
+    def test_honest_empty_feed(self) -> None:
+        parsed = parse_feed(atom("Quiet", "http://q.example/", []), URL, NOW)
+        self.assertIsNone(parsed.error)
+        self.assertEqual(parsed.entries, ())

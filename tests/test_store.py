@@ -1,0 +1,152 @@
+"""Store: river order, in-place updates, per-feed bounds, feed state transitions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from attrs import evolve
+from feeds import at
+from twisted.trial.unittest import SynchronousTestCase
+
+from planet.model import Entry, FetchResult, ParsedFeed
+from planet.store import Store
+
+NOW = at(2026, 6, 24)
+A = "http://a.example/feed"
+B = "http://b.example/feed"
+
+
+def entry(feed: str, n: int, day: int, **kw: object) -> Entry:
+    when = at(2026, 6, day)
+    values = dict(
+        id=f"{feed}#{n}",
+        feed_url=feed,
+        title=f"{feed} {n}",
+        link=f"http://x.example/{n}",
+        author="",
+        content="<p>c</p>",
+        published=when,
+        updated=when,
+        first_seen=NOW,
+    )
+    values.update(kw)
+    return Entry(**values)  # type: ignore[arg-type]
+
+
+def ok(url: str, status: int = 200, **kw: object) -> FetchResult:
+    return FetchResult(url=url, final_url=url, status=status, body=b"x", **kw)  # type: ignore[arg-type]
+
+
+def feed(*entries: Entry, title: str = "T") -> ParsedFeed:
+    return ParsedFeed(title=title, link="http://site.example/", entries=entries)
+
+
+class RiverTests(SynchronousTestCase):
+    def test_newest_first_across_feeds(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
+        store.record_fetch(B, ok(B), feed(entry(B, 1, 11)), NOW)
+        self.assertEqual([e.id for e in store.river()], [f"{A}#2", f"{B}#1", f"{A}#1"])
+
+    def test_update_in_place_does_not_jump(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
+        edited = entry(A, 1, 10, content="<p>edited</p>", updated=at(2026, 6, 20))
+        stats = store.record_fetch(A, ok(A), feed(edited), NOW + timedelta(hours=1))
+        self.assertEqual((stats.new, stats.updated), (0, 1))
+        river = store.river()
+        self.assertEqual([e.id for e in river], [f"{A}#2", f"{A}#1"])
+        self.assertEqual(river[1].content, "<p>edited</p>")
+        self.assertEqual(river[1].first_seen, NOW)
+
+    def test_republished_date_does_not_move_entry(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
+        bumped = entry(A, 1, 23)
+        store.record_fetch(A, ok(A), feed(bumped), NOW)
+        self.assertEqual(store.river()[1].id, f"{A}#1")
+        self.assertEqual(store.river()[1].published, at(2026, 6, 10))
+
+    def test_unchanged_entry_is_not_an_update(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        version = store.version
+        stats = store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        self.assertEqual((stats.new, stats.updated), (0, 0))
+        self.assertGreater(store.version, version)  # the feed state still changed
+
+    def test_undated_entry_keeps_its_first_seen_dates(self) -> None:
+        store = Store()
+        first = entry(A, 1, 10, published=NOW, updated=NOW, dated=False)
+        store.record_fetch(A, ok(A), feed(first), NOW)
+        later = NOW + timedelta(hours=2)
+        again = entry(A, 1, 10, published=later, updated=later, first_seen=later, dated=False)
+        stats = store.record_fetch(A, ok(A), feed(again), later)
+        self.assertEqual(stats.updated, 0)
+        self.assertEqual(store.river()[0].published, NOW)
+
+    def test_max_entries_per_feed_keeps_newest(self) -> None:
+        store = Store(max_entries_per_feed=3)
+        store.record_fetch(A, ok(A), feed(*[entry(A, n, n) for n in range(1, 8)]), NOW)
+        self.assertEqual([e.id for e in store.river()], [f"{A}#7", f"{A}#6", f"{A}#5"])
+        store.record_fetch(B, ok(B), feed(*[entry(B, n, n) for n in range(1, 3)]), NOW)
+        self.assertEqual(store.entry_count(), 5)
+
+    def test_zero_means_no_limit(self) -> None:
+        store = Store(max_entries_per_feed=0)
+        store.record_fetch(A, ok(A), feed(*[entry(A, n, 1 + n % 28) for n in range(500)]), NOW)
+        self.assertEqual(store.entry_count(), 500)
+
+    def test_retain_drops_removed_feeds(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        store.record_fetch(B, ok(B), feed(entry(B, 1, 10)), NOW)
+        store.retain([A])
+        self.assertEqual({e.feed_url for e in store.river()}, {A})
+        self.assertNotIn(B, store.feed_states())
+
+
+class FeedStateTests(SynchronousTestCase):
+    def test_failure_keeps_entries_and_counts(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A, etag='"1"'), feed(entry(A, 1, 10)), NOW)
+        failed = FetchResult(url=A, final_url=A, status=404, error="HTTP 404 Not Found")
+        store.record_fetch(A, failed, None, NOW)
+        store.record_fetch(A, failed, None, NOW)
+        state = store.state(A)
+        self.assertEqual(state.error, "HTTP 404 Not Found")
+        self.assertEqual(state.consecutive_errors, 2)
+        self.assertEqual(state.http_status, 404)
+        self.assertEqual(state.etag, '"1"')
+        self.assertEqual(store.entry_count(), 1)
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        self.assertEqual(store.state(A).consecutive_errors, 0)
+        self.assertFalse(store.state(A).failing)
+
+    def test_not_a_feed_is_failing(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), ParsedFeed("", None, (), error="not a feed"), NOW)
+        self.assertEqual(store.state(A).error, "not a feed")
+
+    def test_validators_refreshed_on_304(self) -> None:
+        store = Store()
+        store.record_fetch(
+            A,
+            ok(A, etag='"1"', last_modified="Mon, 01 Jun 2026 00:00:00 GMT"),
+            feed(entry(A, 1, 10)),
+            NOW,
+        )
+        not_modified = FetchResult(url=A, final_url=A, status=304, etag='"2"')
+        store.record_fetch(A, not_modified, None, NOW)
+        state = store.state(A)
+        self.assertEqual(state.etag, '"2"')
+        self.assertEqual(state.last_modified, "Mon, 01 Jun 2026 00:00:00 GMT")
+        self.assertEqual(store.entry_count(), 1)
+        self.assertEqual(state.title, "T")
+
+    def test_load_replaces_contents(self) -> None:
+        store = Store()
+        e = entry(A, 1, 10)
+        store.load([e], [evolve(store.state(A), title="Loaded")])
+        self.assertEqual(store.river(), (e,))
+        self.assertEqual(store.state(A).title, "Loaded")
