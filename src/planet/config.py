@@ -75,19 +75,9 @@ _PLANET_HONOURED = frozenset(
     + tuple(_PLANET_COUNT_KEYS)
     + _PLANET_SIZE_KEYS
 )
-# [Planet] keys that other modules will honour: accepted silently, not read here yet.
-_PLANET_ACCEPTED = frozenset(
-    {
-        "days_per_page",
-        "new_feed_items",
-        "activity_threshold",
-        "dedupe",
-        "max_entry_age_days",
-        "max_backoff",
-        "allow_private_networks",
-        "log_level",
-    }
-)
+# [Planet] keys of later features; each moves to _PLANET_HONOURED when it is implemented.
+# Until then they are warned about like any other key planet does not use.
+_PLANET_ACCEPTED: frozenset[str] = frozenset()
 # Keys Venus or PlanetPlanet know and planet does not use: the warning says so rather than
 # calling them unknown, which would suggest a typo.
 _LEGACY_KEYS = frozenset(
@@ -124,22 +114,14 @@ _LEGACY_KEYS = frozenset(
         "xml_base",
         "filter",
         "exclude",
+        "days_per_page",
+        "new_feed_items",
+        "activity_threshold",
+        "log_level",
     }
 )
 # Per-feed keys planet uses or will use; any other key in a feed section is warned about.
-_FEED_ACCEPTED = frozenset(
-    {
-        "name",
-        "content_type",
-        "ignore_in_feed",
-        "future_dates",
-        "filter",
-        "exclude",
-        "max_entries_per_feed",
-        "fetch_interval",
-        "user_agent",
-    }
-)
+_FEED_ACCEPTED = frozenset({"name"})
 _KNOWN_KEYS = sorted(_PLANET_HONOURED | _PLANET_ACCEPTED | _FEED_ACCEPTED)
 _READING_LIST_TYPES = ("opml", "foaf", "csv", "config")
 
@@ -534,9 +516,6 @@ class _Parser:
         return warnings, subscriptions
 
     def _subscription(self, url: str, section: str) -> Subscription:
-        # Validated now so that a typo stops the daemon at start-up, as in [Planet].
-        self.seconds(section, "fetch_interval")
-        self.count(section, "max_entries_per_feed", 0)
         options: dict[str, str] = {}
         for key in {**self.defaults, **self.sections[section]}:
             if key in _FEED_ACCEPTED:

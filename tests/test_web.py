@@ -1,0 +1,358 @@
+"""The Klein web view, driven through StubTreq: river HTML, Atom, /health, caching."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import feedparser
+import html5lib
+import pytest
+from feeds import Item, at, atom
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from xsscheck import tier_a_violations
+
+from planet.config import parse_config
+from planet.model import FetchResult
+from planet.parse import parse_feed
+from planet.render import format_day, format_entry_time
+from planet.store import Store
+from planet.web import PlanetWeb
+
+NOW = at(2026, 6, 24, 9, 0)
+PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "xss" / "payloads.json"
+
+CONFIG = """\
+[Planet]
+name = Planet Test
+link = http://planet.example/
+owner_name = Owner
+items_per_page = {per_page}
+max_entries_per_feed = 0
+
+[http://a.example/feed]
+name = Alpha Blog
+
+[http://b.example/feed]
+"""
+
+
+def inline(f: Any, *args: Any) -> Deferred[Any]:
+    return maybeDeferred(f, *args)
+
+
+class Harness:
+    def __init__(self, per_page: int = 60, extra: str = "") -> None:
+        self.config = parse_config(CONFIG.format(per_page=per_page) + extra, "test.ini")
+        self.store = Store(max_entries_per_feed=self.config.max_entries_per_feed)
+        self.clock = Clock()
+        self.clock.advance(NOW.timestamp())
+        self.web = PlanetWeb(
+            config=self.config, store=self.store, clock=self.clock, run_in_thread=inline
+        )
+        self.stub = StubTreq(self.web.app.resource())
+
+    def add(self, url: str, body: bytes) -> None:
+        parsed = parse_feed(body, url, NOW)
+        assert parsed.error is None, parsed.error
+        result = FetchResult(url=url, final_url=url, status=200, body=body)
+        self.store.record_fetch(url, result, parsed, NOW)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[Any, bytes]:
+        d = self.stub.get("http://planet.example" + path, headers=headers)
+        self.stub.flush()
+        response = _result(d)
+        body = self.stub.content(response)
+        self.stub.flush()
+        return response, _result(body)
+
+
+def _result(d: Deferred[Any]) -> Any:
+    out: list[Any] = []
+    d.addBoth(out.append)
+    assert out, "Deferred did not fire"
+    if hasattr(out[0], "raiseException"):
+        out[0].raiseException()
+    return out[0]
+
+
+ALPHA = [
+    Item("Evening post", "http://a.example/3", at(2026, 6, 23, 20, 6), "<p>evening</p>"),
+    Item("Morning post", "http://a.example/2", at(2026, 6, 23, 9, 5), "<p>morning</p>"),
+    Item("Early post", "http://a.example/1", at(2026, 6, 5, 0, 30), "<p>early</p>"),
+]
+BETA = [Item("Noon post", "http://b.example/1", at(2026, 6, 22, 12, 10), "<p>noon</p>", "Bob")]
+
+
+def entry_titles(html: bytes) -> list[str]:
+    doc = html5lib.parse(html, namespaceHTMLElements=False)
+    return [
+        "".join(h.itertext()).strip()
+        for h in doc.iter("h3")
+        if "entry-title" in (h.get("class") or "")
+    ]
+
+
+class FormatTests(SynchronousTestCase):
+    def test_entry_time_format(self) -> None:
+        self.assertEqual(format_entry_time(at(2026, 6, 23, 20, 6)), "23 Jun 2026 8:06pm GMT")
+        self.assertEqual(format_entry_time(at(2026, 6, 5, 0, 30)), "05 Jun 2026 12:30am GMT")
+        self.assertEqual(format_entry_time(at(2026, 6, 5, 12, 10)), "05 Jun 2026 12:10pm GMT")
+        self.assertEqual(format_entry_time(at(2026, 6, 5, 9, 5)), "05 Jun 2026 9:05am GMT")
+        self.assertEqual(format_day(at(2026, 6, 23, 20, 6)), "23 Jun 2026")
+
+    def test_venus_formats_honoured(self) -> None:
+        when = at(2026, 6, 23, 20, 6)
+        self.assertEqual(format_entry_time(when, "%B %d, %Y %I:%M %p"), "June 23, 2026 08:06 PM")
+        self.assertEqual(format_day(when, "%B %d, %Y"), "June 23, 2026")
+
+
+class RiverTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.h.add("http://a.example/feed", atom("Alpha's own title", "http://a.example/", ALPHA))
+        self.h.add("http://b.example/feed", atom("Beta Title", "http://b.example/", BETA))
+
+    def test_river_layout(self) -> None:
+        response, body = self.h.get("/")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"]
+        )
+        html = body.decode()
+        self.assertIn("<title>Planet Test</title>", html)
+        self.assertEqual(
+            entry_titles(body),
+            [
+                "Alpha Blog: Evening post",
+                "Alpha Blog: Morning post",
+                "Beta Title: Noon post",
+                "Alpha Blog: Early post",
+            ],
+        )
+        days = re.findall(r'<h2 class="day-header"><time datetime="[^"]+">([^<]+)</time>', html)
+        self.assertEqual(days, ["23 Jun 2026", "22 Jun 2026", "05 Jun 2026"])
+        self.assertIn('<a class="feed-name" href="http://a.example/">Alpha Blog</a>', html)
+        self.assertIn('<a href="http://a.example/3">Evening post</a>', html)
+        self.assertIn(
+            '<a href="http://a.example/3"><time datetime="2026-06-23T20:06:00Z">'
+            "23 Jun 2026 8:06pm GMT</time></a>",
+            html,
+        )
+        self.assertIn("<p>evening</p>", html)
+        self.assertIn("by Bob at", html)
+
+    def test_index_html_is_the_river(self) -> None:
+        self.assertEqual(self.h.get("/index.html")[1], self.h.get("/")[1])
+
+    def test_pages(self) -> None:
+        h = Harness(per_page=2)
+        h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
+        h.add("http://b.example/feed", atom("B", "http://b.example/", BETA))
+        _, page1 = h.get("/")
+        _, page2 = h.get("/?page=2")
+        self.assertEqual(len(entry_titles(page1)), 2)
+        self.assertIn(b'href="/?page=2"', page1)
+        self.assertEqual(
+            entry_titles(page1) + entry_titles(page2),
+            [
+                "Alpha Blog: Evening post",
+                "Alpha Blog: Morning post",
+                "A: Noon post"[:0] + "B: Noon post",
+                "Alpha Blog: Early post",
+            ],
+        )
+        self.assertNotIn(b"?page=3", page2)
+        self.assertEqual(h.get("/?page=3")[0].code, 404)
+        self.assertEqual(h.get("/?page=zero")[0].code, 404)
+
+    def test_not_found_is_a_page(self) -> None:
+        response, body = self.h.get("/no/such/thing")
+        self.assertEqual(response.code, 404)
+        self.assertIn(b"Page not found", body)
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"]
+        )
+
+    def test_stylesheet(self) -> None:
+        response, body = self.h.get("/style.css")
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/css; charset=utf-8"]
+        )
+        self.assertIn(b"prefers-color-scheme", body)
+
+    def test_failing_feed_marked_in_sidebar(self) -> None:
+        failed = FetchResult(
+            url="http://b.example/feed",
+            final_url="http://b.example/feed",
+            status=404,
+            error="HTTP 404 Not Found",
+        )
+        self.h.store.record_fetch("http://b.example/feed", failed, None, NOW)
+        _, body = self.h.get("/")
+        self.assertRegex(body.decode(), r'<li class="failing">.*Beta Title.*HTTP 404 Not Found')
+        self.assertIn("Beta Title: Noon post", entry_titles(body))
+
+
+class AtomTests(SynchronousTestCase):
+    def test_atom_matches_river(self) -> None:
+        h = Harness()
+        h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
+        h.add("http://b.example/feed", atom("Beta Title", "http://b.example/", BETA))
+        response, body = h.get("/atom.xml")
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["application/atom+xml; charset=utf-8"]
+        )
+        parsed = feedparser.parse(body)
+        self.assertFalse(parsed.bozo, parsed.get("bozo_exception"))
+        self.assertEqual(
+            [e.title for e in parsed.entries],
+            ["Evening post", "Morning post", "Noon post", "Early post"],
+        )
+        first = parsed.entries[0]
+        self.assertEqual(first.link, "http://a.example/3")
+        self.assertEqual(first.id, "http://a.example/3")
+        self.assertEqual(first.content[0].type, "text/html")
+        self.assertEqual(first.content[0].value, "<p>evening</p>")
+        self.assertEqual(first.source.title, "Alpha Blog")
+        self.assertEqual(parsed.entries[2].author, "Bob")
+        self.assertEqual(parsed.feed.title, "Planet Test")
+        self.assertEqual(parsed.feed.links[0].href, "http://planet.example/atom.xml")
+
+    def test_xml_illegal_character_never_reaches_atom(self) -> None:
+        h = Harness()
+        h.store.record_fetch(
+            "http://a.example/feed",
+            FetchResult(url="x", final_url="x", status=200, body=b""),
+            parse_feed(
+                atom(
+                    "A\x1b",
+                    "http://a.example/",
+                    [Item("Esc\x1bape", "http://a.example/e", at(2026, 6, 1), "<p>a</p>")],
+                ),
+                "http://a.example/feed",
+                NOW,
+            ),
+            NOW,
+        )
+        _, body = h.get("/atom.xml")
+        ET.fromstring(body)  # well-formed
+        self.assertNotIn(b"\x1b", body)
+
+
+class HealthTests(SynchronousTestCase):
+    def test_health_counts(self) -> None:
+        h = Harness()
+        h.web.snapshot_written = lambda: at(2026, 6, 24, 8, 0)
+        h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
+        failed = FetchResult(url="b", final_url="b", status=500, error="HTTP 500")
+        h.store.record_fetch("http://b.example/feed", failed, None, NOW)
+        response, body = h.get("/health")
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["application/json; charset=utf-8"]
+        )
+        self.assertEqual(
+            json.loads(body),
+            {
+                "status": "ok",
+                "feeds": 2,
+                "entries": 3,
+                "feeds_ok": 1,
+                "feeds_failing": 1,
+                "last_fetch": "2026-06-24T09:00:00Z",
+                "snapshot_written": "2026-06-24T08:00:00Z",
+            },
+        )
+
+    def test_health_before_any_fetch(self) -> None:
+        _, body = Harness().get("/health")
+        doc = json.loads(body)
+        self.assertEqual((doc["feeds"], doc["entries"], doc["last_fetch"]), (2, 0, None))
+        self.assertIsNone(doc["snapshot_written"])
+
+
+class CachingTests(SynchronousTestCase):
+    def test_render_once_per_store_version(self) -> None:
+        h = Harness()
+        h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
+        bodies = {h.get("/")[1] for _ in range(100)}
+        self.assertEqual(len(bodies), 1)
+        self.assertEqual(h.web.renders, 1)
+        h.add("http://b.example/feed", atom("B", "http://b.example/", BETA))
+        self.assertIn("B: Noon post", entry_titles(h.get("/")[1]))
+        self.assertEqual(h.web.renders, 2)
+
+    def test_etag_304(self) -> None:
+        h = Harness()
+        h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
+        response, _ = h.get("/")
+        etag = response.headers.getRawHeaders("etag")[0]
+        again, body = h.get("/", headers={"If-None-Match": etag})
+        self.assertEqual(again.code, 304)
+        self.assertEqual(body, b"")
+
+
+def _payloads() -> list[dict[str, Any]]:
+    if not PAYLOADS.exists():
+        pytest.skip(f"XSS corpus not found at {PAYLOADS}")
+    return json.loads(PAYLOADS.read_text())
+
+
+class XSSPipelineTests(SynchronousTestCase):
+    """Every corpus payload as entry content (and title) through parse, store, page and Atom."""
+
+    def test_no_script_capable_markup_in_river_or_atom(self) -> None:
+        payloads = _payloads()
+        items = [
+            Item(
+                p["payload"][:80],
+                f"http://a.example/{i}",
+                at(2026, 6, 1 + i % 28, i % 24),
+                p["payload"],
+                p["payload"][:40],
+                id=f"urn:x:{i}",
+            )
+            for i, p in enumerate(payloads)
+        ]
+        h = Harness(per_page=len(items) + 5)
+        h.add("http://a.example/feed", atom("Hostile", "http://a.example/", items))
+        self.assertEqual(h.store.entry_count(), len(items))
+        _, page = h.get("/")
+        self.assertEqual(tier_a_violations(page.decode(), fragment=False), [])
+        doc = html5lib.parse(page, namespaceHTMLElements=False)
+        contents = [d for d in doc.iter("div") if d.get("class") == "content"]
+        self.assertEqual(len(contents), len(items))
+        _, feed = h.get("/atom.xml")
+        root = ET.fromstring(feed)
+        ns = "{http://www.w3.org/2005/Atom}"
+        atom_contents = [c.text or "" for c in root.iter(ns + "content")]
+        self.assertEqual(len(atom_contents), len(items))
+        for i, html in enumerate(atom_contents):
+            self.assertEqual(tier_a_violations(html), [], f"Atom entry {i}: {html!r}")
+
+    def test_benign_markup_survives(self) -> None:
+        content = (
+            '<p>See <a href="http://x.example/doc">the docs</a>.</p>'
+            '<img src="http://x.example/i.png" alt="pic">'
+            "<pre><code>def f():\n    return 1\n</code></pre>"
+        )
+        h = Harness()
+        h.add(
+            "http://a.example/feed",
+            atom(
+                "A",
+                "http://a.example/",
+                [Item("Benign", "http://a.example/b", at(2026, 6, 1), content)],
+            ),
+        )
+        _, page = h.get("/")
+        html = page.decode()
+        self.assertIn('<a href="http://x.example/doc" rel="noopener noreferrer">the docs</a>', html)
+        self.assertRegex(html, r'<img src="http://x.example/i.png" alt="pic"[^>]*loading="lazy"')
+        self.assertIn("<pre><code>def f():\n    return 1\n</code></pre>", html)
