@@ -13,6 +13,7 @@ from attrs import define, field
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
@@ -183,6 +184,23 @@ class _Closer(Service):
         return DeferredList([maybeDeferred(close) for close in self.closers])
 
 
+class _Listener(MultiService):
+    """Holds the web listener; a port that cannot be bound stops start-up with one line."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__()
+        self.description = description
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as exc:
+            reason = exc.socketError.strerror if hasattr(exc.socketError, "strerror") else exc
+            raise SystemExit(
+                f"planet: error: --listen {self.description}: cannot listen: {reason}"
+            ) from None
+
+
 def build_service(
     config: Config, listen: str, reactor: Any, parser: Parser | None = None
 ) -> MultiService:
@@ -227,5 +245,7 @@ def build_service(
     )
     site = Site(web.app.resource())
     site.displayTracebacks = False
-    strports.service(listen, site, reactor=reactor).setServiceParent(top)
+    listener = _Listener(listen)
+    strports.service(listen, site, reactor=reactor).setServiceParent(listener)
+    listener.setServiceParent(top)
     return top
