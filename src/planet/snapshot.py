@@ -215,7 +215,7 @@ class SnapshotService(Service):
         entries, states = self.store.snapshot_data()
         when = utc_from_timestamp(self.clock.seconds())
         started = self.clock.seconds()
-        d = self.run_in_thread(self._encode_and_write, entries, states, when)
+        d = self._writing = self.run_in_thread(self._encode_and_write, entries, states, when)
 
         def done(size: int) -> None:
             self._written_version = version
@@ -241,7 +241,6 @@ class SnapshotService(Service):
 
         d.addCallbacks(done, failed)
         d.addBoth(finished)
-        self._writing = d
         # Callers get their own Deferred: chaining on ours must not alter its result.
         mine: Deferred[None] = Deferred()
         d.addBoth(lambda _: mine.callback(None))
