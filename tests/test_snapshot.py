@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,13 @@ from planet.snapshot import SnapshotError, SnapshotService, decode, encode, writ
 from planet.store import Store
 
 NOW = at(2026, 6, 24)
+
+
+def fresh_path(case: SynchronousTestCase) -> str:
+    """A path in a new temporary directory that is removed after the test."""
+    parent = tempfile.mkdtemp(prefix="planet-test-")
+    case.addCleanup(shutil.rmtree, parent, True)
+    return os.path.join(parent, "d")
 
 
 def inline(f: Any, *args: Any) -> Deferred[Any]:
@@ -49,7 +58,7 @@ class EncodingTests(SynchronousTestCase):
 
 class AtomicWriteTests(SynchronousTestCase):
     def test_write_replaces_and_leaves_no_temporaries(self) -> None:
-        d = Path(self.mktemp())
+        d = Path(fresh_path(self))
         path = str(d / "snap.json")
         write_atomic(path, b"one")
         write_atomic(path, b"two")
@@ -57,7 +66,7 @@ class AtomicWriteTests(SynchronousTestCase):
         self.assertEqual(os.listdir(d), ["snap.json"])
 
     def test_failed_write_keeps_previous_file(self) -> None:
-        d = Path(self.mktemp())
+        d = Path(fresh_path(self))
         path = str(d / "snap.json")
         write_atomic(path, b"good")
 
@@ -86,7 +95,7 @@ class ServiceTests(SynchronousTestCase):
         clock = Clock()
         clock.advance(NOW.timestamp())
         store = Store()
-        path = path or str(Path(self.mktemp()) / "snap.json")
+        path = path or str(Path(fresh_path(self)) / "snap.json")
         svc = SnapshotService(store=store, path=path, interval=300, clock=clock, run_in_thread=run)
         return svc, store, clock
 
@@ -119,7 +128,7 @@ class ServiceTests(SynchronousTestCase):
         svc2.stopService()
 
     def test_corrupt_snapshot_moved_aside(self) -> None:
-        d = Path(self.mktemp())
+        d = Path(fresh_path(self))
         d.mkdir()
         path = d / "snap.json"
         path.write_bytes(b'{"schema": 1, "feeds": [], "entr')
@@ -134,7 +143,7 @@ class ServiceTests(SynchronousTestCase):
         svc.stopService()
 
     def test_stale_temporary_removed_at_start(self) -> None:
-        d = Path(self.mktemp())
+        d = Path(fresh_path(self))
         d.mkdir()
         (d / "snap.json.tmp-12345").write_bytes(b"half")
         svc, _, _ = self.make(path=str(d / "snap.json"))

@@ -60,7 +60,7 @@ _PLANET_TEXT_KEYS = (
 )
 # strftime formats: PlanetPlanet read these with raw=True, so they are never interpolated.
 _PLANET_FORMAT_KEYS = ("date_format", "new_date_format")
-_PLANET_SECONDS_KEYS = ("feed_timeout", "snapshot_interval", "fetch_interval")
+_PLANET_SECONDS_KEYS = ("feed_timeout", "snapshot_interval", "fetch_interval", "max_backoff")
 _PLANET_COUNT_KEYS = {
     "items_per_page": 1,
     "per_host_concurrency": 1,
@@ -188,6 +188,8 @@ class Config:
     snapshot_file: str = Factory(_default_snapshot_file, takes_self=True)
     snapshot_interval: float = 300.0
     fetch_interval: float = 1800.0
+    #: Longest wait between retries of a failing feed (exponential backoff cap).
+    max_backoff: float = 86400.0
     per_host_concurrency: int = 2
     max_concurrency: int = 16
     max_feed_bytes: int = 15 * 1024 * 1024

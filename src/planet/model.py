@@ -53,6 +53,12 @@ class ParsedFeed:
     link: str | None
     entries: tuple[Entry, ...]
     error: str | None = None
+    #: The feed's own id (Atom ``id``, RSS ``guid`` of the channel), for duplicate detection.
+    feed_id: str | None = None
+    #: Seconds the feed asks readers to wait between polls (RSS ``ttl``, ``sy:updatePeriod``).
+    refresh_hint: float | None = None
+    #: For an HTML page: the feed URLs its ``<link rel="alternate">`` elements name.
+    alternates: tuple[str, ...] = ()
 
 
 @frozen
@@ -73,6 +79,13 @@ class FetchResult:
     redirects: tuple[tuple[int, str], ...] = ()
     error: str | None = None
     elapsed: float = 0.0
+    #: sha256 of the body, to skip parsing a byte-identical 200.
+    body_hash: str | None = None
+    #: Caching headers of the final response (Retry-After, Cache-Control, Expires, Date).
+    retry_after: str | None = None
+    cache_control: str | None = None
+    expires: str | None = None
+    date: str | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -93,10 +106,33 @@ class FeedState:
     http_status: int | None = None
     error: str | None = None
     consecutive_errors: int = 0
+    #: Where the feed is fetched now, after an adopted permanent redirect.
+    current_url: str | None = None
+    #: A permanent move seen but not yet adopted, and on how many consecutive fetches.
+    pending_move: str | None = None
+    pending_count: int = 0
+    #: Set when the server answered 410 Gone: the feed is not fetched again.
+    gone_since: datetime | None = None
+    #: The server asked us to wait (429/503 with Retry-After) until then.
+    waiting_until: datetime | None = None
+    next_fetch: datetime | None = None
+    body_hash: str | None = None
+    #: The feed URL found through an HTML page's ``<link rel="alternate">``.
+    discovered_url: str | None = None
+    #: The URL the last fetch ended at, and the feed's own id, to spot duplicates.
+    final_url: str | None = None
+    feed_id: str | None = None
+    #: Another subscription this one turned out to be the same feed as.
+    duplicate_of: str | None = None
 
     @property
     def failing(self) -> bool:
         return self.error is not None
+
+    @property
+    def fetch_url(self) -> str:
+        """The URL to request: an adopted move or a discovered feed, else the configured one."""
+        return self.current_url or self.discovered_url or self.url
 
 
 def utc_from_timestamp(seconds: float) -> datetime:

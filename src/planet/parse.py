@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
+from html.parser import HTMLParser
 from typing import Any
 
 import feedparser
@@ -55,20 +56,63 @@ def parse_feed(
     ``error`` set. ``max_entries`` (0 = no limit) keeps the newest entries.
     """
     if _looks_like_json(body, content_type):
-        title, link, raw, error = _read_json_feed(body, url)
+        meta, raw = _read_json_feed(body, url)
     else:
-        title, link, raw, error = _read_xml_feed(body, url, content_type)
-    if error is not None:
-        return ParsedFeed(title="", link=None, entries=(), error=error)
+        meta, raw = _read_xml_feed(body, url, content_type)
+    if meta.error is not None:
+        alternates = discover_feeds(body, url) if meta.is_html else ()
+        return ParsedFeed(title="", link=None, entries=(), error=meta.error, alternates=alternates)
     entries = [_normalize(r, url, fetched_at) for r in raw]
     entries.sort(key=lambda e: e.published, reverse=True)
     if max_entries:
         del entries[max_entries:]
     return ParsedFeed(
-        title=html_to_text(title),
-        link=safe_url(link, url),
+        title=html_to_text(meta.title),
+        link=safe_url(meta.link, url),
         entries=tuple(_unique_ids(entries)),
+        feed_id=meta.feed_id,
+        refresh_hint=meta.refresh_hint,
     )
+
+
+@frozen
+class _FeedMeta:
+    title: str = ""
+    link: str | None = None
+    feed_id: str | None = None
+    refresh_hint: float | None = None
+    error: str | None = None
+    is_html: bool = False
+
+
+_ALTERNATE_TYPES = frozenset(
+    {"application/atom+xml", "application/rss+xml", "application/feed+json", "application/json"}
+)
+
+
+class _AlternateLinks(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "link":
+            return
+        values = {k.lower(): (v or "") for k, v in attrs}
+        rels = values.get("rel", "").lower().split()
+        kind = values.get("type", "").lower().split(";")[0].strip()
+        if "alternate" in rels and kind in _ALTERNATE_TYPES and values.get("href"):
+            self.found.append(values["href"])
+
+
+def discover_feeds(body: bytes, url: str) -> tuple[str, ...]:
+    """Feed URLs named by an HTML page's ``<link rel="alternate" type="...feed type...">``."""
+    finder = _AlternateLinks()
+    # html.parser is lenient (it never raises on malformed markup); the head is enough.
+    finder.feed(body[: 512 * 1024].decode("utf-8", "replace"))
+    finder.close()
+    found = (safe_url(href, url) for href in finder.found)
+    return tuple(dict.fromkeys(u for u in found if u))
 
 
 def _unique_ids(entries: Iterable[Entry]) -> Iterable[Entry]:
@@ -131,7 +175,7 @@ def _looks_like_json(body: bytes, content_type: str | None) -> bool:
 
 def _read_xml_feed(
     body: bytes, url: str, content_type: str | None
-) -> tuple[str, str | None, list[_RawEntry], str | None]:
+) -> tuple[_FeedMeta, list[_RawEntry]]:
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -142,22 +186,52 @@ def _read_xml_feed(
         resolve_relative_uris=False,
     )
     if not result.get("version") and not result.entries:
-        return "", None, [], _not_a_feed_reason(result, body)
+        reason, is_html = _not_a_feed_reason(result, body)
+        return _FeedMeta(error=reason, is_html=is_html), []
     feed = result.feed
     entries = [_raw_from_feedparser(e, url) for e in result.entries]
-    return feed.get("title", ""), feed.get("link"), entries, None
+    meta = _FeedMeta(
+        title=feed.get("title", ""),
+        link=feed.get("link"),
+        feed_id=feed.get("id") or None,
+        refresh_hint=_refresh_hint(feed),
+    )
+    return meta, entries
 
 
-def _not_a_feed_reason(result: Mapping[str, Any], body: bytes) -> str:
+_UPDATE_PERIODS = {
+    "hourly": 3600,
+    "daily": 86400,
+    "weekly": 604800,
+    "monthly": 2592000,
+    "yearly": 31536000,
+}
+
+
+def _refresh_hint(feed: Mapping[str, Any]) -> float | None:
+    """Seconds between polls the feed itself asks for: RSS ``ttl`` or ``sy:updatePeriod``."""
+    hints = []
+    ttl = str(feed.get("ttl", "")).strip()
+    if ttl.isdigit():
+        hints.append(int(ttl) * 60.0)
+    period = _UPDATE_PERIODS.get(str(feed.get("sy_updateperiod", "")).strip().lower())
+    if period is not None:
+        frequency = str(feed.get("sy_updatefrequency", "1")).strip()
+        times = int(frequency) if frequency.isdigit() and int(frequency) > 0 else 1
+        hints.append(period / times)
+    return max(hints) if hints else None
+
+
+def _not_a_feed_reason(result: Mapping[str, Any], body: bytes) -> tuple[str, bool]:
     if not body.strip():
-        return "empty response body"
-    head = body.lstrip()[:200].lower()
+        return "empty response body", False
+    head = body.lstrip()[:1024].lower()
     if b"<html" in head or b"<!doctype html" in head:
-        return "not a feed: the URL serves an HTML page"
+        return "not a feed: the URL serves an HTML page", True
     exc = result.get("bozo_exception")
     if exc is not None:
-        return f"not a feed: {_one_line(str(exc))}"
-    return "not a feed: no RSS, Atom or JSON Feed document found"
+        return f"not a feed: {_one_line(str(exc))}", False
+    return "not a feed: no RSS, Atom or JSON Feed document found", False
 
 
 def _one_line(text: str) -> str:
@@ -212,21 +286,26 @@ def _from_struct(value: time.struct_time | None) -> datetime | None:
 # --- JSON Feed 1.0 / 1.1 ---------------------------------------------------------------
 
 
-def _read_json_feed(body: bytes, url: str) -> tuple[str, str | None, list[_RawEntry], str | None]:
+def _read_json_feed(body: bytes, url: str) -> tuple[_FeedMeta, list[_RawEntry]]:
     try:
         doc = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
-        return "", None, [], f"not a feed: invalid JSON ({_one_line(str(exc))})"
+        return _FeedMeta(error=f"not a feed: invalid JSON ({_one_line(str(exc))})"), []
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
         "https://jsonfeed.org/version/"
     ):
-        return "", None, [], "not a feed: JSON without a JSON Feed version"
+        return _FeedMeta(error="not a feed: JSON without a JSON Feed version"), []
     items = doc.get("items")
     if not isinstance(items, list):
-        return "", None, [], "not a feed: JSON Feed without an items list"
+        return _FeedMeta(error="not a feed: JSON Feed without an items list"), []
     feed_author = _json_author(doc)
     entries = [_raw_from_json(i, url, feed_author) for i in items if isinstance(i, dict)]
-    return _str(doc.get("title")), _str(doc.get("home_page_url")) or None, entries, None
+    meta = _FeedMeta(
+        title=_str(doc.get("title")),
+        link=_str(doc.get("home_page_url")) or None,
+        feed_id=_str(doc.get("feed_url")) or None,
+    )
+    return meta, entries
 
 
 def _raw_from_json(item: Mapping[str, Any], feed_url: str, feed_author: str) -> _RawEntry:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from itertools import groupby
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 from xml.etree import ElementTree as ET
 
@@ -69,6 +70,97 @@ def feed_views(config: Config, states: Mapping[str, FeedState]) -> dict[str, Fee
     return views
 
 
+#: Order of states on the status page: the ones needing attention first.
+_STATE_ORDER = {"failing": 0, "gone": 1, "waiting": 2, "not-modified": 3, "ok": 4}
+
+
+def feed_state_name(state: FeedState | None, now: datetime) -> str:
+    """``ok``, ``not-modified``, ``failing``, ``gone`` or ``waiting`` (includes never fetched)."""
+    if state is None or state.last_fetch is None:
+        return "waiting"
+    if state.gone_since is not None:
+        return "gone"
+    if state.waiting_until is not None and state.waiting_until > now:
+        return "waiting"
+    if state.failing:
+        return "failing"
+    return "not-modified" if state.http_status == 304 else "ok"
+
+
+def feed_reason(state: FeedState | None, now: datetime) -> str | None:
+    """A readable sentence on why the feed is in its state, for feed owners."""
+    if state is None or state.last_fetch is None:
+        return "not fetched yet"
+    if state.gone_since is not None:
+        return f"gone since {format_entry_time(state.gone_since)} (HTTP 410): no longer fetched"
+    notes = []
+    if state.error:
+        notes.append(state.error)
+    if state.waiting_until is not None and state.waiting_until > now:
+        notes.append(f"the server asked us to wait until {format_entry_time(state.waiting_until)}")
+    if state.duplicate_of:
+        notes.append(f"duplicate of {state.duplicate_of}: fetched once, under that subscription")
+    if state.current_url:
+        notes.append(f"moved to {state.current_url} (permanent redirect)")
+    elif state.discovered_url:
+        notes.append(f"the URL is an HTML page; its feed was discovered at {state.discovered_url}")
+    if state.pending_move:
+        notes.append(f"redirects permanently to {state.pending_move}; adopted if seen again")
+    return "; ".join(notes) or None
+
+
+def feed_status_rows(
+    config: Config,
+    states: Mapping[str, FeedState],
+    counts: Mapping[str, tuple[int, datetime | None]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One row per subscription for ``/feeds`` and ``/feeds.json``, failing feeds first."""
+    views = feed_views(config, states)
+    rows: list[dict[str, Any]] = []
+    for sub in config.subscriptions:
+        state = states.get(sub.url)
+        entries, newest = counts.get(sub.url, (0, None))
+        current = state.current_url or state.discovered_url if state is not None else None
+        rows.append(
+            {
+                "url": sub.url,
+                "current_url": current,
+                "name": views[sub.url].name,
+                "state": feed_state_name(state, now),
+                "http_status": state.http_status if state is not None else None,
+                "reason": feed_reason(state, now),
+                "consecutive_errors": state.consecutive_errors if state is not None else 0,
+                "last_fetch": _iso_or_none(state.last_fetch if state is not None else None),
+                "next_fetch": _iso_or_none(_next_fetch(state, now)),
+                "entries": entries,
+                "newest_entry": _iso_or_none(newest),
+            }
+        )
+    rows.sort(key=lambda r: (_STATE_ORDER[str(r["state"])], str(r["name"]).casefold()))
+    return rows
+
+
+def _next_fetch(state: FeedState | None, now: datetime) -> datetime | None:
+    if state is None:
+        return now
+    if state.gone_since is not None or state.duplicate_of is not None:
+        return None
+    return state.next_fetch or now
+
+
+def _iso_or_none(when: datetime | None) -> str | None:
+    return _iso(when) if when is not None else None
+
+
+def render_status(config: Config, rows: list[dict[str, Any]], now: datetime) -> bytes:
+    """The ``/feeds`` page: a table of every subscription's health."""
+    html = _env.get_template("feeds.html").render(
+        planet=config, rows=rows, generated=format_entry_time(now), version=__version__
+    )
+    return strip_xml_illegal(html).encode("utf-8")
+
+
 def format_entry_time(when: datetime, fmt: str | None = None) -> str:
     """``23 Jun 2026 8:06pm GMT`` (or Venus's ``date_format`` when configured)."""
     when = when.astimezone(timezone.utc)
@@ -120,6 +212,7 @@ def render_river(
         page=view.page,
         has_next=view.has_next,
         feeds=sorted(feeds.values(), key=lambda f: f.name.casefold()),
+        failing=sum(1 for f in feeds.values() if f.failing),
         updated=format_entry_time(view.updated, config.date_format) if view.updated else None,
         updated_iso=_iso(view.updated) if view.updated else None,
         generated=format_entry_time(now),

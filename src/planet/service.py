@@ -6,10 +6,12 @@ config -> schedule -> fetch -> parse -> store -> web / snapshot.
 
 from __future__ import annotations
 
+import hashlib
+import random
 from datetime import datetime
 from typing import Any
 
-from attrs import define, field
+from attrs import define, evolve, field
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
@@ -47,7 +49,10 @@ class Aggregator(Service):
     fetcher: Fetcher
     parser: Parser
     clock: IReactorTime
+    rng: random.Random = field(factory=random.Random)
     cycles: int = 0
+    #: Fetches whose body was byte-identical to the previous one, so not parsed again.
+    skipped_parses: int = 0
     _loop: LoopingCall | None = None
     _in_flight: set[Deferred[Any]] = field(factory=set)
     _stopping: bool = False
@@ -104,23 +109,85 @@ class Aggregator(Service):
 
     async def _update_feed(self, sub: Subscription) -> None:
         try:
-            state = self.store.state(sub.url)
-            fetching = self.fetcher.fetch(sub.url, state.etag, state.last_modified)
-            self._in_flight.add(fetching)
-            try:
-                result = await fetching
-            finally:
-                self._in_flight.discard(fetching)
+            before = self.store.state(sub.url)
+            result = await self._fetch(before.fetch_url, before.etag, before.last_modified)
             parsed = None
-            if not self._stopping and result.error is None and result.body is not None:
-                parsed = await self._parse(result)
+            if result.error is None and result.body is not None:
+                if result.body_hash is None:
+                    result = evolve(result, body_hash=hashlib.sha256(result.body).hexdigest())
+                if result.body_hash == before.body_hash and not before.failing:
+                    # Byte-identical to the last body: nothing to parse (validators still kept).
+                    self.skipped_parses += 1
+                else:
+                    parsed = await self._parse(result)
+                    if parsed.alternates and before.discovered_url is None:
+                        result, parsed = await self._discover(sub, result, parsed)
             if self._stopping:
                 # Abandoned at shutdown: the feed keeps the state it had.
                 return
-            stats = self.store.record_fetch(sub.url, result, parsed, self._now())
+            now = self._now()
+            stats = self.store.record_fetch(sub.url, result, parsed, now)
+            state = self.store.state(sub.url)
+            first_success = before.last_success is None and not state.failing
+            next_at, waiting = schedule.next_fetch(
+                self.config, state, result, parsed, now, self.rng, first_success
+            )
+            self.store.update_state(sub.url, next_fetch=next_at, waiting_until=waiting)
+            if not state.failing:
+                self._check_duplicate(sub)
             self._log_fetch(sub, result, parsed, stats)
         except Exception:
             self._unexpected(Failure(), sub)
+
+    async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
+        fetching = self.fetcher.fetch(url, etag, last_modified)
+        self._in_flight.add(fetching)
+        try:
+            return await fetching
+        finally:
+            self._in_flight.discard(fetching)
+
+    async def _discover(
+        self, sub: Subscription, page: FetchResult, parsed: ParsedFeed
+    ) -> tuple[FetchResult, ParsedFeed | None]:
+        """The subscription URL is an HTML page naming its feed: fetch that feed instead."""
+        feed_url = parsed.alternates[0]
+        result = await self._fetch(feed_url, None, None)
+        if result.error is not None or result.body is None or self._stopping:
+            return result, None
+        found = await self._parse(result)
+        if found.error is None:
+            self.store.update_state(sub.url, discovered_url=feed_url)
+            self._log.info(
+                "{url} is an HTML page; using its feed {feed}", url=sub.url, feed=feed_url
+            )
+        return result, found
+
+    def _check_duplicate(self, sub: Subscription) -> None:
+        """Two subscriptions ending at the same URL or feed id: keep the first in the config."""
+        states = self.store.feed_states()
+        me = states[sub.url]
+        order = {s.url: i for i, s in enumerate(self.config.subscriptions)}
+        for other in self.config.subscriptions:
+            theirs = states.get(other.url)
+            if (
+                other.url == sub.url
+                or theirs is None
+                or theirs.duplicate_of is not None
+                or theirs.last_success is None
+            ):
+                continue
+            same_url = theirs.final_url is not None and theirs.final_url == me.final_url
+            same_id = me.feed_id is not None and theirs.feed_id == me.feed_id
+            if same_url or same_id:
+                first, later = sorted((sub.url, other.url), key=order.__getitem__)
+                self.store.mark_duplicate(later, first)
+                self._log.warn(
+                    "{later} is the same feed as {first}; fetching it once",
+                    later=later,
+                    first=first,
+                )
+                return
 
     async def _parse(self, result: FetchResult) -> ParsedFeed:
         assert result.body is not None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 from attrs import define, evolve, field, frozen
 
@@ -20,6 +22,35 @@ class ApplyStats:
 
     new: int = 0
     updated: int = 0
+
+
+def _follow_moves(state: FeedState, result: FetchResult) -> FeedState:
+    """Adopt a permanent move: at once for http->https on the same host, else when seen twice.
+
+    Only a chain of 301/308 hops counts; a temporary redirect anywhere resets the count.
+    """
+    hops = result.redirects
+    if not hops or any(code not in (301, 308) for code, _ in hops):
+        return evolve(state, pending_move=None, pending_count=0)
+    target = result.final_url
+    count = state.pending_count + 1 if state.pending_move == target else 1
+    if _https_upgrade(result.url, target) or count >= 2:
+        return evolve(
+            state,
+            current_url=None if target == state.url else target,
+            pending_move=None,
+            pending_count=0,
+        )
+    return evolve(state, pending_move=target, pending_count=count)
+
+
+def _https_upgrade(origin: str, target: str) -> bool:
+    before, after = urlsplit(origin), urlsplit(target)
+    return (
+        before.scheme == "http"
+        and after.scheme == "https"
+        and (before.hostname or "") == (after.hostname or "")
+    )
 
 
 def _river_key(entry: Entry) -> tuple[datetime, datetime, str, str]:
@@ -59,6 +90,13 @@ class Store:
     def entries_of(self, url: str) -> Sequence[Entry]:
         return tuple(self._entries.get(url, {}).values())
 
+    def feed_counts(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per feed: how many entries it has and the newest one's published date."""
+        return {
+            url: (len(by_id), max((e.published for e in by_id.values()), default=None))
+            for url, by_id in self._entries.items()
+        }
+
     def entry_count(self) -> int:
         return sum(len(by_id) for by_id in self._entries.values())
 
@@ -92,38 +130,58 @@ class Store:
     def record_fetch(
         self, url: str, result: FetchResult, parsed: ParsedFeed | None, now: datetime
     ) -> ApplyStats:
-        """Apply one fetch (and its parse, if any) to the feed ``url``."""
-        state = self.state(url)
+        """Apply one fetch (and its parse; None for a 304 or an unchanged body) to ``url``."""
+        state = evolve(
+            self.state(url),
+            last_fetch=now,
+            http_status=result.status,
+            final_url=result.final_url,
+            waiting_until=None,
+        )
         error = result.error or (parsed.error if parsed is not None else None)
         if error is not None:
+            if result.status == 410:
+                state = evolve(state, gone_since=state.gone_since or now)
             self._states[url] = evolve(
-                state,
-                last_fetch=now,
-                http_status=result.status,
-                error=error,
-                consecutive_errors=state.consecutive_errors + 1,
+                state, error=error, consecutive_errors=state.consecutive_errors + 1
             )
             self._bump()
             return ApplyStats()
         # Validators are refreshed on a 304 too: servers rotate them.
         state = evolve(
-            state,
-            last_fetch=now,
+            _follow_moves(state, result),
             last_success=now,
-            http_status=result.status,
             error=None,
             consecutive_errors=0,
+            gone_since=None,
             etag=result.etag or (state.etag if result.not_modified else None),
             last_modified=result.last_modified
             or (state.last_modified if result.not_modified else None),
+            body_hash=result.body_hash or state.body_hash,
         )
         stats = ApplyStats()
         if parsed is not None:
-            state = evolve(state, title=parsed.title or state.title, link=parsed.link or state.link)
+            state = evolve(
+                state,
+                title=parsed.title or state.title,
+                link=parsed.link or state.link,
+                feed_id=parsed.feed_id,
+            )
             stats = self._merge(url, parsed.entries)
         self._states[url] = state
         self._bump()
         return stats
+
+    def update_state(self, url: str, **changes: Any) -> FeedState:
+        """Change fields of a feed's state (schedule, discovery) and return the new state."""
+        state = self._states[url] = evolve(self.state(url), **changes)
+        self._bump()
+        return state
+
+    def mark_duplicate(self, url: str, of: str) -> None:
+        """``url`` turned out to be the same feed as ``of``: keep one copy of the entries."""
+        self._entries.pop(url, None)
+        self.update_state(url, duplicate_of=of, next_fetch=None)
 
     def _merge(self, url: str, entries: Iterable[Entry]) -> ApplyStats:
         by_id = self._entries.setdefault(url, {})

@@ -76,6 +76,14 @@ class PlanetWeb:
     def atom(self, request: IRequest) -> Any:
         return self._serve(request, ("atom", 1), ATOM, self._render_atom)
 
+    @app.route("/feeds", methods=["GET", "HEAD"])
+    def feeds(self, request: IRequest) -> Any:
+        return self._serve(request, ("feeds", 1), HTML, self._render_status)
+
+    @app.route("/feeds.json", methods=["GET", "HEAD"])
+    def feeds_json(self, request: IRequest) -> Any:
+        return self._serve(request, ("feeds.json", 1), JSON, self._render_status_json)
+
     @app.route("/style.css", methods=["GET", "HEAD"])
     def style(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", CSS)
@@ -88,7 +96,7 @@ class PlanetWeb:
     def health(self, request: IRequest) -> bytes:
         request.setHeader(b"content-type", JSON)
         request.setHeader(b"cache-control", b"no-cache")
-        return json.dumps(self.health_data(), indent=1).encode("utf-8") + b"\n"
+        return _json_bytes(self.health_data())
 
     @app.handle_errors(NotFound)
     def missing(self, request: IRequest, failure: Any) -> bytes:
@@ -182,10 +190,25 @@ class PlanetWeb:
         shown = tuple(self.store.river()[: self.config.items_per_page])
         return (render.render_atom, self.config, shown, self._feeds(), self._now())
 
+    def _status_rows(self) -> list[dict[str, Any]]:
+        return render.feed_status_rows(
+            self.config, self.store.feed_states(), self.store.feed_counts(), self._now()
+        )
+
+    def _render_status(self) -> tuple[Any, ...]:
+        return (render.render_status, self.config, self._status_rows(), self._now())
+
+    def _render_status_json(self) -> tuple[Any, ...]:
+        return (_json_bytes, self._status_rows())
+
     def _not_found(self, request: IRequest) -> bytes:
         request.setResponseCode(404)
         request.setHeader(b"content-type", HTML)
         return render.render_not_found(self.config)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 def _page_number(request: IRequest) -> int | None:
