@@ -163,3 +163,34 @@ class NotAFeedTests(SynchronousTestCase):
         parsed = parse_feed(atom("Quiet", "http://q.example/", []), URL, NOW)
         self.assertIsNone(parsed.error)
         self.assertEqual(parsed.entries, ())
+
+
+class FeedMetadataTests(SynchronousTestCase):
+    def test_rss_ttl_and_sy_update_period(self) -> None:
+        body = (
+            b'<rss version="2.0" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">'
+            b"<channel><title>B</title><ttl>90</ttl><sy:updatePeriod>daily</sy:updatePeriod>"
+            b"<sy:updateFrequency>2</sy:updateFrequency></channel></rss>"
+        )
+        self.assertEqual(parse_feed(body, URL, NOW).refresh_hint, 43200)
+        body = b'<rss version="2.0"><channel><title>B</title><ttl>90</ttl></channel></rss>'
+        self.assertEqual(parse_feed(body, URL, NOW).refresh_hint, 5400)
+        self.assertIsNone(parse_feed(atom("B", "http://b.example/", []), URL, NOW).refresh_hint)
+
+    def test_feed_id(self) -> None:
+        self.assertEqual(
+            parse_feed(atom("B", "http://b.example/", []), URL, NOW).feed_id, "http://b.example/"
+        )
+
+    def test_html_page_alternates_discovered(self) -> None:
+        page = (
+            b"<!DOCTYPE html><html><head><title>Blog</title>"
+            b'<link rel="stylesheet" href="/s.css">'
+            b'<link rel="alternate" type="application/atom+xml" href="/feed.atom">'
+            b'<link rel="alternate" type="application/rss+xml" href="https://b.example/rss">'
+            b'<link rel="alternate" type="application/atom+xml" href="javascript:alert(1)">'
+            b"</head><body>hi</body></html>"
+        )
+        parsed = parse_feed(page, "http://b.example/blog/", NOW)
+        self.assertIn("HTML page", parsed.error)
+        self.assertEqual(parsed.alternates, ("http://b.example/feed.atom", "https://b.example/rss"))

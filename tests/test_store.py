@@ -150,3 +150,77 @@ class FeedStateTests(SynchronousTestCase):
         store.load([e], [evolve(store.state(A), title="Loaded")])
         self.assertEqual(store.river(), (e,))
         self.assertEqual(store.state(A).title, "Loaded")
+
+
+class RedirectAdoptionTests(SynchronousTestCase):
+    def moved(self, hops: list[tuple[int, str]], url: str = A) -> FetchResult:
+        return FetchResult(
+            url=url, final_url=hops[-1][1], status=200, body=b"x", redirects=tuple(hops)
+        )
+
+    def test_permanent_chain_adopted_on_second_consecutive_fetch(self) -> None:
+        store = Store()
+        hops = [(301, "http://b.example/x"), (308, "http://c.example/feed")]
+        store.record_fetch(A, self.moved(hops), feed(), NOW)
+        self.assertIsNone(store.state(A).current_url)
+        self.assertEqual(store.state(A).pending_move, "http://c.example/feed")
+        store.record_fetch(A, self.moved(hops), feed(), NOW)
+        self.assertEqual(store.state(A).current_url, "http://c.example/feed")
+        self.assertEqual(store.state(A).fetch_url, "http://c.example/feed")
+
+    def test_http_to_https_same_host_adopted_at_once(self) -> None:
+        store = Store()
+        store.record_fetch(A, self.moved([(301, "https://a.example/feed")]), feed(), NOW)
+        self.assertEqual(store.state(A).current_url, "https://a.example/feed")
+
+    def test_temporary_redirect_never_adopted(self) -> None:
+        store = Store()
+        for _ in range(5):
+            store.record_fetch(A, self.moved([(302, "http://c.example/feed")]), feed(), NOW)
+        self.assertIsNone(store.state(A).current_url)
+        mixed = [(301, "http://b.example/x"), (307, "http://c.example/feed")]
+        for _ in range(3):
+            store.record_fetch(A, self.moved(mixed), feed(), NOW)
+        self.assertIsNone(store.state(A).current_url)
+
+    def test_interrupted_sequence_resets(self) -> None:
+        store = Store()
+        hops = [(301, "http://c.example/feed")]
+        store.record_fetch(A, self.moved(hops), feed(), NOW)
+        store.record_fetch(A, ok(A), feed(), NOW)
+        store.record_fetch(A, self.moved(hops), feed(), NOW)
+        self.assertIsNone(store.state(A).current_url)
+
+    def test_failed_fetch_does_not_adopt(self) -> None:
+        store = Store()
+        bad = FetchResult(
+            url=A,
+            final_url="https://a.example/feed",
+            status=404,
+            redirects=((301, "https://a.example/feed"),),
+            error="HTTP 404 Not Found",
+        )
+        store.record_fetch(A, bad, None, NOW)
+        self.assertIsNone(store.state(A).current_url)
+
+    def test_gone_keeps_entries(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        gone = FetchResult(url=A, final_url=A, status=410, error="HTTP 410 Gone")
+        store.record_fetch(A, gone, None, NOW)
+        store.record_fetch(A, gone, None, NOW + timedelta(days=1))
+        self.assertEqual(store.state(A).gone_since, NOW)
+        self.assertEqual(store.entry_count(), 1)
+
+    def test_mark_duplicate_drops_its_entries(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        store.record_fetch(B, ok(B), feed(entry(B, 1, 10)), NOW)
+        store.mark_duplicate(B, A)
+        self.assertEqual({e.feed_url for e in store.river()}, {A})
+        self.assertEqual(store.state(B).duplicate_of, A)
+
+    def test_feed_counts(self) -> None:
+        store = Store()
+        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
+        self.assertEqual(store.feed_counts(), {A: (2, at(2026, 6, 12))})
