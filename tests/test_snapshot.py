@@ -170,3 +170,18 @@ class ServiceTests(SynchronousTestCase):
         self.assertTrue(os.path.exists(svc.path))
         self.assertEqual(len(calls), 2)
         svc.stopService()
+
+
+class StreamedEncodingTests(SynchronousTestCase):
+    def test_chunks_form_one_json_document(self) -> None:
+        entries = [entry(A, n, 1 + n % 28) for n in range(snapshot.CHUNK * 2 + 7)]
+        states = [FeedState(url=A, title="T")]
+        data = encode(entries, states, NOW)
+        doc = json.loads(data)
+        self.assertEqual(len(doc["entries"]), len(entries))
+        self.assertEqual(decode(data), (entries, states))
+        # Many chunks, none holding more than CHUNK entries.
+        self.assertGreater(len(list(snapshot.iter_encoded(entries, states, NOW))), 3)
+
+    def test_empty_store(self) -> None:
+        self.assertEqual(decode(encode([], [], NOW)), ([], []))
