@@ -105,7 +105,7 @@ class Fetcher:
         started = self._clock.seconds()
         hops: list[tuple[int, str]] = []
         d = Deferred.fromCoroutine(self._get(url, etag, last_modified, hops))
-        d.addTimeout(self.timeout, self._clock)
+        d.addTimeout(self.timeout, self._clock, onTimeoutCancel=_timed_out)
 
         def failed(failure: Failure) -> FetchResult:
             final = hops[-1][1] if hops else url
@@ -140,7 +140,7 @@ class Fetcher:
             if response.code not in _REDIRECT_CODES:
                 break
             await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
-            current = self._follow(current, response, hops)
+            current = self._follow(url, current, response, hops)
         final_url = current
         status = response.code
         if status == 304:
@@ -169,14 +169,16 @@ class Fetcher:
             redirects=tuple(hops),
         )
 
-    def _follow(self, current: str, response: IResponse, hops: list[tuple[int, str]]) -> str:
+    def _follow(
+        self, origin: str, current: str, response: IResponse, hops: list[tuple[int, str]]
+    ) -> str:
         location = _header(response, b"location")
         if not location:
             raise _RedirectError(f"HTTP {response.code} redirect without a Location header")
         target = urljoin(current, location.strip())
         if urlsplit(target).scheme.lower() not in ("http", "https"):
             raise _RedirectError(f"redirect to an unsupported URL: {target[:200]}")
-        visited = {u for _, u in hops}
+        visited = {origin, *(u for _, u in hops)}
         if target in visited or target == current or len(hops) >= MAX_REDIRECTS:
             raise _RedirectError(
                 f"redirect loop (more than {MAX_REDIRECTS} redirects or a URL seen twice)"
@@ -207,6 +209,14 @@ class Fetcher:
         if inner:
             return f"connection lost: {_first_line(inner[0].value)}"
         return f"fetch failed: {_first_line(failure.value)}"
+
+
+def _timed_out(result: Any, timeout: float) -> Any:
+    # A cancel before the response headers arrive comes back from the Agent as
+    # ResponseNeverReceived([CancelledError]), not CancelledError: any failure is the timeout.
+    if isinstance(result, Failure):
+        raise TimeoutError(timeout, "Deferred")
+    return result
 
 
 def _header(response: IResponse, name: bytes) -> str | None:

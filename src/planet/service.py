@@ -14,7 +14,7 @@ from typing import Any
 from attrs import define, evolve, field
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -54,7 +54,9 @@ class Aggregator(Service):
     #: Fetches whose body was byte-identical to the previous one, so not parsed again.
     skipped_parses: int = 0
     _loop: LoopingCall | None = None
-    _in_flight: set[Deferred[Any]] = field(factory=set)
+    # A dict keeps insertion order: at stop, the newest (queued) fetches are cancelled before
+    # the ones holding a slot, so no queued fetch starts a request during shutdown.
+    _in_flight: dict[Deferred[Any], None] = field(factory=dict)
     _stopping: bool = False
     _log: Logger = field(factory=Logger)
 
@@ -82,7 +84,7 @@ class Aggregator(Service):
             self._loop.stop()
         # Running fetches are abandoned (their feeds keep their state); the snapshot
         # service, stopped after us, then writes what the store holds.
-        for d in list(self._in_flight):
+        for d in reversed(list(self._in_flight)):
             d.cancel()
         return succeed(None)
 
@@ -136,16 +138,19 @@ class Aggregator(Service):
             if not state.failing:
                 self._check_duplicate(sub)
             self._log_fetch(sub, result, parsed, stats)
+        except CancelledError:
+            if not self._stopping:
+                self._unexpected(Failure(), sub)
         except Exception:
             self._unexpected(Failure(), sub)
 
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         fetching = self.fetcher.fetch(url, etag, last_modified)
-        self._in_flight.add(fetching)
+        self._in_flight[fetching] = None
         try:
             return await fetching
         finally:
-            self._in_flight.discard(fetching)
+            self._in_flight.pop(fetching, None)
 
     async def _discover(
         self, sub: Subscription, page: FetchResult, parsed: ParsedFeed

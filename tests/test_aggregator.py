@@ -1,0 +1,503 @@
+"""The Aggregator service: fetch cycles on a Clock, through a StubTreq-backed Fetcher,
+parsed inline, recorded in a real Store.
+
+The scheduling policy (intervals, backoff, jitter) belongs to planet.schedule; these tests
+only rely on "a feed is fetched again within a few fetch intervals" and step the clock one
+tick at a time until it happens, with a bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from feeds import Item, at, atom, rss2
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from planet.config import Config, parse_config
+from planet.fetch import Fetcher
+from planet.model import FetchResult, ParsedFeed
+from planet.service import Aggregator
+from planet.store import Store
+from planet.workers import inline_parser
+
+NOW = at(2026, 6, 24, 9, 0)
+ATOM = "application/atom+xml; charset=utf-8"
+GOOD = "http://good.example/feed"
+OTHER = "http://other.example/rss"
+SLOW = "http://slow.example/feed"
+MISSING = "http://good.example/missing"
+BIG = "http://big.example/feed"
+TEXT = "http://text.example/feed"
+LM1 = "Tue, 23 Jun 2026 20:00:00 GMT"
+LM2 = "Wed, 24 Jun 2026 08:00:00 GMT"
+
+GOOD_ITEMS = [
+    Item("Good one", "http://good.example/1", at(2026, 6, 20)),
+    Item("Good two", "http://good.example/2", at(2026, 6, 22)),
+]
+OTHER_ITEMS = [Item("Other one", "http://other.example/1", at(2026, 6, 21))]
+GOOD_FEED = atom("Good", "http://good.example/", GOOD_ITEMS)
+OTHER_FEED = rss2("Other", "http://other.example/", OTHER_ITEMS)
+
+HANG = object()
+
+
+class FeedServer(Resource):
+    """Serves feeds by URL; a URL may hang (NOT_DONE_YET) until the test finishes it."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feeds: dict[str, Any] = {}
+        #: (url, request headers: lowercase name -> last value) for every request.
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.open: list[tuple[str, Request]] = []
+        self.lost: list[str] = []
+
+    def serve(
+        self, url: str, body: bytes, code: int = 200, content_type: str = ATOM, **headers: str
+    ) -> None:
+        self.feeds[url] = (code, {"Content-Type": content_type, **headers}, body)
+
+    def hang(self, url: str) -> None:
+        self.feeds[url] = HANG
+
+    def count(self, url: str) -> int:
+        return sum(1 for u, _ in self.requests if u == url)
+
+    def headers_of_last(self, url: str) -> dict[str, str]:
+        return [h for u, h in self.requests if u == url][-1]
+
+    def render_GET(self, request: Request) -> Any:
+        url = str(request.URLPath().click(request.path))
+        headers = {
+            k.decode().lower(): v[-1].decode("latin-1")
+            for k, v in request.requestHeaders.getAllRawHeaders()
+        }
+        self.requests.append((url, headers))
+        spec = self.feeds.get(url)
+        if spec is HANG:
+            self.open.append((url, request))
+
+            def done(result: Any) -> None:
+                self.open.remove((url, request))
+                if isinstance(result, Failure):
+                    self.lost.append(url)
+
+            request.notifyFinish().addBoth(done)
+            return NOT_DONE_YET
+        if spec is None:
+            request.setResponseCode(404)
+            return b"not found"
+        code, response_headers, body = spec
+        request.setResponseCode(code)
+        for name, value in response_headers.items():
+            request.setHeader(name.replace("_", "-"), value)
+        return body
+
+    def finish(self, url: str, body: bytes, content_type: str = ATOM) -> None:
+        request = next(r for u, r in self.open if u == url)
+        request.setHeader("content-type", content_type)
+        request.write(body)
+        request.finish()
+
+
+CONFIG = """\
+[Planet]
+name = Test Planet
+link = http://planet.example/
+fetch_interval = {fetch_interval}
+feed_timeout = {feed_timeout}
+max_feed_bytes = {max_feed_bytes}
+per_host_concurrency = {per_host}
+max_entries_per_feed = 0
+"""
+
+
+class Harness:
+    def __init__(
+        self,
+        test: SynchronousTestCase,
+        urls: list[str],
+        *,
+        fetch_interval: float = 300,
+        feed_timeout: float = 1000,
+        max_feed_bytes: str = "16k",
+        per_host: int = 2,
+        parser: Callable[..., Deferred[ParsedFeed]] = inline_parser,
+    ) -> None:
+        self.test = test
+        text = CONFIG.format(
+            fetch_interval=fetch_interval,
+            feed_timeout=feed_timeout,
+            max_feed_bytes=max_feed_bytes,
+            per_host=per_host,
+        ) + "".join(f"\n[{url}]\nname = {url}\n" for url in urls)
+        self.config: Config = parse_config(text, "test.ini")
+        self.server = FeedServer()
+        self.stub = StubTreq(self.server)
+        self.clock = Clock()
+        self.clock.advance(NOW.timestamp())
+        self.fetcher = Fetcher(
+            self.stub,  # type: ignore[arg-type]
+            self.clock,
+            user_agent=self.config.user_agent,
+            timeout=self.config.feed_timeout,
+            max_bytes=self.config.max_feed_bytes,
+            per_host=self.config.per_host_concurrency,
+            max_concurrency=self.config.max_concurrency,
+        )
+        self.store = Store(max_entries_per_feed=self.config.max_entries_per_feed)
+        self.aggregator = Aggregator(
+            config=self.config,
+            store=self.store,
+            fetcher=self.fetcher,
+            parser=parser,
+            clock=self.clock,
+        )
+
+    @property
+    def tick(self) -> float:
+        return self.aggregator.tick_interval
+
+    def start(self) -> None:
+        self.aggregator.startService()
+        self.test.addCleanup(self.stop)
+        self.stub.flush()
+
+    def stop(self) -> None:
+        if self.aggregator.running:
+            self.test.successResultOf(self.aggregator.stopService())
+            self.stub.flush()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.stub.flush()
+
+    def advance_until(self, condition: Callable[[], bool], intervals: float = 4) -> float:
+        """Step one tick at a time until ``condition``; fail after ``intervals`` fetch intervals."""
+        waited = 0.0
+        while not condition():
+            if waited > intervals * self.config.fetch_interval:
+                self.test.fail(f"still waiting after {waited:g} s")
+            self.advance(self.tick)
+            waited += self.tick
+        return waited
+
+    def state(self, url: str) -> Any:
+        return self.store.feed_states()[url]
+
+    def river_links(self) -> list[str | None]:
+        return [e.link for e in self.store.river()]
+
+    @property
+    def running(self) -> bool:
+        loop = self.aggregator._loop
+        return loop is not None and loop.running
+
+
+class CycleTests(SynchronousTestCase):
+    def test_start_runs_a_cycle_at_once(self) -> None:
+        h = Harness(self, [GOOD, OTHER])
+        h.server.serve(GOOD, GOOD_FEED, ETag='"g1"', Last_Modified=LM1)
+        h.server.serve(OTHER, OTHER_FEED, content_type="application/rss+xml", ETag='"o1"')
+        h.start()
+        # No clock advance: the first cycle ran inside startService.
+        self.assertEqual((h.server.count(GOOD), h.server.count(OTHER)), (1, 1))
+        self.assertEqual(h.aggregator.cycles, 1)
+        self.assertEqual(
+            h.river_links(),
+            ["http://good.example/2", "http://other.example/1", "http://good.example/1"],
+        )
+        self.assertEqual({e.title for e in h.store.entries_of(GOOD)}, {"Good one", "Good two"})
+        self.assertEqual([e.feed_url for e in h.store.entries_of(OTHER)], [OTHER])
+        good, other = h.state(GOOD), h.state(OTHER)
+        self.assertEqual((good.http_status, good.etag, good.last_modified), (200, '"g1"', LM1))
+        self.assertEqual((other.http_status, other.etag, other.last_modified), (200, '"o1"', None))
+        for state in (good, other):
+            self.assertIsNone(state.error)
+            self.assertEqual(state.consecutive_errors, 0)
+            self.assertEqual(state.last_success, NOW)
+        self.assertEqual(good.title, "Good")
+        # The request identified us.
+        self.assertEqual(h.server.headers_of_last(GOOD)["user-agent"], h.config.user_agent)
+        self.assertTrue(h.running)
+
+    def test_feeds_are_fetched_again_later(self) -> None:
+        h = Harness(self, [GOOD])
+        h.server.serve(GOOD, GOOD_FEED)
+        h.start()
+        waited = h.advance_until(lambda: h.server.count(GOOD) == 2)
+        # Not before the fetch interval...
+        self.assertGreaterEqual(waited, h.config.fetch_interval * 0.9)
+        self.assertEqual(h.aggregator.cycles, 2)
+        # ...and a refetch of the same entries adds nothing.
+        self.assertEqual(len(h.store.river()), 2)
+
+    def test_cycles_never_overlap(self) -> None:
+        h = Harness(self, [GOOD, SLOW], fetch_interval=60, feed_timeout=3600)
+        h.server.serve(GOOD, GOOD_FEED)
+        h.server.hang(SLOW)
+        h.start()
+        self.assertEqual(len(h.server.open), 1)
+        self.assertEqual(h.tick, 60)
+        h.advance(h.tick * 6)
+        for _ in range(4):
+            h.advance(h.tick)
+        # Ten intervals later the first cycle is still waiting for SLOW: nothing is refetched.
+        self.assertEqual((h.server.count(GOOD), h.server.count(SLOW)), (1, 1))
+        self.assertEqual(h.aggregator.cycles, 1)
+        self.assertTrue(h.running)
+        # The cycle ends when SLOW answers; then fetching resumes.
+        h.server.finish(SLOW, atom("Slow", "http://slow.example/", []))
+        h.stub.flush()
+        self.assertIsNone(h.state(SLOW).error)
+        h.advance_until(lambda: h.server.count(GOOD) == 2)
+        self.assertEqual(h.aggregator.cycles, 2)
+
+    def test_conditional_get_and_304(self) -> None:
+        h = Harness(self, [GOOD])
+        h.server.serve(GOOD, GOOD_FEED, ETag='"v1"', Last_Modified=LM1)
+        h.start()
+        first = h.server.headers_of_last(GOOD)
+        self.assertNotIn("if-none-match", first)
+        self.assertNotIn("if-modified-since", first)
+        entries = list(h.store.river())
+        self.assertEqual(len(entries), 2)
+
+        # The server now answers 304 and rotates its validators.
+        h.server.serve(GOOD, b"", code=304, ETag='"v2"', Last_Modified=LM2)
+        h.advance_until(lambda: h.server.count(GOOD) == 2)
+        second = h.server.headers_of_last(GOOD)
+        self.assertEqual(second["if-none-match"], '"v1"')
+        self.assertEqual(second["if-modified-since"], LM1)
+        state = h.state(GOOD)
+        self.assertEqual((state.http_status, state.error), (304, None))
+        self.assertEqual((state.etag, state.last_modified), ('"v2"', LM2))
+        self.assertEqual(state.title, "Good")
+        self.assertEqual(list(h.store.river()), entries)
+
+        # The next cycle uses the refreshed validators.
+        h.advance_until(lambda: h.server.count(GOOD) == 3)
+        third = h.server.headers_of_last(GOOD)
+        self.assertEqual((third["if-none-match"], third["if-modified-since"]), ('"v2"', LM2))
+        self.assertEqual(list(h.store.river()), entries)
+
+
+class FailingFeedTests(SynchronousTestCase):
+    def test_each_failure_has_a_readable_reason(self) -> None:
+        urls = [GOOD, MISSING, SLOW, BIG, TEXT]
+        h = Harness(self, urls, feed_timeout=5, max_feed_bytes="16k")
+        h.server.serve(GOOD, GOOD_FEED)
+        h.server.serve(MISSING, b"<h1>Not here</h1>", code=404, content_type="text/html")
+        h.server.hang(SLOW)
+        big = atom(
+            "Big",
+            "http://big.example/",
+            [Item(f"Big {n}", f"http://big.example/{n}", at(2026, 6, 1)) for n in range(200)],
+        )
+        self.assertGreater(len(big), 16 * 1024)
+        h.server.serve(BIG, big)
+        h.server.serve(TEXT, b"This is not a feed, just some text.", content_type="text/plain")
+        h.start()
+        self.assertEqual(len(h.server.open), 1)
+        h.advance(5)
+        self.assertEqual(h.server.lost, [SLOW])
+
+        states = h.store.feed_states()
+        self.assertEqual(set(states), set(urls))
+        self.assertEqual(states[MISSING].error, "HTTP 404 Not Found")
+        self.assertEqual(states[MISSING].http_status, 404)
+        self.assertEqual(states[SLOW].error, "timed out after 5 s")
+        self.assertIn("larger than 16384 bytes", states[BIG].error or "")
+        self.assertTrue((states[TEXT].error or "").startswith("not a feed"), states[TEXT].error)
+        self.assertEqual(states[TEXT].http_status, 200)
+        for url in (MISSING, SLOW, BIG, TEXT):
+            self.assertTrue(states[url].failing, url)
+            self.assertEqual(states[url].consecutive_errors, 1)
+            self.assertIsNone(states[url].last_success)
+            self.assertNotIn("\n", states[url].error or "")
+            self.assertNotIn("Traceback", states[url].error or "")
+            self.assertEqual(h.store.entries_of(url), ())
+        self.assertFalse(states[GOOD].failing)
+        self.assertEqual(h.river_links(), ["http://good.example/2", "http://good.example/1"])
+        self.assertTrue(h.running)
+
+
+class BrokenParser:
+    """Fails the first ``times`` calls (raising, or with a failed Deferred), then parses."""
+
+    def __init__(self, times: int, raise_now: bool) -> None:
+        self.times = times
+        self.raise_now = raise_now
+        self.calls = 0
+
+    def __call__(
+        self, body: bytes, url: str, now: datetime, content_type: str | None, max_entries: int
+    ) -> Deferred[ParsedFeed]:
+        self.calls += 1
+        if self.calls <= self.times:
+            exc = ZeroDivisionError("parser bug")
+            if self.raise_now:
+                raise exc
+            return fail(exc)
+        return inline_parser(body, url, now, content_type, max_entries)
+
+
+class LoopSurvivesTests(SynchronousTestCase):
+    def check_parser_failure(self, raise_now: bool) -> None:
+        parser = BrokenParser(times=2, raise_now=raise_now)
+        h = Harness(self, [GOOD], parser=parser)
+        h.server.serve(GOOD, GOOD_FEED)
+        h.start()
+        state = h.state(GOOD)
+        self.assertTrue((state.error or "").startswith("parse error"), state.error)
+        self.assertIn("ZeroDivisionError", state.error or "")
+        self.assertEqual(h.store.entries_of(GOOD), ())
+        self.assertTrue(h.running)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        # The loop keeps going: the feed is fetched (and fails) again...
+        h.advance_until(lambda: h.server.count(GOOD) == 2)
+        self.assertEqual(h.state(GOOD).consecutive_errors, 2)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        # ...and recovers once the parser works.
+        h.advance_until(lambda: h.server.count(GOOD) == 3, intervals=8)
+        self.assertIsNone(h.state(GOOD).error)
+        self.assertEqual(len(h.store.entries_of(GOOD)), 2)
+        self.assertTrue(h.running)
+
+    def test_parser_raising(self) -> None:
+        self.check_parser_failure(raise_now=True)
+
+    def test_parser_failing_deferred(self) -> None:
+        self.check_parser_failure(raise_now=False)
+
+    def test_store_raising_once(self) -> None:
+        h = Harness(self, [GOOD, OTHER])
+        h.server.serve(GOOD, GOOD_FEED)
+        h.server.serve(OTHER, OTHER_FEED)
+        real = Store.record_fetch
+        calls: list[str] = []
+
+        def flaky(
+            store: Store, url: str, result: FetchResult, parsed: ParsedFeed | None, now: datetime
+        ) -> Any:
+            calls.append(url)
+            if len(calls) == 1:
+                raise RuntimeError("store exploded")
+            return real(store, url, result, parsed, now)
+
+        self.patch(Store, "record_fetch", flaky)
+        h.start()
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        broken = calls[0]
+        fine = OTHER if broken == GOOD else GOOD
+        self.assertEqual(h.state(broken).error, "internal error: store exploded")
+        self.assertIsNone(h.state(fine).error)
+        self.assertTrue(h.running)
+        h.advance_until(lambda: h.server.count(broken) == 2, intervals=8)
+        self.assertIsNone(h.state(broken).error)
+        self.assertEqual(
+            len(h.store.entries_of(broken)), len(GOOD_ITEMS if broken == GOOD else OTHER_ITEMS)
+        )
+        self.assertTrue(h.running)
+
+    def test_store_raising_every_time(self) -> None:
+        h = Harness(self, [GOOD], fetch_interval=60)
+
+        def broken(*args: Any) -> Any:
+            raise RuntimeError("store is gone")
+
+        h.server.serve(GOOD, GOOD_FEED)
+        self.patch(Store, "record_fetch", broken)
+        h.start()
+        self.assertEqual(h.server.count(GOOD), 1)
+        self.assertTrue(h.running)
+        for n in range(2, 5):
+
+            def fetched(n: int = n) -> bool:
+                return h.server.count(GOOD) == n
+
+            h.advance_until(fetched, intervals=8)
+            self.assertTrue(h.running)
+        self.assertGreaterEqual(len(self.flushLoggedErrors(RuntimeError)), 3)
+
+    def test_error_before_any_fetch(self) -> None:
+        h = Harness(self, [GOOD], fetch_interval=60)
+        h.server.serve(GOOD, GOOD_FEED)
+        real = Store.feed_states
+        calls: list[int] = []
+
+        def flaky(store: Store) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("states unavailable")
+            return real(store)
+
+        self.patch(Store, "feed_states", flaky)
+        h.start()
+        self.assertEqual(h.server.count(GOOD), 0)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(h.running)
+        h.advance(h.tick)
+        self.assertEqual(h.server.count(GOOD), 1)
+        self.assertIsNone(h.state(GOOD).error)
+
+
+class StopTests(SynchronousTestCase):
+    def test_stop_cancels_in_flight_fetches(self) -> None:
+        h = Harness(self, [GOOD, SLOW], fetch_interval=60)
+        h.server.serve(GOOD, GOOD_FEED)
+        h.server.serve(SLOW, atom("Slow", "http://slow.example/", []), ETag='"s1"')
+        h.start()
+        before = h.state(SLOW)
+        self.assertIsNone(before.error)
+        # The next fetch of SLOW hangs.
+        h.server.hang(SLOW)
+        h.advance_until(lambda: len(h.server.open) == 1)
+        stopped = h.aggregator.stopService()
+        h.stub.flush()
+        self.successResultOf(stopped)
+        # The request was abandoned (connection dropped) and the feed keeps its state.
+        self.assertEqual(h.server.lost, [SLOW])
+        self.assertEqual(h.server.open, [])
+        self.assertEqual(h.state(SLOW), before)
+        self.assertFalse(h.state(SLOW).failing)
+        self.assertFalse(h.running)
+        # Nothing is fetched after the stop.
+        count = len(h.server.requests)
+        h.advance(h.config.fetch_interval * 5)
+        self.assertEqual(len(h.server.requests), count)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_stop_drops_queued_fetches(self) -> None:
+        slow2 = "http://slow.example/other"
+        h = Harness(self, [SLOW, slow2], per_host=1)
+        h.server.hang(SLOW)
+        h.server.hang(slow2)
+        h.start()
+        # One request on the wire, the other queued behind the per-host limit.
+        self.assertEqual(len(h.server.open), 1)
+        self.assertEqual(len(h.server.requests), 1)
+        self.successResultOf(h.aggregator.stopService())
+        h.stub.flush()
+        # Every request that reached the server was dropped; nothing is recorded.
+        self.assertEqual(h.server.open, [])
+        self.assertEqual(len(h.server.lost), len(h.server.requests))
+        self.assertEqual(dict(h.store.feed_states()), {})
+        self.assertFalse(h.running)
+        # The queued fetch never started a request during shutdown, and its cancellation
+        # is not logged as an error.
+        self.assertEqual(len(h.server.requests), 1)
+        h.advance(h.config.fetch_interval * 3)
+        self.assertEqual(len(h.server.requests), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])

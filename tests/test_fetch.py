@@ -1,0 +1,667 @@
+"""The Fetcher: status handling, conditional GET, redirects, caps, timeouts, concurrency.
+
+Unit tests drive it through treq's StubTreq and a task.Clock; the loopback tests at the end
+use real TCP sockets on 127.0.0.1 (see tests/loopback.py).
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from typing import Any
+
+from feeds import Item, at, atom, rss2
+from loopback import (
+    HOST_A,
+    HOST_B,
+    ConnectionTracker,
+    GzipFeed,
+    HoldingFeed,
+    StallingFeed,
+    StreamingFeed,
+    loopback_client,
+    reactor,
+    start_server,
+    within,
+)
+from OpenSSL import SSL
+from treq.testing import HasHeaders, RequestSequence, StringStubbingResource, StubTreq
+from twisted.internet import error as neterr
+from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.protocol import Factory
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import ResponseFailed, ResponseNeverReceived
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from planet.fetch import MAX_REDIRECTS, Fetcher
+from planet.model import FetchResult
+
+UA = "planet-test/1.0 (+http://planet.example/)"
+A = "http://a.example/feed"
+B = "http://b.example/feed"
+FEED = atom(
+    "Alpha",
+    "http://a.example/",
+    [
+        Item("One", "http://a.example/1", at(2026, 6, 20)),
+        Item("Two", "http://a.example/2", at(2026, 6, 21)),
+    ],
+)
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+LAST_MODIFIED = "Sat, 20 Jun 2026 12:00:00 GMT"
+
+
+class Routes:
+    """A stub server: URL -> (code, headers, body); records every request it gets.
+
+    Unknown URLs get a 404 and are recorded too, so a test can see a request it did not want.
+    """
+
+    def __init__(self, routes: dict[str, tuple[int, dict[str, str], bytes]]) -> None:
+        self.routes = routes
+        #: (url, headers with lowercase names and the last value of each).
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    def __call__(
+        self, method: bytes, url: str, params: Any, headers: dict[bytes, list[bytes]], data: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        self.requests.append(
+            (url, {k.decode().lower(): v[-1].decode("latin-1") for k, v in headers.items()})
+        )
+        return self.routes.get(url, (404, {}, b"no such route"))
+
+    @property
+    def urls(self) -> list[str]:
+        return [url for url, _ in self.requests]
+
+
+class RecordingClient:
+    """Wraps a client and records every URL the Fetcher asks it for."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.urls: list[str] = []
+
+    def get(self, url: str, **kwargs: Any) -> Deferred[Any]:
+        self.urls.append(url)
+        return self._client.get(url, **kwargs)
+
+
+class FailingClient:
+    """A client whose every request fails with ``exc`` (or raises it, if ``sync``)."""
+
+    def __init__(self, exc: BaseException, sync: bool = False) -> None:
+        self.exc = exc
+        self.sync = sync
+        self.calls = 0
+
+    def get(self, url: str, **kwargs: Any) -> Deferred[Any]:
+        self.calls += 1
+        if self.sync:
+            raise self.exc
+        return fail(self.exc)
+
+
+class Held(Resource):
+    """Keeps every request open (NOT_DONE_YET) until the test finishes it."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Request] = []
+        self.open: list[Request] = []
+        self.lost: list[Request] = []
+
+    def render_GET(self, request: Request) -> Any:
+        self.seen.append(request)
+        self.open.append(request)
+
+        def finished(result: Any) -> None:
+            self.open.remove(request)
+            if isinstance(result, Failure):
+                self.lost.append(request)
+
+        request.notifyFinish().addBoth(finished)
+        return NOT_DONE_YET
+
+    @staticmethod
+    def host(request: Request) -> str:
+        return request.getHeader("host") or ""
+
+    def in_flight(self, host: str | None = None) -> int:
+        return sum(1 for r in self.open if host is None or self.host(r) == host)
+
+    def seen_for(self, host: str) -> int:
+        return sum(1 for r in self.seen if self.host(r) == host)
+
+    def finish(self, host: str, body: bytes = FEED) -> None:
+        request = next(r for r in self.open if self.host(r) == host)
+        request.setHeader("content-type", ATOM_TYPE)
+        request.write(body)
+        request.finish()
+
+
+class StubCase(SynchronousTestCase):
+    """A Fetcher over StubTreq and a Clock."""
+
+    def make(self, resource: Resource, **kwargs: Any) -> tuple[Fetcher, RecordingClient]:
+        self.stub = StubTreq(resource)
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        client = RecordingClient(self.stub)
+        fetcher = Fetcher(client, self.clock, user_agent=UA, **kwargs)  # type: ignore[arg-type]
+        return fetcher, client
+
+    def fetch(self, fetcher: Fetcher, url: str, *validators: str | None) -> FetchResult:
+        d = fetcher.fetch(url, *validators)
+        self.stub.flush()
+        result = self.successResultOf(d)
+        self.assertIsInstance(result, FetchResult)
+        return result
+
+
+class ResponseTests(StubCase):
+    def test_200_fields_and_request_headers(self) -> None:
+        routes = Routes(
+            {
+                A: (
+                    200,
+                    {"ETag": '"v1"', "Last-Modified": LAST_MODIFIED, "Content-Type": ATOM_TYPE},
+                    FEED,
+                )
+            }
+        )
+        fetcher, _ = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A)
+        self.assertEqual(
+            (result.url, result.final_url, result.status, result.body),
+            (A, A, 200, FEED),
+        )
+        self.assertEqual(result.etag, '"v1"')
+        self.assertEqual(result.last_modified, LAST_MODIFIED)
+        self.assertEqual(result.content_type, ATOM_TYPE)
+        self.assertEqual(result.redirects, ())
+        self.assertIsNone(result.error)
+        self.assertFalse(result.not_modified)
+        [(url, headers)] = routes.requests
+        self.assertEqual(headers["user-agent"], UA)
+        accept = headers["accept"]
+        for media_type in ("application/atom+xml", "application/rss+xml", "application/rdf+xml"):
+            self.assertIn(media_type, accept)
+        # No validators known: an unconditional GET.
+        self.assertNotIn("if-none-match", headers)
+        self.assertNotIn("if-modified-since", headers)
+
+    def test_missing_validators_are_none(self) -> None:
+        routes = Routes({A: (200, {}, rss2("R", "http://a.example/", []))})
+        fetcher, _ = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A)
+        self.assertEqual(result.status, 200)
+        self.assertIsNone(result.etag)
+        self.assertIsNone(result.last_modified)
+
+    def test_conditional_get_304(self) -> None:
+        new_lm = "Sun, 21 Jun 2026 08:00:00 GMT"
+        seq = RequestSequence(
+            [
+                (
+                    (
+                        b"get",
+                        A,
+                        {},
+                        HasHeaders(
+                            {
+                                "If-None-Match": ['"v1"'],
+                                "If-Modified-Since": [LAST_MODIFIED],
+                                "User-Agent": [UA],
+                            }
+                        ),
+                        b"",
+                    ),
+                    (304, {"ETag": '"v2"', "Last-Modified": new_lm}, b""),
+                )
+            ]
+        )
+        fetcher, _ = self.make(StringStubbingResource(seq))
+        with seq.consume(self.fail):
+            result = self.fetch(fetcher, A, '"v1"', LAST_MODIFIED)
+        self.assertEqual(result.status, 304)
+        self.assertTrue(result.not_modified)
+        self.assertIsNone(result.error)
+        self.assertIsNone(result.body)
+        self.assertEqual(result.etag, '"v2"')
+        self.assertEqual(result.last_modified, new_lm)
+
+    def test_conditional_get_answered_with_200(self) -> None:
+        routes = Routes({A: (200, {"ETag": '"v3"'}, FEED)})
+        fetcher, _ = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A, '"v1"', None)
+        self.assertEqual(routes.requests[0][1]["if-none-match"], '"v1"')
+        self.assertNotIn("if-modified-since", routes.requests[0][1])
+        self.assertFalse(result.not_modified)
+        self.assertEqual((result.body, result.etag), (FEED, '"v3"'))
+
+    def test_http_errors_are_results(self) -> None:
+        for code, phrase in [(404, "Not Found"), (410, "Gone"), (500, "Internal Server Error")]:
+            routes = Routes({A: (code, {"Content-Type": "text/html"}, b"<h1>nope</h1>")})
+            fetcher, _ = self.make(StringStubbingResource(routes))
+            result = self.fetch(fetcher, A)
+            self.assertEqual(result.error, f"HTTP {code} {phrase}")
+            self.assertEqual(result.status, code)
+            self.assertIsNone(result.body)
+            self.assertFalse(result.not_modified)
+            self.assertEqual(result.final_url, A)
+
+
+class RedirectTests(StubCase):
+    def test_301_chain_of_two_hops(self) -> None:
+        a2, a3 = "http://a.example/feed2", "http://c.example/feed3"
+        routes = Routes(
+            {
+                A: (301, {"Location": a2}, b""),
+                a2: (301, {"Location": a3}, b"moved"),
+                a3: (200, {"ETag": '"e"', "Content-Type": ATOM_TYPE}, FEED),
+            }
+        )
+        fetcher, client = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A)
+        self.assertIsNone(result.error)
+        self.assertEqual(result.redirects, ((301, a2), (301, a3)))
+        self.assertEqual((result.url, result.final_url), (A, a3))
+        self.assertEqual((result.status, result.body, result.etag), (200, FEED, '"e"'))
+        self.assertEqual(routes.urls, [A, a2, a3])
+        self.assertEqual(client.urls, [A, a2, a3])
+
+    def test_302_with_relative_location(self) -> None:
+        target = "http://a.example/new/feed.xml"
+        routes = Routes({A: (302, {"Location": "/new/feed.xml"}, b""), target: (200, {}, FEED)})
+        fetcher, _ = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A)
+        self.assertIsNone(result.error)
+        self.assertEqual(result.redirects, ((302, target),))
+        self.assertEqual(result.final_url, target)
+        self.assertEqual(result.body, FEED)
+
+    def test_every_redirect_code_is_followed(self) -> None:
+        for code in (301, 302, 303, 307, 308):
+            target = f"http://a.example/{code}"
+            routes = Routes({A: (code, {"Location": target}, b""), target: (200, {}, FEED)})
+            fetcher, _ = self.make(StringStubbingResource(routes))
+            result = self.fetch(fetcher, A)
+            self.assertEqual((result.redirects, result.body), (((code, target),), FEED))
+
+    def test_validators_sent_to_the_new_location(self) -> None:
+        target = "http://a.example/moved"
+        routes = Routes({A: (301, {"Location": target}, b""), target: (304, {"ETag": '"v1"'}, b"")})
+        fetcher, _ = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A, '"v1"', None)
+        self.assertTrue(result.not_modified)
+        self.assertEqual(routes.requests[1][1]["if-none-match"], '"v1"')
+
+    def test_loop_back_to_the_start(self) -> None:
+        routes = Routes({A: (301, {"Location": B}, b""), B: (301, {"Location": A}, b"")})
+        fetcher, client = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A)
+        self.assertIn("redirect loop", result.error or "")
+        self.assertIsNone(result.status)
+        self.assertIsNone(result.body)
+        self.assertEqual(result.redirects, ((301, B),))
+        # The loop is seen when B points back at A: A is not requested a second time.
+        self.assertEqual(client.urls, [A, B])
+
+    def test_redirect_to_itself(self) -> None:
+        routes = Routes({A: (302, {"Location": A}, b"")})
+        fetcher, client = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A)
+        self.assertIn("redirect loop", result.error or "")
+        self.assertEqual(client.urls, [A])
+
+    def chain(self, hops: int) -> tuple[list[str], Routes]:
+        urls = [f"http://a.example/hop{n}" for n in range(hops + 1)]
+        routes = Routes(
+            {url: (301, {"Location": nxt}, b"") for url, nxt in zip(urls, urls[1:], strict=False)}
+        )
+        routes.routes[urls[-1]] = (200, {}, FEED)
+        return urls, routes
+
+    def test_max_redirects_followed(self) -> None:
+        urls, routes = self.chain(MAX_REDIRECTS)
+        fetcher, _ = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, urls[0])
+        self.assertIsNone(result.error)
+        self.assertEqual(len(result.redirects), MAX_REDIRECTS)
+        self.assertEqual(result.final_url, urls[-1])
+        self.assertEqual(result.body, FEED)
+
+    def test_six_hops_is_a_loop(self) -> None:
+        self.assertEqual(MAX_REDIRECTS, 5)
+        urls, routes = self.chain(6)
+        fetcher, client = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, urls[0])
+        self.assertIn("redirect loop", result.error or "")
+        self.assertIsNone(result.body)
+        # Six responses were read; the sixth Location is never requested.
+        self.assertEqual(client.urls, urls[:6])
+        self.assertNotIn(urls[6], routes.urls)
+
+    def test_unsupported_schemes_are_not_followed(self) -> None:
+        for target in ("file:///etc/passwd", "ftp://a.example/feed.xml", "javascript:alert(1)"):
+            routes = Routes({A: (302, {"Location": target}, b"")})
+            fetcher, client = self.make(StringStubbingResource(routes))
+            result = self.fetch(fetcher, A)
+            self.assertIn("unsupported URL", result.error or "")
+            self.assertIn(target, result.error or "")
+            self.assertIsNone(result.body)
+            self.assertEqual(client.urls, [A])
+            self.assertEqual(routes.urls, [A])
+
+    def test_redirect_without_location(self) -> None:
+        routes = Routes({A: (301, {}, b"")})
+        fetcher, _ = self.make(StringStubbingResource(routes))
+        result = self.fetch(fetcher, A)
+        self.assertIn("without a Location", result.error or "")
+
+
+class BodyCapTests(StubCase):
+    def test_exactly_max_bytes_is_accepted(self) -> None:
+        body = b"x" * 4096
+        routes = Routes({A: (200, {}, body)})
+        fetcher, _ = self.make(StringStubbingResource(routes), max_bytes=4096)
+        result = self.fetch(fetcher, A)
+        self.assertIsNone(result.error)
+        self.assertEqual(result.body, body)
+
+    def test_one_byte_more_is_refused(self) -> None:
+        routes = Routes({A: (200, {"ETag": '"big"'}, b"x" * 4097)})
+        fetcher, _ = self.make(StringStubbingResource(routes), max_bytes=4096)
+        result = self.fetch(fetcher, A)
+        self.assertIn("larger than 4096 bytes", result.error or "")
+        self.assertIsNone(result.body)
+        self.assertIsNone(result.etag)
+
+
+class TimeoutTests(StubCase):
+    def test_no_response_times_out(self) -> None:
+        held = Held()
+        fetcher, _ = self.make(held, timeout=7)
+        d = fetcher.fetch(A)
+        self.stub.flush()
+        self.assertEqual(held.in_flight(), 1)
+        self.clock.advance(6.9)
+        self.stub.flush()
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.stub.flush()
+        result = self.successResultOf(d)
+        self.assertEqual(result.error, "timed out after 7 s")
+        self.assertIsNone(result.status)
+        self.assertAlmostEqual(result.elapsed, 7.0)
+        # The abandoned request's connection is dropped.
+        self.assertEqual(len(held.lost), 1)
+
+    def test_stalled_body_times_out(self) -> None:
+        class Stall(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: Request) -> Any:
+                request.setHeader("content-length", "100000")
+                request.write(b"<?xml version='1.0'?><feed>")
+                return NOT_DONE_YET
+
+        fetcher, _ = self.make(Stall(), timeout=3)
+        d = fetcher.fetch(A)
+        self.stub.flush()
+        self.clock.advance(2.9)
+        self.stub.flush()
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.stub.flush()
+        self.assertEqual(self.successResultOf(d).error, "timed out after 3 s")
+
+    def test_time_queued_does_not_count(self) -> None:
+        held = Held()
+        fetcher, _ = self.make(held, timeout=10, per_host=1)
+        first = fetcher.fetch(A)
+        second = fetcher.fetch(A)
+        self.stub.flush()
+        self.assertEqual(held.in_flight(), 1)
+        self.clock.advance(10)
+        self.stub.flush()
+        self.assertEqual(self.successResultOf(first).error, "timed out after 10 s")
+        # The second request starts only now, and gets its full 10 seconds.
+        self.assertEqual(held.in_flight(), 1)
+        self.assertEqual(len(held.seen), 2)
+        self.clock.advance(9.9)
+        self.stub.flush()
+        self.assertNoResult(second)
+        self.clock.advance(0.1)
+        self.stub.flush()
+        result = self.successResultOf(second)
+        self.assertEqual(result.error, "timed out after 10 s")
+        self.assertAlmostEqual(result.elapsed, 10.0)
+
+    def test_prompt_answer_cancels_the_timer(self) -> None:
+        routes = Routes({A: (200, {}, FEED)})
+        fetcher, _ = self.make(StringStubbingResource(routes), timeout=5)
+        self.assertEqual(self.fetch(fetcher, A).body, FEED)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class NeverRaisesTests(SynchronousTestCase):
+    def reason(self, exc: BaseException, sync: bool = False) -> str:
+        client = FailingClient(exc, sync)
+        fetcher = Fetcher(client, Clock(), user_agent=UA)  # type: ignore[arg-type]
+        result = self.successResultOf(fetcher.fetch(A))
+        self.assertEqual(client.calls, 1)
+        self.assertEqual((result.url, result.final_url, result.status), (A, A, None))
+        self.assertIsNone(result.body)
+        assert result.error is not None
+        self.assertNotIn("\n", result.error)
+        return result.error
+
+    def test_connection_refused(self) -> None:
+        self.assertEqual(self.reason(neterr.ConnectionRefusedError()), "connection refused")
+
+    def test_dns_failure(self) -> None:
+        self.assertEqual(self.reason(neterr.DNSLookupError("a.example")), "DNS lookup failed")
+
+    def test_connect_timeout(self) -> None:
+        # What the Agent's connectTimeout produces (the connector's own timer).
+        self.assertEqual(self.reason(neterr.TimeoutError()), "connection timed out")
+        # The kernel giving up (ETIMEDOUT) is a ConnectError with a readable text.
+        reason = self.reason(neterr.TCPTimedOutError())
+        self.assertTrue(reason.startswith("could not connect: "), reason)
+        self.assertIn("timed out", reason)
+
+    def test_other_connect_errors(self) -> None:
+        reason = self.reason(neterr.NoRouteError())
+        self.assertTrue(reason.startswith("could not connect: "), reason)
+
+    def test_connection_lost_before_response(self) -> None:
+        exc = ResponseNeverReceived([Failure(neterr.ConnectionLost("peer went away"))])
+        reason = self.reason(exc)
+        self.assertTrue(reason.startswith("connection lost: "), reason)
+        self.assertIn("peer went away", reason)
+
+    def test_tls_error(self) -> None:
+        exc = ResponseFailed(
+            [Failure(SSL.Error([("SSL routines", "", "certificate verify failed")]))]
+        )
+        reason = self.reason(exc)
+        self.assertTrue(reason.startswith("TLS error: "), reason)
+        self.assertIn("certificate verify failed", reason)
+
+    def test_anything_else(self) -> None:
+        reason = self.reason(RuntimeError("something\nodd"))
+        self.assertEqual(reason, "fetch failed: something odd")
+
+    def test_client_raising_synchronously(self) -> None:
+        reason = self.reason(ValueError("bad URL"), sync=True)
+        self.assertEqual(reason, "fetch failed: bad URL")
+
+
+class ConcurrencyTests(StubCase):
+    def test_per_host_limit(self) -> None:
+        held = Held()
+        fetcher, _ = self.make(held, per_host=2, max_concurrency=16)
+        a_fetches = [fetcher.fetch(f"http://a.example/{n}") for n in range(10)]
+        self.stub.flush()
+        self.assertEqual(held.in_flight("a.example"), 2)
+        self.assertEqual(held.seen_for("a.example"), 2)
+        # Another host is not queued behind the busy one.
+        b_fetch = fetcher.fetch(B)
+        self.stub.flush()
+        self.assertEqual(held.in_flight("b.example"), 1)
+        held.finish("b.example")
+        self.stub.flush()
+        self.assertEqual(self.successResultOf(b_fetch).body, FEED)
+        self.assertEqual(held.in_flight("a.example"), 2)
+        # Each finished request lets exactly one queued one start.
+        for n in range(10):
+            self.assertEqual(held.seen_for("a.example"), min(10, n + 2))
+            self.assertLessEqual(held.in_flight("a.example"), 2)
+            held.finish("a.example")
+            self.stub.flush()
+        results = [self.successResultOf(d) for d in a_fetches]
+        self.assertEqual([r.status for r in results], [200] * 10)
+        self.assertEqual(held.in_flight(), 0)
+        # Idle hosts do not keep a semaphore around.
+        self.assertEqual(fetcher._host_limits, {})
+
+    def test_max_concurrency_caps_the_total(self) -> None:
+        held = Held()
+        fetcher, _ = self.make(held, per_host=2, max_concurrency=3)
+        hosts = ["a.example", "b.example", "c.example"]
+        fetches = [fetcher.fetch(f"http://{h}/{n}") for h in hosts for n in range(3)]
+        self.stub.flush()
+        self.assertEqual(held.in_flight(), 3)
+        for h in hosts:
+            self.assertLessEqual(held.in_flight(h), 2)
+        finished = 0
+        while held.open:
+            held.finish(held.host(held.open[0]))
+            finished += 1
+            self.stub.flush()
+            self.assertLessEqual(held.in_flight(), 3)
+            for h in hosts:
+                self.assertLessEqual(held.in_flight(h), 2)
+        self.assertEqual(finished, 9)
+        self.assertEqual([self.successResultOf(d).status for d in fetches], [200] * 9)
+
+    def test_queue_for_one_host_holds_no_global_slot(self) -> None:
+        held = Held()
+        fetcher, _ = self.make(held, per_host=1, max_concurrency=2)
+        for n in range(5):
+            fetcher.fetch(f"http://a.example/{n}")
+        d = fetcher.fetch(B)
+        self.stub.flush()
+        self.assertEqual((held.in_flight("a.example"), held.in_flight("b.example")), (1, 1))
+        held.finish("b.example")
+        self.stub.flush()
+        self.assertEqual(self.successResultOf(d).status, 200)
+        while held.open:
+            held.finish("a.example")
+            self.stub.flush()
+        self.assertEqual(held.seen_for("a.example"), 5)
+
+    def test_failures_release_their_slots(self) -> None:
+        routes = Routes({A: (500, {}, b"oops")})
+        fetcher, _ = self.make(StringStubbingResource(routes), per_host=1, max_concurrency=1)
+        ds = [fetcher.fetch(A) for _ in range(3)]
+        self.stub.flush()
+        self.assertEqual([self.successResultOf(d).status for d in ds], [500] * 3)
+
+
+# --- real sockets -----------------------------------------------------------------------
+
+
+class LoopbackFetchTests(TestCase):
+    """The same Fetcher over real loopback TCP, on the global reactor."""
+
+    def fetcher(self, client: Any, **kwargs: Any) -> Fetcher:
+        return Fetcher(client, reactor, user_agent=UA, **kwargs)
+
+    async def test_per_host_limit_with_two_hosts_in_parallel(self) -> None:
+        hold = 0.1
+        feed = HoldingFeed(FEED, hold=hold)
+        server = start_server(self, feed)
+        fetcher = self.fetcher(server.client, per_host=2, max_concurrency=16, timeout=30)
+        urls = [server.url(f"/feed/{n}", host) for host in (HOST_A, HOST_B) for n in range(20)]
+        started = time.monotonic()
+        results = await within(gatherResults([fetcher.fetch(url) for url in urls]), 30)
+        wall = time.monotonic() - started
+        self.assertEqual([r.error for r in results], [None] * 40)
+        self.assertEqual([r.body for r in results], [FEED] * 40)
+        self.assertEqual(feed.served, {HOST_A: 20, HOST_B: 20})
+        # Never more than two at once on one host, and the limit was reached on both...
+        self.assertEqual(feed.peak, {HOST_A: 2, HOST_B: 2})
+        # ...at the same time: the hosts did not wait for each other.
+        self.assertEqual(feed.peak_total, 4)
+        first_b = min(start for host, start, _ in feed.spans if host == HOST_B)
+        last_a = max(end for host, _, end in feed.spans if host == HOST_A)
+        self.assertLess(first_b, last_a)
+        # Ten rounds of `hold` in all; one host after the other would take twenty.
+        self.assertGreaterEqual(wall, 10 * hold)
+        self.assertLess(wall, 15 * hold)
+
+    async def test_gzip_body_is_decoded(self) -> None:
+        feed = GzipFeed(FEED)
+        server = start_server(self, feed)
+        result = await self.fetcher(server.client).fetch(server.url("/feed"))
+        self.assertIsNone(result.error)
+        self.assertEqual(feed.sent_gzip, 1)
+        self.assertIn("gzip", feed.accept_encoding[0] or "")
+        self.assertEqual(result.body, FEED)
+
+    async def test_gzip_cap_counts_decoded_bytes(self) -> None:
+        bomb = b"<feed>" + b" " * (1024 * 1024)
+        self.assertLess(len(gzip.compress(bomb)), 16 * 1024)
+        server = start_server(self, GzipFeed(bomb))
+        fetcher = self.fetcher(server.client, max_bytes=64 * 1024)
+        result = await fetcher.fetch(server.url("/feed"))
+        self.assertIn("larger than 65536 bytes", result.error or "")
+
+    async def test_oversized_streamed_body_is_aborted(self) -> None:
+        stream = StreamingFeed(chunk_size=16 * 1024, chunks=200, interval=0.01)
+        server = start_server(self, stream)
+        fetcher = self.fetcher(server.client, max_bytes=64 * 1024, timeout=30)
+        result = await within(fetcher.fetch(server.url("/big")), 15)
+        self.assertIn("larger than 65536 bytes", result.error or "")
+        self.assertIsNone(result.body)
+        # The server sees the connection closed long before it has written everything.
+        await within(stream.lost, 5)
+        self.assertFalse(stream.completed)
+        self.assertLess(stream.written, stream.total // 2)
+
+    async def test_stalled_body_times_out(self) -> None:
+        stall = StallingFeed()
+        server = start_server(self, stall)
+        fetcher = self.fetcher(server.client, timeout=1)
+        started = time.monotonic()
+        result = await within(fetcher.fetch(server.url("/stall")), 10)
+        self.assertEqual(result.error, "timed out after 1 s")
+        self.assertGreaterEqual(time.monotonic() - started, 0.9)
+        self.assertGreaterEqual(result.elapsed, 0.9)
+        await within(stall.lost, 5)
+
+    async def test_no_response_times_out(self) -> None:
+        stall = StallingFeed(prefix=None)
+        server = start_server(self, stall)
+        result = await within(self.fetcher(server.client, timeout=1).fetch(server.url("/")), 10)
+        self.assertEqual(result.error, "timed out after 1 s")
+        self.assertEqual(stall.requests, 1)
+        await within(stall.lost, 5)
+
+    async def test_connection_refused(self) -> None:
+        port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        number = port.getHost().port
+        await port.stopListening()
+        tracker = ConnectionTracker()
+        fetcher = self.fetcher(loopback_client(tracker), timeout=10)
+        result = await within(fetcher.fetch(f"http://127.0.0.1:{number}/feed"), 10)
+        self.assertEqual(result.error, "connection refused")
+        self.assertEqual(tracker.live, set())
