@@ -7,6 +7,7 @@ never an exception that travels.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -141,8 +142,18 @@ class Fetcher:
                 break
             await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
             current = self._follow(url, current, response, hops)
-        final_url = current
         status = response.code
+        # Caching hints count on errors too: a 429 or 503 says when to come back.
+        common = dict(
+            url=url,
+            final_url=current,
+            status=status,
+            redirects=tuple(hops),
+            retry_after=_header(response, b"retry-after"),
+            cache_control=_header(response, b"cache-control"),
+            expires=_header(response, b"expires"),
+            date=_header(response, b"date"),
+        )
         if status == 304:
             await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
             body = None
@@ -151,22 +162,14 @@ class Fetcher:
         else:
             await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
             phrase = http.RESPONSES.get(status, b"").decode("ascii", "replace")
-            return FetchResult(
-                url=url,
-                final_url=final_url,
-                status=status,
-                redirects=tuple(hops),
-                error=f"HTTP {status} {phrase}".strip(),
-            )
+            return FetchResult(error=f"HTTP {status} {phrase}".strip(), **common)
         return FetchResult(
-            url=url,
-            final_url=final_url,
-            status=status,
             body=body,
+            body_hash=hashlib.sha256(body).hexdigest() if body is not None else None,
             etag=_header(response, b"etag"),
             last_modified=_header(response, b"last-modified"),
             content_type=_header(response, b"content-type"),
-            redirects=tuple(hops),
+            **common,
         )
 
     def _follow(

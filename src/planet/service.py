@@ -6,12 +6,11 @@ config -> schedule -> fetch -> parse -> store -> web / snapshot.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from datetime import datetime
 from typing import Any
 
-from attrs import define, evolve, field
+from attrs import define, field
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, maybeDeferred, succeed
@@ -34,6 +33,8 @@ from planet.workers import Parser, ProcessParser
 
 #: Longest pause between checks for due feeds.
 MAX_TICK = 60.0
+#: Ticks per fetch interval at least, so due times spread over the interval are honoured.
+TICKS_PER_INTERVAL = 20
 
 
 @define(slots=False)
@@ -62,7 +63,7 @@ class Aggregator(Service):
 
     @property
     def tick_interval(self) -> float:
-        return min(MAX_TICK, self.config.fetch_interval)
+        return min(MAX_TICK, self.config.fetch_interval / TICKS_PER_INTERVAL)
 
     def startService(self) -> None:
         for warning in self.config.warnings:
@@ -115,8 +116,6 @@ class Aggregator(Service):
             result = await self._fetch(before.fetch_url, before.etag, before.last_modified)
             parsed = None
             if result.error is None and result.body is not None:
-                if result.body_hash is None:
-                    result = evolve(result, body_hash=hashlib.sha256(result.body).hexdigest())
                 if result.body_hash == before.body_hash and not before.failing:
                     # Byte-identical to the last body: nothing to parse (validators still kept).
                     self.skipped_parses += 1
