@@ -185,3 +185,20 @@ class StreamedEncodingTests(SynchronousTestCase):
 
     def test_empty_store(self) -> None:
         self.assertEqual(decode(encode([], [], NOW)), ([], []))
+
+
+class EveryFieldTests(SynchronousTestCase):
+    def test_feed_state_with_every_field_set_round_trips(self) -> None:
+        from attrs import fields
+
+        values: dict[str, object] = {}
+        for f in fields(FeedState):
+            kind = str(f.type)
+            if "datetime" in kind:
+                values[f.name] = NOW
+            elif "int" in kind:
+                values[f.name] = 3
+            else:
+                values[f.name] = f"value of {f.name}"
+        state = FeedState(**values)  # type: ignore[arg-type]
+        self.assertEqual(decode(encode([], [state], NOW))[1], [state])

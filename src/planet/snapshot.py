@@ -26,8 +26,9 @@ from planet.store import Store
 SCHEMA_VERSION = 1
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 _STATE_FIELDS = tuple(f.name for f in fields(FeedState))
-_ENTRY_DATES = ("published", "updated", "first_seen")
-_STATE_DATES = ("last_fetch", "last_success")
+# Every datetime field, found from the annotations so a new one can never be forgotten.
+_ENTRY_DATES = tuple(f.name for f in fields(Entry) if "datetime" in str(f.type))
+_STATE_DATES = tuple(f.name for f in fields(FeedState) if "datetime" in str(f.type))
 
 
 class SnapshotError(Exception):
