@@ -1,3 +1,3 @@
 from twisted.application.service import ServiceMaker
 
-planet = ServiceMaker("planet", "planet.tap", "Feed aggregator daemon (Planet-compatible)", "planet")
+planet = ServiceMaker("planet", "planet.tap", "Planet-compatible feed aggregator daemon", "planet")
