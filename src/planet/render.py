@@ -222,7 +222,11 @@ def render_river(
 
 
 def render_not_found(config: Config) -> bytes:
-    return _env.get_template("not_found.html").render(planet=config).encode("utf-8")
+    return (
+        _env.get_template("not_found.html")
+        .render(planet=config, version=__version__)
+        .encode("utf-8")
+    )
 
 
 def atom_entry_id(entry: Entry) -> str:
