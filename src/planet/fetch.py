@@ -8,6 +8,7 @@ never an exception that travels.
 from __future__ import annotations
 
 import hashlib
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -161,7 +162,7 @@ class Fetcher:
             body = await _read_body(response, self.max_bytes)
         else:
             await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
-            phrase = http.RESPONSES.get(status, b"").decode("ascii", "replace")
+            phrase = _phrase(status)
             return FetchResult(error=f"HTTP {status} {phrase}".strip(), **common)
         return FetchResult(
             body=body,
@@ -220,6 +221,14 @@ def _timed_out(result: Any, timeout: float) -> Any:
     if isinstance(result, Failure):
         raise TimeoutError(timeout, "Deferred")
     return result
+
+
+def _phrase(status: int) -> str:
+    # Twisted's table lacks some codes (429 among them); the stdlib knows them.
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return http.RESPONSES.get(status, b"").decode("ascii", "replace")
 
 
 def _header(response: IResponse, name: bytes) -> str | None:

@@ -9,11 +9,40 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from attrs import define, evolve, field, frozen
 
 from planet.model import Entry, FeedState, FetchResult, ParsedFeed
+
+
+@frozen
+class RiverItem:
+    """One item of the river: an entry, and the other feeds that carry the same post."""
+
+    entry: Entry
+    also_in: tuple[str, ...] = ()
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_link(url: str) -> str:
+    """The form two links to the same post share: scheme and host lowercased, default port,
+    fragment and ``utm_*`` parameters dropped, trailing slash ignored."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    query = "&".join(
+        pair for pair in parts.query.split("&") if pair and not pair.lower().startswith("utm_")
+    )
+    path = parts.path.rstrip("/")
+    return urlunsplit((scheme, netloc, path, query, ""))
 
 
 @frozen
@@ -69,6 +98,7 @@ class Store:
     _entries: dict[str, dict[str, Entry]] = field(factory=dict)
     _states: dict[str, FeedState] = field(factory=dict)
     _river: tuple[int, tuple[Entry, ...]] | None = None
+    _items: tuple[tuple[int, bool], tuple[RiverItem, ...]] | None = None
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
     _entries_version: int = 0
@@ -82,6 +112,37 @@ class Store:
             entries.sort(key=_river_key, reverse=True)
             self._river = (self._entries_version, tuple(entries))
         return self._river[1]
+
+    def river_items(self, dedupe: bool = True) -> Sequence[RiverItem]:
+        """The river as items; with ``dedupe``, a post in several feeds is one item, under
+        the copy seen first, naming the other feeds in ``also_in``."""
+        key = (self._entries_version, dedupe)
+        if self._items is None or self._items[0] != key:
+            self._items = (key, self._build_items(dedupe))
+        return self._items[1]
+
+    def _build_items(self, dedupe: bool) -> tuple[RiverItem, ...]:
+        river = self.river()
+        if not dedupe:
+            return tuple(RiverItem(e) for e in river)
+        groups: dict[str, list[Entry]] = {}
+        for entry in river:
+            if entry.link:
+                groups.setdefault(normalize_link(entry.link), []).append(entry)
+        hidden: set[tuple[str, str]] = set()
+        also: dict[tuple[str, str], tuple[str, ...]] = {}
+        for group in groups.values():
+            if len({e.feed_url for e in group}) < 2:
+                continue
+            first = min(group, key=lambda e: (e.first_seen, e.published, e.feed_url))
+            others = [e for e in group if e.feed_url != first.feed_url]
+            hidden.update((e.feed_url, e.id) for e in others)
+            also[(first.feed_url, first.id)] = tuple(dict.fromkeys(e.feed_url for e in others))
+        return tuple(
+            RiverItem(e, also.get((e.feed_url, e.id), ()))
+            for e in river
+            if (e.feed_url, e.id) not in hidden
+        )
 
     def feed_states(self) -> Mapping[str, FeedState]:
         """Feed states keyed by subscription URL."""
@@ -191,6 +252,9 @@ class Store:
         by_id = self._entries.setdefault(url, {})
         new = updated = 0
         for entry in entries:
+            if entry.feed_url != url:
+                # Parsed from a moved or discovered URL: it still belongs to the subscription.
+                entry = evolve(entry, feed_url=url)
             old = by_id.get(entry.id)
             if old is None:
                 by_id[entry.id] = entry
