@@ -88,7 +88,6 @@ def test_planetpython_warnings():
         for key in (
             "log_level",
             "encoding",
-            "days_per_page",
             "new_feed_items",
             "output_dir",
             "activity_threshold",
@@ -623,7 +622,7 @@ def test_reading_lists_key():
 
 def test_keys_of_later_features_warn_until_implemented():
     # An operator must not believe a setting works when planet does not act on it yet.
-    keys = ["days_per_page", "new_feed_items", "activity_threshold", "log_level"]
+    keys = ["new_feed_items", "activity_threshold", "log_level"]
     config = parse("[Planet]\n" + "".join(f"{k} = 1\n" for k in keys))
     assert config.warnings == tuple(
         f"planet.ini: [Planet] {k}: not used by planet; ignored" for k in keys
@@ -753,3 +752,16 @@ def test_feed_key_used_by_a_reference_does_not_warn():
     config = parse("[Planet]\n[http://f.example/]\nfirst = Sam\nname = %(first)s Ruby\n")
     assert config.subscriptions[0].name == "Sam Ruby"
     assert config.warnings == ()
+
+
+def test_web_view_keys():
+    config = parse("[Planet]\ndays_per_page = 10\ndedupe = no\ncache_max_age = 60\n")
+    assert (config.days_per_page, config.dedupe, config.cache_max_age) == (10, False, 60)
+    assert config.warnings == ()
+    defaults = parse("[Planet]\n")
+    assert (defaults.days_per_page, defaults.dedupe, defaults.cache_max_age) == (0, True, 300)
+    for word in ("yes", "True", "on", "1"):
+        assert parse(f"[Planet]\ndedupe = {word}\n").dedupe is True
+    assert error("[Planet]\ndedupe = maybe\n") == (
+        "planet.ini: [Planet] dedupe: expected yes or no (true/false, on/off, 1/0), got 'maybe'"
+    )

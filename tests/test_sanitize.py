@@ -428,3 +428,12 @@ def test_property_text_and_url_helpers_never_raise(html: str) -> None:
     assert not XML_ILLEGAL.search(html_to_text(html))
     result = safe_url(html, base_url=BASE)
     assert result is None or result.lower().startswith(("http://", "https://"))
+
+
+def test_headings_demoted_below_the_page_outline():
+    from planet.sanitize import demote_headings
+
+    html = sanitize_html('<h1 title="a>b">Big</h1><h2>Sub</h2><h5>x</h5><h6>y</h6><p>h1</p>')
+    assert demote_headings(html) == (
+        '<h4 title="a&gt;b">Big</h4><h5>Sub</h5><h6>x</h6><h6>y</h6><p>h1</p>'
+    )

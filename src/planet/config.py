@@ -63,17 +63,23 @@ _PLANET_FORMAT_KEYS = ("date_format", "new_date_format")
 _PLANET_SECONDS_KEYS = ("feed_timeout", "snapshot_interval", "fetch_interval", "max_backoff")
 _PLANET_COUNT_KEYS = {
     "items_per_page": 1,
+    "days_per_page": 0,
+    "cache_max_age": 0,
     "per_host_concurrency": 1,
     "max_concurrency": 1,
     "max_entries_per_feed": 0,
 }
 _PLANET_SIZE_KEYS = ("max_feed_bytes",)
+_PLANET_BOOL_KEYS = ("dedupe",)
+_TRUE = frozenset({"1", "yes", "true", "on"})
+_FALSE = frozenset({"0", "no", "false", "off"})
 _PLANET_HONOURED = frozenset(
     _PLANET_TEXT_KEYS
     + _PLANET_FORMAT_KEYS
     + _PLANET_SECONDS_KEYS
     + tuple(_PLANET_COUNT_KEYS)
     + _PLANET_SIZE_KEYS
+    + _PLANET_BOOL_KEYS
 )
 # [Planet] keys of later features; each moves to _PLANET_HONOURED when it is implemented.
 # Until then they are warned about like any other key planet does not use.
@@ -114,7 +120,6 @@ _LEGACY_KEYS = frozenset(
         "xml_base",
         "filter",
         "exclude",
-        "days_per_page",
         "new_feed_items",
         "activity_threshold",
         "log_level",
@@ -183,6 +188,12 @@ class Config:
     owner_name: str = ""
     owner_email: str = ""
     items_per_page: int = 60
+    #: Venus's days_per_page: a page also ends after this many distinct days (0 = no limit).
+    days_per_page: int = 0
+    #: One river item for the same post in several feeds (links equal after normalization).
+    dedupe: bool = True
+    #: Cache-Control max-age of pages and feeds served, in seconds.
+    cache_max_age: int = 300
     feed_timeout: float = 20.0
     cache_directory: str | None = None
     snapshot_file: str = Factory(_default_snapshot_file, takes_self=True)
@@ -383,6 +394,20 @@ class _Parser:
             )
         return number
 
+    def flag(self, section: str, key: str) -> bool | None:
+        """A yes/no value, spelt as Python 2's ConfigParser.getboolean accepted it."""
+        value = self.get(section, key)
+        if not value:
+            return None
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise self._error(
+            section, key, f"expected yes or no (true/false, on/off, 1/0), got {value!r}"
+        )
+
     def size(self, section: str, key: str) -> int | None:
         """A positive number of bytes, optionally with a k/M/G (1024-based) suffix."""
         value = self.get(section, key)
@@ -441,6 +466,8 @@ class _Parser:
             settings[key] = self.count(planet, key, minimum)
         for key in _PLANET_SIZE_KEYS:
             settings[key] = self.size(planet, key)
+        for key in _PLANET_BOOL_KEYS:
+            settings[key] = self.flag(planet, key)
         # An empty value means "not set": the field keeps its default.
         return {key: value for key, value in settings.items() if value not in (None, "")}
 

@@ -22,7 +22,13 @@ import feedparser
 from attrs import frozen
 
 from planet.model import Entry, ParsedFeed
-from planet.sanitize import html_to_text, safe_url, sanitize_html, strip_xml_illegal
+from planet.sanitize import (
+    demote_headings,
+    html_to_text,
+    safe_url,
+    sanitize_html,
+    strip_xml_illegal,
+)
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 
@@ -126,7 +132,7 @@ def _unique_ids(entries: Iterable[Entry]) -> Iterable[Entry]:
 
 def _normalize(raw: _RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
     if raw.content_is_html:
-        content = sanitize_html(raw.content, raw.base)
+        content = demote_headings(sanitize_html(raw.content, raw.base))
     else:
         content = "<p>" + html.escape(strip_xml_illegal(raw.content)).replace("\n", "<br>") + "</p>"
         content = content if raw.content.strip() else ""

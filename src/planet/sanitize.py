@@ -194,3 +194,21 @@ def html_to_text(html: str) -> str:
     marked = _TEXT_CLEANER.clean(strip_xml_illegal(html))
     text = strip_xml_illegal(_html_unescape(_TAG.sub(" ", marked)))
     return _WHITESPACE.sub(" ", text).strip()
+
+
+_HEADING = re.compile(r"<(/?)h([1-6])(?=[\s>])", re.IGNORECASE)
+
+
+def demote_headings(html: str, below: int = 3) -> str:
+    """Shift the headings of sanitized entry HTML below the page's own ``h1``..``h{below}``.
+
+    The river page uses h1 (planet), h2 (day) and h3 (entry title), so an entry's ``<h1>``
+    becomes ``<h4>`` and the page outline stays right; levels past 6 stay at 6. Only for
+    serialized sanitizer output, where ``<`` never appears inside an attribute value.
+    """
+
+    def shift(match: re.Match[str]) -> str:
+        level = min(6, int(match.group(2)) + below)
+        return f"<{match.group(1)}h{level}"
+
+    return _HEADING.sub(shift, html)
