@@ -180,9 +180,13 @@ def parse_page(body: bytes) -> Page:
     for li in aside.iter("li") if aside is not None else ():
         feed_link = _child_with_class(li, "a", "feed-link")
         assert feed_link is not None
-        others = [a for a in li.iter("a") if a is not feed_link]
+        feed_page = _child_with_class(li, "a", "feed-page")
+        others = [a for a in li.iter("a") if a is not feed_link and a is not feed_page]
         status = _child_with_class(li, "span", "status")
-        name = _text(others[0]) if others else _text(li).removeprefix("feed").strip()
+        text = _text(li).removeprefix("feed").strip()
+        if feed_page is not None:
+            text = text.replace(_text(feed_page), "").strip()
+        name = _text(others[0]) if others else text
         if status is not None and not others:
             name = name.removesuffix(_text(status)).strip()
         sidebar.append(

@@ -11,11 +11,13 @@ from xml.etree import ElementTree as ET
 import feedparser
 import html5lib
 import pytest
+import treq
 from feeds import Item, at, atom
-from treq.testing import StubTreq
+from treq.testing import RequestTraversalAgent, StubTreq
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.http_headers import Headers
 from xsscheck import tier_a_violations
 
 from planet.config import parse_config
@@ -56,7 +58,7 @@ class Harness:
         self.web = PlanetWeb(
             config=self.config, store=self.store, clock=self.clock, run_in_thread=inline
         )
-        self.stub = StubTreq(self.web.app.resource())
+        self.stub = StubTreq(self.web.resource())
 
     def add(self, url: str, body: bytes) -> None:
         parsed = parse_feed(body, url, NOW)
@@ -70,6 +72,16 @@ class Harness:
         response = _result(d)
         body = self.stub.content(response)
         self.stub.flush()
+        return response, _result(body)
+
+    def raw_get(self, path: str, headers: dict[bytes, list[bytes]]) -> tuple[Any, bytes]:
+        """A request with no transparent gzip decoding (StubTreq always decodes)."""
+        agent = RequestTraversalAgent(self.web.resource())
+        d = agent.request(b"GET", b"http://planet.example" + path.encode(), Headers(headers))
+        agent.flush()
+        response = _result(d)
+        body = treq.content(response)
+        agent.flush()
         return response, _result(body)
 
 

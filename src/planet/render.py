@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from itertools import groupby
 from typing import Any
-from urllib.parse import urljoin, urlsplit
-from xml.etree import ElementTree as ET
+from urllib.parse import urlsplit
 
 import jinja2
 from attrs import frozen
@@ -21,9 +21,9 @@ from planet import __version__
 from planet.config import Config
 from planet.model import Entry, FeedState
 from planet.sanitize import strip_xml_illegal
+from planet.store import RiverItem
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("planet", "templates"),
@@ -42,32 +42,77 @@ class FeedView:
     site: str | None
     failing: bool = False
     reason: str | None = None
+    #: The feed's page on this planet is ``/feeds/<slug>``.
+    slug: str = ""
 
 
 @frozen
 class PageView:
-    """One page of the river: the entries shown and where it sits among the pages."""
+    """One page of a river: the items shown and where the page sits among the pages.
 
-    entries: tuple[Entry, ...]
+    ``feed`` is set for a single feed's river (``/feeds/<slug>``).
+    """
+
+    items: tuple[RiverItem, ...]
     page: int
     has_next: bool
     updated: datetime | None
+    feed: FeedView | None = None
+
+
+def slugify(name: str) -> str:
+    """A URL path segment for a feed name: lowercase ASCII words joined by hyphens."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "feed"
 
 
 def feed_views(config: Config, states: Mapping[str, FeedState]) -> dict[str, FeedView]:
-    """Display names and sites of every subscription: configured name, else feed title."""
+    """Display names, sites and slugs of every subscription: configured name, else title."""
     views = {}
+    taken: set[str] = set()
     for sub in config.subscriptions:
         state = states.get(sub.url)
         title = state.title if state is not None else ""
+        name = sub.name or title or (urlsplit(sub.url).hostname or sub.url)
+        slug = base = slugify(name)
+        n = 2
+        while slug in taken:
+            slug, n = f"{base}-{n}", n + 1
+        taken.add(slug)
         views[sub.url] = FeedView(
             url=sub.url,
-            name=sub.name or title or (urlsplit(sub.url).hostname or sub.url),
+            name=name,
             site=state.link if state is not None else None,
             failing=state is not None and state.failing,
             reason=state.error if state is not None else None,
+            slug=slug,
         )
     return views
+
+
+def paginate(
+    items: Sequence[RiverItem], per_page: int, days_per_page: int = 0
+) -> list[tuple[int, int]]:
+    """``(start, end)`` of every page: at most ``per_page`` items, and with Venus's
+    ``days_per_page`` set, no more than that many distinct days."""
+    pages = []
+    start = 0
+    while start < len(items):
+        end = min(start + per_page, len(items))
+        if days_per_page:
+            days: set[date] = set()
+            for i in range(start, end):
+                days.add(_day(items[i].entry))
+                if len(days) > days_per_page:
+                    end = i
+                    break
+        pages.append((start, end))
+        start = end
+    return pages or [(0, 0)]
+
+
+def _day(entry: Entry) -> date:
+    return entry.published.astimezone(timezone.utc).date()
 
 
 #: Order of states on the status page: the ones needing attention first.
@@ -150,7 +195,7 @@ def _next_fetch(state: FeedState | None, now: datetime) -> datetime | None:
 
 
 def _iso_or_none(when: datetime | None) -> str | None:
-    return _iso(when) if when is not None else None
+    return iso_utc(when) if when is not None else None
 
 
 def render_status(config: Config, rows: list[dict[str, Any]], now: datetime) -> bytes:
@@ -175,8 +220,10 @@ def format_day(when: datetime, fmt: str | None = None) -> str:
     return when.astimezone(timezone.utc).strftime(fmt or "%d %b %Y")
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso_utc(when: datetime) -> str:
+    """RFC 3339 in UTC to the second: ``2026-06-23T20:06:00Z``."""
+    # isoformat, not strftime: %Y drops the zero padding of years before 1000.
+    return when.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def render_river(
@@ -184,41 +231,51 @@ def render_river(
 ) -> bytes:
     """The river page as HTML5, entries grouped under day headers."""
     days = []
-    for day, group_iter in groupby(
-        view.entries, key=lambda e: e.published.astimezone(timezone.utc).date()
-    ):
+    for day, group_iter in groupby(view.items, key=lambda item: _day(item.entry)):
         group = list(group_iter)
-        items = []
-        for entry in group:
-            items.append(
+        shown = []
+        for item in group:
+            entry = item.entry
+            shown.append(
                 {
                     "entry": entry,
-                    "feed": feeds.get(entry.feed_url)
-                    or FeedView(entry.feed_url, entry.feed_url, None),
+                    "feed": _feed_of(entry, feeds),
+                    "also_in": [_feed_of_url(url, feeds) for url in item.also_in],
                     "time": format_entry_time(entry.published, config.date_format),
-                    "iso": _iso(entry.published),
+                    "iso": iso_utc(entry.published),
                 }
             )
         days.append(
             {
-                "label": format_day(group[0].published, config.new_date_format),
+                "label": format_day(group[0].entry.published, config.new_date_format),
                 "iso": day.isoformat(),
-                "items": items,
+                "items": shown,
             }
         )
+    base = f"/feeds/{view.feed.slug}" if view.feed is not None else "/"
     html = _env.get_template("river.html").render(
         planet=config,
         days=days,
         page=view.page,
         has_next=view.has_next,
+        base=base,
+        feed=view.feed,
         feeds=sorted(feeds.values(), key=lambda f: f.name.casefold()),
         failing=sum(1 for f in feeds.values() if f.failing),
         updated=format_entry_time(view.updated, config.date_format) if view.updated else None,
-        updated_iso=_iso(view.updated) if view.updated else None,
+        updated_iso=iso_utc(view.updated) if view.updated else None,
         generated=format_entry_time(now),
         version=__version__,
     )
     return strip_xml_illegal(html).encode("utf-8")
+
+
+def _feed_of(entry: Entry, feeds: Mapping[str, FeedView]) -> FeedView:
+    return _feed_of_url(entry.feed_url, feeds)
+
+
+def _feed_of_url(url: str, feeds: Mapping[str, FeedView]) -> FeedView:
+    return feeds.get(url) or FeedView(url, url, None)
 
 
 def render_not_found(config: Config) -> bytes:
@@ -231,69 +288,8 @@ def render_not_found(config: Config) -> bytes:
 
 def atom_entry_id(entry: Entry) -> str:
     """The entry's own id when it is an IRI, else a stable URN derived from feed and id."""
-    if _SCHEME.match(entry.id) and " " not in entry.id:
+    if ABSOLUTE_IRI.match(entry.id) and " " not in entry.id:
         return entry.id
-    digest = hashlib.sha256(f"{entry.feed_url}\0{entry.id}".encode()).hexdigest()[:32]
+    key = f"{entry.feed_url}\0{entry.id}".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(key).hexdigest()[:32]
     return f"urn:planet:{digest}"
-
-
-def render_atom(
-    config: Config, entries: Sequence[Entry], feeds: Mapping[str, FeedView], now: datetime
-) -> bytes:
-    """An Atom 1.0 document of ``entries``, in river order, with each entry's source feed."""
-    ET.register_namespace("", ATOM_NS)
-    root = ET.Element(_q("feed"))
-    _text(root, "title", config.name)
-    base = config.link or None
-    _text(
-        root,
-        "id",
-        config.link or "urn:planet:" + hashlib.sha256(config.name.encode()).hexdigest()[:32],
-    )
-    if base:
-        ET.SubElement(
-            root,
-            _q("link"),
-            rel="self",
-            href=urljoin(base, "atom.xml"),
-            type="application/atom+xml",
-        )
-        ET.SubElement(root, _q("link"), rel="alternate", href=base, type="text/html")
-    newest = max((e.updated for e in entries), default=now)
-    _text(root, "updated", _iso(newest))
-    author = ET.SubElement(root, _q("author"))
-    _text(author, "name", config.owner_name or config.name)
-    if config.owner_email:
-        _text(author, "email", config.owner_email)
-    gen = _text(root, "generator", "planet")
-    gen.set("version", __version__)
-    for entry in entries:
-        feed = feeds.get(entry.feed_url) or FeedView(entry.feed_url, entry.feed_url, None)
-        el = ET.SubElement(root, _q("entry"))
-        _text(el, "id", atom_entry_id(entry))
-        _text(el, "title", entry.title or feed.name).set("type", "text")
-        if entry.link:
-            ET.SubElement(el, _q("link"), rel="alternate", href=entry.link, type="text/html")
-        _text(el, "published", _iso(entry.published))
-        _text(el, "updated", _iso(entry.updated))
-        entry_author = ET.SubElement(el, _q("author"))
-        _text(entry_author, "name", entry.author or feed.name)
-        _text(el, "content", entry.content).set("type", "html")
-        source = ET.SubElement(el, _q("source"))
-        _text(source, "id", feed.url)
-        _text(source, "title", feed.name)
-        ET.SubElement(source, _q("link"), rel="self", href=feed.url)
-        if feed.site:
-            ET.SubElement(source, _q("link"), rel="alternate", href=feed.site, type="text/html")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
-
-
-def _q(tag: str) -> str:
-    return f"{{{ATOM_NS}}}{tag}"
-
-
-def _text(parent: ET.Element, tag: str, value: str) -> ET.Element:
-    el = ET.SubElement(parent, _q(tag))
-    # Characters illegal in XML must never reach an XML output (python/planet#459).
-    el.text = strip_xml_illegal(value)
-    return el

@@ -20,7 +20,6 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from planet import schedule
 from planet.config import Config, Subscription
@@ -314,8 +313,7 @@ def build_service(
         run_in_thread=deferToThread,
         snapshot_written=lambda: snapshot.written_at,
     )
-    site = Site(web.app.resource())
-    site.displayTracebacks = False
+    site = web.site()
     listener = _Listener(listen)
     strports.service(listen, site, reactor=reactor).setServiceParent(listener)
     listener.setServiceParent(top)
