@@ -259,3 +259,49 @@ class HTTPTests(SynchronousTestCase):
         head = body.split(b"</head>")[0]
         for href in (b"/atom.xml", b"/rss20.xml", b"/opml.xml", b"/feed.json"):
             self.assertIn(b'href="' + href + b'"', head)
+
+
+class FormatsMatchRiverTests(SynchronousTestCase):
+    def test_every_format_carries_the_river(self) -> None:
+        import json
+        from xml.etree import ElementTree as ET
+
+        import feedparser
+
+        h = seed(dedupe=True)
+        river = [t.split(": ", 1)[1] for t in entry_titles(h.get("/")[1])]
+        atom_doc = feedparser.parse(h.get("/atom.xml")[1])
+        rss_doc = feedparser.parse(h.get("/rss20.xml")[1])
+        json_doc = json.loads(h.get("/feed.json")[1])
+        self.assertFalse(atom_doc.bozo or rss_doc.bozo)
+        self.assertEqual(rss_doc.version, "rss20")
+        self.assertEqual([e.title for e in atom_doc.entries], river)
+        self.assertEqual([e.title.split(": ", 1)[1] for e in rss_doc.entries], river)
+        self.assertEqual([i["title"] for i in json_doc["items"]], river)
+        self.assertEqual(json_doc["version"], "https://jsonfeed.org/version/1.1")
+        opml = ET.fromstring(h.get("/opml.xml")[1])
+        self.assertEqual(
+            sorted(o.get("xmlUrl") for o in opml.iter("outline")),
+            ["http://a.example/feed", "http://b.example/feed", "http://c.example/feed"],
+        )
+
+    def test_atom_pages_follow_the_river_pages(self) -> None:
+        import feedparser
+
+        h = Harness(per_page=2)
+        h.add(
+            "http://a.example/feed",
+            atom(
+                "A",
+                "http://a.example/",
+                [Item(f"A{n}", f"http://a.example/{n}", at(2026, 6, 1 + n, 12)) for n in range(5)],
+            ),
+        )
+        first = feedparser.parse(h.get("/atom.xml")[1])
+        nxt = [link.href for link in first.feed.links if link.rel == "next"]
+        self.assertEqual(nxt, ["http://planet.example/atom.xml?page=2"])
+        second = feedparser.parse(h.get("/atom.xml?page=2")[1])
+        self.assertEqual(
+            [e.title for e in first.entries + second.entries], ["A4", "A3", "A2", "A1"]
+        )
+        self.assertEqual(h.get("/atom.xml?page=9")[0].code, 404)
