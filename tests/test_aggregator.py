@@ -176,8 +176,10 @@ class Harness:
 
     def stop(self) -> None:
         if self.aggregator.running:
-            self.test.successResultOf(self.aggregator.stopService())
+            stopped = self.aggregator.stopService()
+            self.clock.advance(self.aggregator.grace)
             self.stub.flush()
+            self.test.successResultOf(stopped)
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -465,6 +467,14 @@ class StopTests(SynchronousTestCase):
         h.advance_until(lambda: len(h.server.open) == 1)
         stopped = h.aggregator.stopService()
         h.stub.flush()
+        # Running fetches get a grace period; after it they are abandoned.
+        self.assertNoResult(stopped)
+        h.clock.advance(h.aggregator.grace - 0.1)
+        h.stub.flush()
+        self.assertNoResult(stopped)
+        self.assertEqual(h.server.lost, [])
+        h.clock.advance(0.1)
+        h.stub.flush()
         self.successResultOf(stopped)
         # The request was abandoned (connection dropped) and the feed keeps its state.
         self.assertEqual(h.server.lost, [SLOW])
@@ -478,6 +488,22 @@ class StopTests(SynchronousTestCase):
         self.assertEqual(len(h.server.requests), count)
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    def test_fetch_finishing_within_the_grace_is_recorded(self) -> None:
+        slow2 = "http://slow.example/other"
+        h = Harness(self, [SLOW, slow2], per_host=1)
+        h.server.hang(SLOW)
+        h.server.hang(slow2)
+        h.start()
+        stopped = h.aggregator.stopService()
+        h.clock.advance(h.aggregator.grace / 2)
+        h.server.finish(SLOW, atom("Slow", "http://slow.example/", []))
+        h.stub.flush()
+        # The running fetch completed in time and is recorded; the queued one never started.
+        self.successResultOf(stopped)
+        self.assertEqual(h.state(SLOW).http_status, 200)
+        self.assertNotIn(slow2, h.store.feed_states())
+        self.assertEqual(len(h.server.requests), 1)
+
     def test_stop_drops_queued_fetches(self) -> None:
         slow2 = "http://slow.example/other"
         h = Harness(self, [SLOW, slow2], per_host=1)
@@ -487,8 +513,10 @@ class StopTests(SynchronousTestCase):
         # One request on the wire, the other queued behind the per-host limit.
         self.assertEqual(len(h.server.open), 1)
         self.assertEqual(len(h.server.requests), 1)
-        self.successResultOf(h.aggregator.stopService())
+        stopped = h.aggregator.stopService()
+        h.clock.advance(h.aggregator.grace)
         h.stub.flush()
+        self.successResultOf(stopped)
         # Every request that reached the server was dropped; nothing is recorded.
         self.assertEqual(h.server.open, [])
         self.assertEqual(len(h.server.lost), len(h.server.requests))

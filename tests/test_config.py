@@ -85,14 +85,7 @@ def test_planetpython_warnings():
     config = load_config(PLANETPYTHON)
     assert config.warnings == tuple(
         f"{PLANETPYTHON}: [Planet] {key}: not used by planet; ignored"
-        for key in (
-            "log_level",
-            "encoding",
-            "new_feed_items",
-            "output_dir",
-            "activity_threshold",
-            "template_files",
-        )
+        for key in ("encoding", "output_dir", "template_files")
     )
 
 
@@ -144,7 +137,6 @@ def test_venus_feed_options_include_default_section():
 def test_venus_warnings():
     config = load_config(VENUS)
     assert config.warnings == (
-        f"{VENUS}: [Planet] log_level: not used by planet; ignored",
         f"{VENUS}: [Planet] spider_threads: not used by planet; ignored",
         f"{VENUS}: [Planet] output_theme: not used by planet; ignored",
         f"{VENUS}: [Planet] output_dir: not used by planet; ignored",
@@ -152,8 +144,6 @@ def test_venus_warnings():
         f"{VENUS}: [Planet] bill_of_materials: not used by planet; ignored",
         f"{VENUS}: [Planet] filters: not used by planet; ignored",
         f"{VENUS}: [Planet] filter_directories: not used by planet; ignored",
-        f"{VENUS}: [Planet] activity_threshold: not used by planet; ignored",
-        f"{VENUS}: [Planet] new_feed_items: not used by planet; ignored",
         f"{VENUS}: [index.html.tmpl] is a template section; "
         "planet does not use Venus templates; ignored",
         f"{VENUS}: [excerpt.py] is a filter section; planet does not run Venus filters; ignored",
@@ -620,12 +610,24 @@ def test_reading_lists_key():
     )
 
 
-def test_keys_of_later_features_warn_until_implemented():
-    # An operator must not believe a setting works when planet does not act on it yet.
-    keys = ["new_feed_items", "activity_threshold", "log_level"]
-    config = parse("[Planet]\n" + "".join(f"{k} = 1\n" for k in keys))
-    assert config.warnings == tuple(
-        f"planet.ini: [Planet] {k}: not used by planet; ignored" for k in keys
+def test_operations_keys():
+    config = parse(
+        "[Planet]\nmax_entry_age_days = 30\nactivity_threshold = 180\nnew_feed_items = 4\n"
+        "log_level = debug\n"
+    )
+    assert (config.max_entry_age_days, config.activity_threshold, config.new_feed_items) == (
+        30,
+        180,
+        4,
+    )
+    assert config.log_level == "DEBUG"
+    assert config.warnings == ()
+    defaults = parse("[Planet]\n")
+    assert (defaults.max_entry_age_days, defaults.activity_threshold) == (0, 0)
+    assert (defaults.new_feed_items, defaults.log_level) == (0, "INFO")
+    assert error("[Planet]\nlog_level = LOUD\n") == (
+        "planet.ini: [Planet] log_level: expected one of DEBUG, INFO, WARNING, WARN, ERROR, "
+        "CRITICAL, got 'LOUD'"
     )
 
 

@@ -323,8 +323,11 @@ class Farm:
 
     def stop(self) -> None:
         if self.aggregator.running:
-            self.test.successResultOf(self.aggregator.stopService())
+            stopped = self.aggregator.stopService()
+            # Running fetches get a grace period at stop before they are abandoned.
+            self.clock.advance(self.aggregator.grace)
             self.flush()
+            self.test.successResultOf(stopped)
 
     def flush(self) -> None:
         """Pump the stub connections until no new request reaches the server."""

@@ -279,6 +279,7 @@ class HealthTests(SynchronousTestCase):
                 "feeds_failing": 1,
                 "last_fetch": "2026-06-24T09:00:00Z",
                 "snapshot_written": "2026-06-24T08:00:00Z",
+                "config_loaded": None,
             },
         )
 

@@ -65,12 +65,16 @@ _PLANET_COUNT_KEYS = {
     "items_per_page": 1,
     "days_per_page": 0,
     "cache_max_age": 0,
+    "max_entry_age_days": 0,
+    "activity_threshold": 0,
+    "new_feed_items": 0,
     "per_host_concurrency": 1,
     "max_concurrency": 1,
     "max_entries_per_feed": 0,
 }
 _PLANET_SIZE_KEYS = ("max_feed_bytes",)
 _PLANET_BOOL_KEYS = ("dedupe",)
+_PLANET_CHOICE_KEYS = {"log_level": ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")}
 _TRUE = frozenset({"1", "yes", "true", "on"})
 _FALSE = frozenset({"0", "no", "false", "off"})
 _PLANET_HONOURED = frozenset(
@@ -80,6 +84,7 @@ _PLANET_HONOURED = frozenset(
     + tuple(_PLANET_COUNT_KEYS)
     + _PLANET_SIZE_KEYS
     + _PLANET_BOOL_KEYS
+    + tuple(_PLANET_CHOICE_KEYS)
 )
 # [Planet] keys of later features; each moves to _PLANET_HONOURED when it is implemented.
 # Until then they are warned about like any other key planet does not use.
@@ -120,9 +125,6 @@ _LEGACY_KEYS = frozenset(
         "xml_base",
         "filter",
         "exclude",
-        "new_feed_items",
-        "activity_threshold",
-        "log_level",
     }
 )
 # Per-feed keys planet uses or will use; any other key in a feed section is warned about.
@@ -194,6 +196,14 @@ class Config:
     dedupe: bool = True
     #: Cache-Control max-age of pages and feeds served, in seconds.
     cache_max_age: int = 300
+    #: Entries older than this many days are dropped (0 = keep them all).
+    max_entry_age_days: int = 0
+    #: Venus: a feed with no new entry for this many days is marked inactive (0 = never).
+    activity_threshold: int = 0
+    #: Venus: at most this many entries of any one feed on a river page (0 = no limit).
+    new_feed_items: int = 0
+    #: Venus's log_level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
+    log_level: str = "INFO"
     feed_timeout: float = 20.0
     cache_directory: str | None = None
     snapshot_file: str = Factory(_default_snapshot_file, takes_self=True)
@@ -408,6 +418,16 @@ class _Parser:
             section, key, f"expected yes or no (true/false, on/off, 1/0), got {value!r}"
         )
 
+    def choice(self, section: str, key: str, choices: tuple[str, ...]) -> str | None:
+        """One of ``choices``, case-insensitively; returned as spelt in ``choices``."""
+        value = self.get(section, key)
+        if not value:
+            return None
+        for choice in choices:
+            if value.strip().upper() == choice:
+                return choice
+        raise self._error(section, key, f"expected one of {', '.join(choices)}, got {value!r}")
+
     def size(self, section: str, key: str) -> int | None:
         """A positive number of bytes, optionally with a k/M/G (1024-based) suffix."""
         value = self.get(section, key)
@@ -468,6 +488,8 @@ class _Parser:
             settings[key] = self.size(planet, key)
         for key in _PLANET_BOOL_KEYS:
             settings[key] = self.flag(planet, key)
+        for key, choices in _PLANET_CHOICE_KEYS.items():
+            settings[key] = self.choice(planet, key, choices)
         # An empty value means "not set": the field keeps its default.
         return {key: value for key, value in settings.items() if value not in (None, "")}
 

@@ -43,6 +43,10 @@ _ACCEPT = (
 _DISCARD_LIMIT = 64 * 1024
 
 
+#: The ``error`` of a fetch refused because the daemon is stopping (never recorded).
+SHUTTING_DOWN = "planet is shutting down"
+
+
 class BodyTooLargeError(Exception):
     """The response body passed ``max_feed_bytes``; the download was aborted."""
 
@@ -76,6 +80,7 @@ class Fetcher:
     max_bytes: int = 15 * 1024 * 1024
     per_host: int = 2
     max_concurrency: int = 16
+    closed: bool = False
     _host_limits: dict[str, DeferredSemaphore] = field(factory=dict)
     _all: DeferredSemaphore = field(init=False)
 
@@ -96,6 +101,10 @@ class Fetcher:
         d.addBoth(self._release_host, host, limit)
         return d
 
+    def close(self) -> None:
+        """Start no more requests: queued fetches now end at once with ``SHUTTING_DOWN``."""
+        self.closed = True
+
     def _release_host(self, result: Any, host: str, limit: DeferredSemaphore) -> Any:
         if limit.tokens == limit.limit and not limit.waiting:
             self._host_limits.pop(host, None)
@@ -104,6 +113,8 @@ class Fetcher:
     def _fetch_now(
         self, url: str, etag: str | None, last_modified: str | None
     ) -> Deferred[FetchResult]:
+        if self.closed:
+            return succeed(FetchResult(url=url, final_url=url, status=None, error=SHUTTING_DOWN))
         started = self._clock.seconds()
         hops: list[tuple[int, str]] = []
         d = Deferred.fromCoroutine(self._get(url, etag, last_modified, hops))

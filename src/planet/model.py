@@ -138,3 +138,16 @@ class FeedState:
 def utc_from_timestamp(seconds: float) -> datetime:
     """An aware UTC datetime for a POSIX timestamp (from ``IReactorTime.seconds()``)."""
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def feed_state_name(state: FeedState | None, now: datetime) -> str:
+    """``ok``, ``not-modified``, ``failing``, ``gone`` or ``waiting`` (includes never fetched)."""
+    if state is None or state.last_fetch is None:
+        return "waiting"
+    if state.gone_since is not None:
+        return "gone"
+    if state.waiting_until is not None and state.waiting_until > now:
+        return "waiting"
+    if state.failing:
+        return "failing"
+    return "not-modified" if state.http_status == 304 else "ok"

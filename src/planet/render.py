@@ -19,7 +19,7 @@ from attrs import frozen
 
 from planet import __version__
 from planet.config import Config
-from planet.model import Entry, FeedState
+from planet.model import Entry, FeedState, feed_state_name
 from planet.sanitize import strip_xml_illegal
 from planet.store import RiverItem
 
@@ -117,19 +117,6 @@ def _day(entry: Entry) -> date:
 
 #: Order of states on the status page: the ones needing attention first.
 _STATE_ORDER = {"failing": 0, "gone": 1, "waiting": 2, "not-modified": 3, "ok": 4}
-
-
-def feed_state_name(state: FeedState | None, now: datetime) -> str:
-    """``ok``, ``not-modified``, ``failing``, ``gone`` or ``waiting`` (includes never fetched)."""
-    if state is None or state.last_fetch is None:
-        return "waiting"
-    if state.gone_since is not None:
-        return "gone"
-    if state.waiting_until is not None and state.waiting_until > now:
-        return "waiting"
-    if state.failing:
-        return "failing"
-    return "not-modified" if state.http_status == 304 else "ok"
 
 
 def feed_reason(state: FeedState | None, now: datetime) -> str | None:

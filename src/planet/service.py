@@ -7,7 +7,8 @@ config -> schedule -> fetch -> parse -> store -> web / snapshot.
 from __future__ import annotations
 
 import random
-from datetime import datetime
+import signal
+from datetime import datetime, timedelta
 from typing import Any
 
 from attrs import define, field
@@ -22,8 +23,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from planet import schedule
-from planet.config import Config, Subscription
-from planet.fetch import Fetcher, make_client
+from planet.config import Config, ConfigError, Subscription, load_config
+from planet.fetch import SHUTTING_DOWN, Fetcher, make_client
+from planet.logs import PlanetLogs
+from planet.metrics import Metrics, count_feed_states, host_of
 from planet.model import FetchResult, ParsedFeed, utc_from_timestamp
 from planet.snapshot import SnapshotService
 from planet.store import ApplyStats, Store
@@ -50,6 +53,9 @@ class Aggregator(Service):
     parser: Parser
     clock: IReactorTime
     rng: random.Random = field(factory=random.Random)
+    #: Seconds running fetches may finish in at shutdown.
+    grace: float = 5.0
+    metrics: Metrics = field(factory=Metrics)
     cycles: int = 0
     #: Fetches whose body was byte-identical to the previous one, so not parsed again.
     skipped_parses: int = 0
@@ -58,6 +64,7 @@ class Aggregator(Service):
     # the ones holding a slot, so no queued fetch starts a request during shutdown.
     _in_flight: dict[Deferred[Any], None] = field(factory=dict)
     _stopping: bool = False
+    _cycle: Deferred[None] | None = None
     _log: Logger = field(factory=Logger)
 
     @property
@@ -78,27 +85,83 @@ class Aggregator(Service):
         )
 
     def stopService(self) -> Deferred[None]:
+        """Stop starting fetches; give running ones ``grace`` seconds, then abandon them.
+
+        Feeds whose fetch is abandoned keep the state they had; the snapshot service,
+        stopped after this one, then writes what the store holds.
+        """
         super().stopService()
-        self._stopping = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        # Running fetches are abandoned (their feeds keep their state); the snapshot
-        # service, stopped after us, then writes what the store holds.
+        self.fetcher.close()
+        cycle = self._cycle
+        if cycle is None:
+            self._stopping = True
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        timer = self.clock.callLater(self.grace, self._abandon)
+
+        def finished(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+            self._stopping = True
+            done.callback(None)
+
+        cycle.addBoth(finished)
+        return done
+
+    def _abandon(self) -> None:
+        self._stopping = True
+        if self._in_flight:
+            self._log.warn(
+                "{n} fetches still running after {grace:g} s; abandoned",
+                n=len(self._in_flight),
+                grace=self.grace,
+            )
+        # Newest first: a queued fetch must not take the slot of a cancelled running one.
         for d in reversed(list(self._in_flight)):
             d.cancel()
-        return succeed(None)
+
+    def kick(self) -> None:
+        """Run a cycle now (new feeds after a reload), unless one is running."""
+        if self.running and self._cycle is None:
+            self.run_cycle()
+
+    def set_config(self, config: Config) -> None:
+        """Use ``config`` from now on (a reload); the tick follows a new fetch_interval."""
+        old_tick = self.tick_interval
+        self.config = config
+        if self._loop is not None and self._loop.running and self.tick_interval != old_tick:
+            self._loop.stop()
+            self._loop = LoopingCall(self.run_cycle)
+            self._loop.clock = self.clock
+            self._loop.start(self.tick_interval, now=False).addErrback(
+                lambda f: self._log.failure("fetch loop stopped", f)
+            )
 
     def run_cycle(self) -> Deferred[None] | None:
         """Fetch every due feed once; fires when all of them are done. Never fails."""
+        if self._cycle is not None:
+            # A kick while a cycle runs: the loop's next tick picks up what is due.
+            return None
         try:
             now = self._now()
+            expired = self.store.expire(now)
+            if expired:
+                self._log.info("dropped {n} entries older than the retention", n=expired)
             due = schedule.due(self.config, self.store.feed_states(), now)
             if not due:
                 return None
             self.cycles += 1
             updates = [self._update(sub) for sub in due]
-            cycle = DeferredList(updates, consumeErrors=True)
-            return cycle.addCallback(lambda _: None)
+
+            def over(_: object) -> None:
+                self._cycle = None
+
+            cycle = DeferredList(updates, consumeErrors=True).addCallback(over)
+            # The cycle may be over already (every fetch answered synchronously).
+            self._cycle = None if cycle.called else cycle
+            return cycle
         except Exception:
             self._log.failure("fetch cycle failed to start")
             return None
@@ -113,6 +176,8 @@ class Aggregator(Service):
         try:
             before = self.store.state(sub.url)
             result = await self._fetch(before.fetch_url, before.etag, before.last_modified)
+            if result.error == SHUTTING_DOWN:
+                return
             parsed = None
             if result.error is None and result.body is not None:
                 if result.body_hash == before.body_hash and not before.failing:
@@ -122,7 +187,7 @@ class Aggregator(Service):
                     parsed = await self._parse(result)
                     if parsed.alternates and before.discovered_url is None:
                         result, parsed = await self._discover(sub, result, parsed)
-            if self._stopping:
+            if self._stopping or result.error == SHUTTING_DOWN:
                 # Abandoned at shutdown: the feed keeps the state it had.
                 return
             now = self._now()
@@ -194,6 +259,7 @@ class Aggregator(Service):
 
     async def _parse(self, result: FetchResult) -> ParsedFeed:
         assert result.body is not None
+        started = self.clock.seconds()
         try:
             return await self.parser(
                 result.body,
@@ -206,6 +272,8 @@ class Aggregator(Service):
             self._log.failure("parser failed on {url}", Failure(), url=result.url)
             reason = f"parse error: {exc.__class__.__name__}: {str(exc)[:200]}"
             return ParsedFeed(title="", link=None, entries=(), error=reason)
+        finally:
+            self.metrics.parse_done(self.clock.seconds() - started)
 
     def _log_fetch(
         self,
@@ -216,6 +284,9 @@ class Aggregator(Service):
     ) -> None:
         error = result.error or (parsed.error if parsed is not None else None)
         outcome = "failing" if error else ("not-modified" if result.not_modified else "ok")
+        size = len(result.body) if result.body is not None else 0
+        # The configured URL's host: redirect targets must not grow the label set.
+        self.metrics.fetch_done(host_of(sub.url), outcome, result.elapsed, size)
         self._log.info(
             "fetch {url}: {outcome} {status} {size} bytes {ms:.0f} ms, "
             "{new} new, {updated} updated{reason}",
@@ -271,12 +342,93 @@ class _Listener(MultiService):
             ) from None
 
 
+def _max_age(config: Config) -> timedelta | None:
+    return timedelta(days=config.max_entry_age_days) if config.max_entry_age_days else None
+
+
+@define(slots=False, eq=False)
+class PlanetService(MultiService):
+    """The whole daemon: snapshot, fetching, web listener; SIGHUP reloads the config."""
+
+    config: Config
+    store: Store
+    aggregator: Aggregator
+    fetcher: Fetcher
+    web: PlanetWeb
+    logs: PlanetLogs
+    clock: IReactorTime
+    _previous_hup: Any = None
+    _log: Logger = field(factory=Logger)
+
+    def __attrs_post_init__(self) -> None:
+        MultiService.__init__(self)
+
+    def startService(self) -> None:
+        super().startService()
+        # SIGHUP arrives on the main thread between reactor iterations; defer the work to
+        # the reactor so it never runs in the middle of another callback.
+        self._previous_hup = signal.signal(signal.SIGHUP, self._on_hup)
+
+    def stopService(self) -> Deferred[Any]:
+        if self._previous_hup is not None:
+            signal.signal(signal.SIGHUP, self._previous_hup)
+            self._previous_hup = None
+        return super().stopService()
+
+    def _on_hup(self, signum: int, frame: Any) -> None:
+        reactor = self.clock
+        reactor.callFromThread(self.reload)  # type: ignore[attr-defined]
+
+    def reload(self) -> bool:
+        """Re-read the config file; on any error keep running with the current one."""
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            self._log.error(
+                "config reload failed, still running the previous config: {err}", err=exc
+            )
+            return False
+        self.apply(new)
+        return True
+
+    def apply(self, new: Config) -> None:
+        """Switch to ``new``: added feeds are fetched at once, removed ones dropped."""
+        old, self.config = self.config, new
+        before = set(schedule.urls(old.subscriptions))
+        after = set(schedule.urls(new.subscriptions))
+        for warning in new.warnings:
+            self._log.warn("{warning}", warning=warning)
+        for key in ("snapshot_file", "per_host_concurrency", "max_concurrency"):
+            if getattr(old, key) != getattr(new, key):
+                self._log.warn("config reload: {key} changes take effect at restart", key=key)
+        self.logs.set_level(new.log_level)
+        self.store.max_entries_per_feed = new.max_entries_per_feed
+        self.store.max_entry_age = _max_age(new)
+        self.store.retain(after)
+        self.store.invalidate()
+        self.fetcher.user_agent = new.user_agent
+        self.fetcher.timeout = new.feed_timeout
+        self.fetcher.max_bytes = new.max_feed_bytes
+        self.web.config = new
+        self.aggregator.set_config(new)
+        self.web.config_loaded = utc_from_timestamp(self.clock.seconds())
+        self._log.info(
+            "config reloaded from {path}: {added} feeds added, {removed} removed, {n} in all",
+            path=new.path,
+            added=len(after - before),
+            removed=len(before - after),
+            n=len(after),
+        )
+        self.aggregator.kick()
+
+
 def build_service(
     config: Config, listen: str, reactor: Any, parser: Parser | None = None
-) -> MultiService:
-    """The whole daemon as one MultiService: snapshot, aggregator, web listener."""
-    top = MultiService()
-    store = Store(max_entries_per_feed=config.max_entries_per_feed)
+) -> PlanetService:
+    """The whole daemon as one service: snapshot, aggregator, web listener."""
+    logs = PlanetLogs(config.log_level)
+    metrics = Metrics()
+    store = Store(max_entries_per_feed=config.max_entries_per_feed, max_entry_age=_max_age(config))
     # Children start in order and stop in reverse: the snapshot loads before anything
     # else starts and is written after the fetcher and the listener have stopped.
     snapshot = SnapshotService(
@@ -285,8 +437,9 @@ def build_service(
         interval=config.snapshot_interval,
         clock=reactor,
         run_in_thread=deferToThread,
+        metrics=metrics,
+        log=logs.logger("planet.snapshot"),
     )
-    snapshot.setServiceParent(top)
     client, pool = make_client(reactor)
     process_parser = None
     if parser is None:
@@ -295,7 +448,6 @@ def build_service(
     closer.closers.append(pool.closeCachedConnections)
     if process_parser is not None:
         closer.closers.append(process_parser.close)
-    closer.setServiceParent(top)
     fetcher = Fetcher(
         client,
         reactor,
@@ -305,16 +457,38 @@ def build_service(
         per_host=config.per_host_concurrency,
         max_concurrency=config.max_concurrency,
     )
-    Aggregator(config, store, fetcher, parser, reactor).setServiceParent(top)
+    aggregator = Aggregator(
+        config, store, fetcher, parser, reactor, metrics=metrics, log=logs.logger("planet.fetch")
+    )
+    metrics.watch_store(
+        store.entry_count,
+        lambda: count_feed_states(
+            store.feed_states().values(), utc_from_timestamp(reactor.seconds())
+        ),
+    )
     web = PlanetWeb(
         config=config,
         store=store,
         clock=reactor,
         run_in_thread=deferToThread,
         snapshot_written=lambda: snapshot.written_at,
+        config_loaded=utc_from_timestamp(reactor.seconds()),
+        metrics=metrics,
     )
-    site = web.site()
+    top = PlanetService(
+        config=config,
+        store=store,
+        aggregator=aggregator,
+        fetcher=fetcher,
+        web=web,
+        logs=logs,
+        clock=reactor,
+        log=logs.logger("planet"),
+    )
+    snapshot.setServiceParent(top)
+    closer.setServiceParent(top)
+    aggregator.setServiceParent(top)
     listener = _Listener(listen)
-    strports.service(listen, site, reactor=reactor).setServiceParent(listener)
+    strports.service(listen, web.site(), reactor=reactor).setServiceParent(listener)
     listener.setServiceParent(top)
     return top

@@ -20,6 +20,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from planet.metrics import Metrics
 from planet.model import Entry, FeedState, utc_from_timestamp
 from planet.store import Store
 
@@ -172,6 +173,7 @@ class SnapshotService(Service):
     interval: float
     clock: IReactorTime
     run_in_thread: RunInThread
+    metrics: Metrics = field(factory=Metrics)
     written_at: datetime | None = None
     _written_version: int | None = None
     _loop: LoopingCall | None = None
@@ -252,6 +254,7 @@ class SnapshotService(Service):
         def done(size: int) -> None:
             self._written_version = version
             self.written_at = when
+            self.metrics.snapshot_written(self.clock.seconds() - started, size)
             self._log.info(
                 "Snapshot written to {path}: {n} entries, {size} bytes in {ms:.0f} ms",
                 path=self.path,

@@ -7,7 +7,7 @@ Everything that reads the store (web, snapshot) goes through the small read API 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -94,6 +94,8 @@ class Store:
     """
 
     max_entries_per_feed: int = 200
+    #: Entries published longer ago than this are dropped (None = kept for ever).
+    max_entry_age: timedelta | None = None
     version: int = 0
     _entries: dict[str, dict[str, Entry]] = field(factory=dict)
     _states: dict[str, FeedState] = field(factory=dict)
@@ -231,7 +233,7 @@ class Store:
                 link=parsed.link or state.link,
                 feed_id=parsed.feed_id,
             )
-            stats = self._merge(url, parsed.entries)
+            stats = self._merge(url, self._recent(parsed.entries, now))
         self._states[url] = state
         self._bump(entries=bool(stats.new or stats.updated))
         return stats
@@ -247,6 +249,27 @@ class Store:
         self._entries.pop(url, None)
         self._bump(entries=True)
         self.update_state(url, duplicate_of=of, next_fetch=None)
+
+    def _recent(self, entries: Iterable[Entry], now: datetime) -> Iterable[Entry]:
+        if self.max_entry_age is None:
+            return entries
+        cutoff = now - self.max_entry_age
+        return (e for e in entries if e.published >= cutoff)
+
+    def expire(self, now: datetime) -> int:
+        """Drop entries older than ``max_entry_age``; returns how many went."""
+        if self.max_entry_age is None:
+            return 0
+        cutoff = now - self.max_entry_age
+        dropped = 0
+        for by_id in self._entries.values():
+            old = [key for key, e in by_id.items() if e.published < cutoff]
+            for key in old:
+                del by_id[key]
+            dropped += len(old)
+        if dropped:
+            self._bump(entries=True)
+        return dropped
 
     def _merge(self, url: str, entries: Iterable[Entry]) -> ApplyStats:
         by_id = self._entries.setdefault(url, {})
@@ -279,6 +302,10 @@ class Store:
             return
         newest = sorted(by_id.values(), key=_river_key, reverse=True)
         self._entries[url] = {e.id: e for e in newest[: self.max_entries_per_feed]}
+
+    def invalidate(self) -> None:
+        """Mark everything changed: what readers derived from the store is stale."""
+        self._bump(entries=True)
 
     def _bump(self, entries: bool = False) -> None:
         self.version += 1

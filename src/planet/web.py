@@ -10,11 +10,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime
 from email.utils import format_datetime
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from attrs import define, field, frozen
 from klein import Klein
@@ -28,6 +29,7 @@ from werkzeug.exceptions import NotFound
 
 from planet import formats, render
 from planet.config import Config
+from planet.metrics import Metrics, route_of
 from planet.model import utc_from_timestamp
 from planet.store import RiverItem, Store
 
@@ -89,13 +91,21 @@ class _Secured(Resource):
 
     isLeaf = True
 
-    def __init__(self, inner: IResource) -> None:
+    def __init__(self, inner: IResource, metrics: Metrics) -> None:
         super().__init__()
         self._inner = inner
+        self._metrics = metrics
 
     def render(self, request: IRequest) -> Any:
         for name, value in SECURITY_HEADERS.items():
             request.setHeader(name, value)
+        route = route_of(request.path)
+        done = cast(server.Request, request)
+
+        def count(_: object) -> None:
+            self._metrics.http_request(route, done.code)
+
+        done.notifyFinish().addBoth(count)
         return self._inner.render(request)
 
 
@@ -110,6 +120,9 @@ class PlanetWeb:
     clock: IReactorTime
     run_in_thread: RunInThread
     snapshot_written: Callable[[], datetime | None] = lambda: None
+    #: When the config in use was loaded (a reload sets it again).
+    config_loaded: datetime | None = None
+    metrics: Metrics = field(factory=Metrics)
     #: Renders done, for tests and metrics: cached pages must not be rendered again.
     renders: int = 0
     _cache: dict[Key, tuple[int, Rendered]] = field(factory=dict)
@@ -120,7 +133,7 @@ class PlanetWeb:
         """The root resource: every route, with the security headers on every response."""
         if self._started is None:
             self._started = self._now()
-        return _Secured(self.app.resource())
+        return _Secured(self.app.resource(), self.metrics)
 
     def site(self) -> server.Site:
         """A Site serving this view, showing no tracebacks."""
@@ -181,6 +194,14 @@ class PlanetWeb:
     def style(self, request: IRequest) -> bytes:
         return self._send(_STYLE, request, CSS, max_age=86400)
 
+    @app.route("/metrics", methods=["GET", "HEAD"])
+    def prometheus(self, request: IRequest) -> bytes:
+        # Not cached and on the reactor thread: the gauges read the store at scrape time.
+        body, content_type = self.metrics.exposition()
+        request.setHeader(b"content-type", content_type.encode())
+        request.setHeader(b"cache-control", b"no-store")
+        return body
+
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
         body = _json_bytes(self.health_data())
@@ -205,6 +226,7 @@ class PlanetWeb:
             "feeds_failing": sum(1 for s in states if s.failing),
             "last_fetch": _iso(max(fetched)) if fetched else None,
             "snapshot_written": _iso(self.snapshot_written()),
+            "config_loaded": _iso(self.config_loaded),
         }
 
     # --- pages -----------------------------------------------------------------------------
@@ -257,10 +279,13 @@ class PlanetWeb:
         waiters: list[Deferred[Rendered]] = []
         self._pending[key] = (version, waiters)
         # The inputs are taken on the reactor thread; rendering and gzip run elsewhere.
+        started = time.perf_counter()
         d: Deferred[Rendered] = self.run_in_thread(_render_job, self._now(), *inputs(*args))
         self.renders += 1
+        route = route_of(request.path)
 
         def done(result: Rendered) -> Rendered:
+            self.metrics.rendered(route, time.perf_counter() - started)
             if self._pending.get(key, (None,))[0] == version:
                 del self._pending[key]
             if key not in self._cache or self._cache[key][0] < version:
