@@ -65,6 +65,8 @@ ROW_KEYS = {
     "next_fetch",
     "entries",
     "newest_entry",
+    # Added by planet beyond the eleven keys the status page promises (activity_threshold).
+    "inactive",
 }
 STATE_ORDER = ["failing", "gone", "waiting", "not-modified", "ok"]
 

@@ -24,6 +24,8 @@ KEYS = {
     "next_fetch",
     "entries",
     "newest_entry",
+    # Added by planet beyond the eleven keys the status page promises (activity_threshold).
+    "inactive",
 }
 
 EXTRA = """
@@ -109,6 +111,7 @@ class StatusTests(SynchronousTestCase):
                 "next_fetch": "2026-06-24T09:30:00Z",
                 "entries": 2,
                 "newest_entry": "2026-06-22T09:00:00Z",
+                "inactive": False,
             },
         )
         failing = by_url["http://b.example/feed"]

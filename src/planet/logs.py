@@ -52,4 +52,6 @@ class PlanetLogs:
 
     def set_level(self, level: str) -> None:
         self.level = level
+        # The predicate copies its default into a per-namespace table: reset both.
         self._predicate.defaultLogLevel = LEVELS[level]
+        self._predicate.clearLogLevels()

@@ -9,7 +9,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 from typing import Any
 from urllib.parse import urlsplit
@@ -91,24 +91,34 @@ def feed_views(config: Config, states: Mapping[str, FeedState]) -> dict[str, Fee
 
 
 def paginate(
-    items: Sequence[RiverItem], per_page: int, days_per_page: int = 0
-) -> list[tuple[int, int]]:
-    """``(start, end)`` of every page: at most ``per_page`` items, and with Venus's
-    ``days_per_page`` set, no more than that many distinct days."""
-    pages = []
-    start = 0
-    while start < len(items):
-        end = min(start + per_page, len(items))
-        if days_per_page:
-            days: set[date] = set()
-            for i in range(start, end):
-                days.add(_day(items[i].entry))
-                if len(days) > days_per_page:
-                    end = i
-                    break
-        pages.append((start, end))
-        start = end
-    return pages or [(0, 0)]
+    items: Sequence[RiverItem], per_page: int, days_per_page: int = 0, per_feed: int = 0
+) -> list[tuple[RiverItem, ...]]:
+    """Split the river into pages of at most ``per_page`` items.
+
+    Venus's ``days_per_page`` also ends a page after that many distinct days, and its
+    ``new_feed_items`` (``per_feed``) keeps at most that many items of one feed on a page:
+    the rest of that feed's items are left out of the river (its own page shows them).
+    """
+    pages: list[tuple[RiverItem, ...]] = []
+    page: list[RiverItem] = []
+    days: set[date] = set()
+    per: dict[str, int] = {}
+    for item in items:
+        day = _day(item.entry)
+        if len(page) == per_page or (
+            days_per_page and day not in days and len(days) == days_per_page
+        ):
+            pages.append(tuple(page))
+            page, days, per = [], set(), {}
+        feed = item.entry.feed_url
+        if per_feed and per.get(feed, 0) >= per_feed:
+            continue
+        per[feed] = per.get(feed, 0) + 1
+        days.add(day)
+        page.append(item)
+    if page or not pages:
+        pages.append(tuple(page))
+    return pages
 
 
 def _day(entry: Entry) -> date:
@@ -167,10 +177,24 @@ def feed_status_rows(
                 "next_fetch": _iso_or_none(_next_fetch(state, now)),
                 "entries": entries,
                 "newest_entry": _iso_or_none(newest),
+                "inactive": _inactive(config, state, newest, now),
             }
         )
+        if rows[-1]["inactive"]:
+            note = f"inactive: no new entry for over {config.activity_threshold} days"
+            rows[-1]["reason"] = "; ".join(filter(None, [rows[-1]["reason"], note]))
     rows.sort(key=lambda r: (_STATE_ORDER[str(r["state"])], str(r["name"]).casefold()))
     return rows
+
+
+def _inactive(
+    config: Config, state: FeedState | None, newest: datetime | None, now: datetime
+) -> bool:
+    """Venus's activity_threshold: no new entry for that many days (a fetched feed)."""
+    if not config.activity_threshold or state is None or state.last_success is None:
+        return False
+    latest = newest or state.last_success
+    return now - latest > timedelta(days=config.activity_threshold)
 
 
 def _next_fetch(state: FeedState | None, now: datetime) -> datetime | None:

@@ -236,9 +236,11 @@ class PlanetWeb:
             return tuple(self.store.river_items(self.config.dedupe))
         return tuple(RiverItem(e) for e in self.store.river() if e.feed_url == feed.url)
 
-    def _pages(self, feed: render.FeedView | None) -> list[tuple[int, int]]:
+    def _pages(self, feed: render.FeedView | None) -> list[tuple[RiverItem, ...]]:
+        # A feed's own page shows all of it: new_feed_items caps only the shared river.
+        per_feed = self.config.new_feed_items if feed is None else 0
         return render.paginate(
-            self._items(feed), self.config.items_per_page, self.config.days_per_page
+            self._items(feed), self.config.items_per_page, self.config.days_per_page, per_feed
         )
 
     def _river_page(self, request: IRequest, feed: render.FeedView | None) -> Any:
@@ -341,11 +343,9 @@ class PlanetWeb:
         return max(fetched, default=None)
 
     def _render_river(self, page: int, feed: render.FeedView | None) -> tuple[Any, ...]:
-        items = self._items(feed)
-        pages = render.paginate(items, self.config.items_per_page, self.config.days_per_page)
-        start, end = pages[page - 1]
+        pages = self._pages(feed)
         view = render.PageView(
-            items=items[start:end],
+            items=pages[page - 1],
             page=page,
             has_next=page < len(pages),
             updated=self._updated(),
@@ -354,15 +354,13 @@ class PlanetWeb:
         return (render.render_river, self.config, view, self._feeds(), self._now())
 
     def _render_feed(self, fn: Callable[..., bytes], page: int) -> tuple[Any, ...]:
-        items = self._items(None)
-        pages = render.paginate(items, self.config.items_per_page, self.config.days_per_page)
-        start, end = pages[page - 1]
-        entries = tuple(item.entry for item in items[start:end])
+        pages = self._pages(None)
+        entries = tuple(item.entry for item in pages[page - 1])
         return (fn, self.config, entries, self._feeds(), self._now(), page, page < len(pages))
 
     def _render_entries(self, fn: Callable[..., bytes]) -> tuple[Any, ...]:
-        items = self._items(None)[: self.config.items_per_page]
-        return (fn, self.config, tuple(i.entry for i in items), self._feeds(), self._now())
+        entries = tuple(item.entry for item in self._pages(None)[0])
+        return (fn, self.config, entries, self._feeds(), self._now())
 
     def _render_opml(self) -> tuple[Any, ...]:
         feeds = sorted(self._feeds().values(), key=lambda f: f.name.casefold())

@@ -1,0 +1,296 @@
+"""Running it like a service: reload, retention, activity, per-feed caps, metrics, logs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import timedelta
+from typing import Any
+
+from feeds import Item, at, atom
+from prometheus_client.parser import text_string_to_metric_families
+from test_aggregator import GOOD, GOOD_FEED, OTHER, OTHER_FEED, Harness
+from test_web import Harness as WebHarness
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from planet.logs import PlanetLogs
+from planet.metrics import Metrics
+from planet.render import paginate
+from planet.service import PlanetService
+from planet.store import RiverItem
+from planet.web import PlanetWeb
+
+NEW = "http://new.example/feed"
+NEW_FEED = atom(
+    "New", "http://new.example/", [Item("New one", "http://new.example/1", at(2026, 6, 23))]
+)
+
+BASE = """\
+[Planet]
+name = Reloaded
+fetch_interval = 300
+{extra}
+"""
+
+
+def inline(f: Any, *args: Any) -> Any:
+    from twisted.internet.defer import maybeDeferred
+
+    return maybeDeferred(f, *args)
+
+
+class Planet:
+    """A PlanetService on a Clock and StubTreq, with its config in a real file."""
+
+    def __init__(self, test: SynchronousTestCase, feeds: dict[str, str]) -> None:
+        self.dir = tempfile.mkdtemp(prefix="planet-ops-")
+        test.addCleanup(shutil.rmtree, self.dir, True)
+        self.path = os.path.join(self.dir, "planet.ini")
+        self.write(feeds)
+        self.h = Harness(test, [])
+        from planet.config import load_config
+
+        config = load_config(self.path)
+        self.h.config = config
+        self.h.aggregator.config = config
+        self.h.server.serve(GOOD, GOOD_FEED)
+        self.h.server.serve(OTHER, OTHER_FEED)
+        self.h.server.serve(NEW, NEW_FEED)
+        self.metrics = Metrics()
+        self.h.aggregator.metrics = self.metrics
+        self.web = PlanetWeb(
+            config=config,
+            store=self.h.store,
+            clock=self.h.clock,
+            run_in_thread=inline,
+            metrics=self.metrics,
+        )
+        self.service = PlanetService(
+            config=config,
+            store=self.h.store,
+            aggregator=self.h.aggregator,
+            fetcher=self.h.fetcher,
+            web=self.web,
+            logs=PlanetLogs(config.log_level),
+            clock=self.h.clock,
+        )
+        self.h.start()
+
+    def write(self, feeds: dict[str, str], extra: str = "") -> None:
+        text = BASE.format(extra=extra) + "".join(
+            f"\n[{url}]\nname = {name}\n" for url, name in feeds.items()
+        )
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def feeds_in_river(self) -> set[str]:
+        return {e.feed_url for e in self.h.store.river()}
+
+
+class ReloadTests(SynchronousTestCase):
+    def test_feed_added_and_removed_without_restart(self) -> None:
+        p = Planet(self, {GOOD: "Good", OTHER: "Other"})
+        self.assertEqual(p.feeds_in_river(), {GOOD, OTHER})
+        p.write({GOOD: "Good renamed", NEW: "New"})
+        self.assertTrue(p.service.reload())
+        p.h.stub.flush()
+        # The new feed is fetched at once (no tick needed); the removed one is gone.
+        self.assertEqual(p.feeds_in_river(), {GOOD, NEW})
+        self.assertNotIn(OTHER, p.h.store.feed_states())
+        self.assertEqual(p.web.config.subscriptions[0].name, "Good renamed")
+        self.assertEqual(p.h.aggregator.config, p.web.config)
+        self.assertIsNotNone(p.web.config_loaded)
+
+    def test_broken_config_keeps_the_old_one(self) -> None:
+        p = Planet(self, {GOOD: "Good"})
+        old = p.service.config
+        with open(p.path, "w", encoding="utf-8") as f:
+            f.write("[Planet]\nfetch_interval = soon\n")
+        errors: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(errors.append)
+        self.addCleanup(globalLogPublisher.removeObserver, errors.append)
+        self.assertFalse(p.service.reload())
+        self.assertIs(p.service.config, old)
+        self.assertIs(p.web.config, old)
+        self.assertEqual(p.feeds_in_river(), {GOOD})
+        failed = [e for e in errors if e.get("log_level") == LogLevel.error]
+        self.assertEqual(len(failed), 1)
+        self.assertIn("fetch_interval", str(failed[0]["err"]))
+
+    def test_sighup_handler_installed_and_restored(self) -> None:
+        import signal
+
+        p = Planet(self, {GOOD: "Good"})
+        before = signal.getsignal(signal.SIGHUP)
+        p.service.startService()
+        self.assertEqual(signal.getsignal(signal.SIGHUP), p.service._on_hup)
+        p.service.stopService()
+        p.h.clock.advance(10)
+        self.assertEqual(signal.getsignal(signal.SIGHUP), before)
+
+    def test_log_level_applied_on_reload(self) -> None:
+        p = Planet(self, {GOOD: "Good"})
+        p.write({GOOD: "Good"}, extra="log_level = ERROR")
+        p.service.reload()
+        self.assertEqual(p.service.logs.level, "ERROR")
+
+
+class RetentionTests(SynchronousTestCase):
+    def test_old_entries_dropped_each_cycle_and_not_readded(self) -> None:
+        h = Harness(self, [GOOD])
+        h.server.serve(GOOD, GOOD_FEED)  # entries of 20 and 22 Jun, noon; NOW is 24 Jun 9:00
+        h.store.max_entry_age = timedelta(days=4)
+        h.start()
+        self.assertEqual([e.title for e in h.store.river()], ["Good two", "Good one"])
+        # A day later the 20 Jun entry is past the retention: dropped at the next cycle,
+        # and the next fetch (same feed) does not bring it back.
+        for _ in range(int(86400 / h.tick) + 2):
+            h.advance(h.tick)
+        self.assertEqual([e.title for e in h.store.river()], ["Good two"])
+
+
+class ActivityTests(SynchronousTestCase):
+    def test_feed_without_new_entries_marked_inactive(self) -> None:
+        h = WebHarness(extra="")
+        h.config = h.config.__class__(**{**_fields(h.config), "activity_threshold": 30})
+        h.web.config = h.config
+        h.add(
+            "http://a.example/feed",
+            atom(
+                "A",
+                "http://a.example/",
+                [
+                    Item("Old", "http://a.example/1", at(2026, 4, 1)),
+                ],
+            ),
+        )
+        h.add(
+            "http://b.example/feed",
+            atom(
+                "B",
+                "http://b.example/",
+                [
+                    Item("Fresh", "http://b.example/1", at(2026, 6, 20)),
+                ],
+            ),
+        )
+        import json
+
+        rows = {r["url"]: r for r in json.loads(h.get("/feeds.json")[1])}
+        self.assertTrue(rows["http://a.example/feed"]["inactive"])
+        self.assertIn(
+            "inactive: no new entry for over 30 days", rows["http://a.example/feed"]["reason"]
+        )
+        self.assertFalse(rows["http://b.example/feed"]["inactive"])
+
+
+def _fields(config: object) -> dict[str, object]:
+    from attrs import asdict
+
+    return asdict(config, recurse=False)  # type: ignore[arg-type]
+
+
+class NewFeedItemsTests(SynchronousTestCase):
+    def test_at_most_n_items_of_one_feed_per_page(self) -> None:
+        from test_store import entry
+
+        items = [RiverItem(entry("http://a.example/feed", n, 28 - n)) for n in range(6)]
+        items.insert(3, RiverItem(entry("http://b.example/feed", 1, 26)))
+        pages = paginate(items, per_page=3, per_feed=2)
+        feeds = [[i.entry.feed_url[7] for i in page] for page in pages]
+        self.assertEqual(feeds, [["a", "a", "b"], ["a", "a"]])
+        for page in pages:
+            for feed in "ab":
+                self.assertLessEqual(sum(1 for i in page if i.entry.feed_url[7] == feed), 2)
+        self.assertEqual(len(pages[0]), 3)
+
+    def test_river_capped_feed_page_complete(self) -> None:
+        h = WebHarness()
+        h.config = h.config.__class__(**{**_fields(h.config), "new_feed_items": 1})
+        h.web.config = h.config
+        h.add(
+            "http://a.example/feed",
+            atom(
+                "A",
+                "http://a.example/",
+                [Item(f"A{n}", f"http://a.example/{n}", at(2026, 6, 1 + n)) for n in range(4)],
+            ),
+        )
+        from test_web import entry_titles
+
+        self.assertEqual(entry_titles(h.get("/")[1]), ["Alpha Blog: A3"])
+        self.assertEqual(len(entry_titles(h.get("/feeds/alpha-blog")[1])), 4)
+
+
+class MetricsTests(SynchronousTestCase):
+    def test_metrics_parse_and_move_after_a_cycle(self) -> None:
+        p = Planet(self, {GOOD: "Good", OTHER: "Other"})
+        p.metrics.watch_store(p.h.store.entry_count, lambda: {"ok": 2})
+        stub = WebStub(p.web)
+        body = stub.get("/metrics")
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        fetches = {
+            (s.labels["host"], s.labels["result"]): s.value
+            for s in families["planet_fetches"].samples
+            if s.name == "planet_fetches_total"
+        }
+        self.assertEqual(fetches, {("good.example", "ok"): 1.0, ("other.example", "ok"): 1.0})
+        entries = [s.value for s in families["planet_entries"].samples]
+        self.assertEqual(entries, [3.0])
+        parse_count = [
+            s.value
+            for s in families["planet_parse_duration_seconds"].samples
+            if s.name.endswith("_count")
+        ]
+        self.assertEqual(parse_count, [2.0])
+        # Another cycle later, the counter has moved.
+        p.h.server.serve(GOOD, GOOD_FEED)
+        for _ in range(int(p.h.config.fetch_interval * 2.2 / p.h.tick)):
+            p.h.advance(p.h.tick)
+        body = stub.get("/metrics")
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        good = [
+            s.value
+            for s in families["planet_fetches"].samples
+            if s.name == "planet_fetches_total" and s.labels["host"] == "good.example"
+        ]
+        self.assertGreaterEqual(sum(good), 2.0)
+        requests = [
+            s
+            for s in families["planet_http_requests"].samples
+            if s.name == "planet_http_requests_total" and s.labels["route"] == "metrics"
+        ]
+        self.assertTrue(requests)
+
+
+class WebStub:
+    def __init__(self, web: PlanetWeb) -> None:
+        from treq.testing import StubTreq
+
+        self.stub = StubTreq(web.resource())
+
+    def get(self, path: str) -> bytes:
+        out: list[Any] = []
+        d = self.stub.get("http://planet.example" + path)
+        self.stub.flush()
+        d.addCallback(self.stub.content).addBoth(out.append)
+        self.stub.flush()
+        assert isinstance(out[0], bytes), out[0]
+        return out[0]
+
+
+class LogLevelTests(SynchronousTestCase):
+    def test_level_filters_planet_messages(self) -> None:
+        seen: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        logs = PlanetLogs("WARNING")
+        log = logs.logger("planet.test")
+        log.info("hidden")
+        log.warn("shown")
+        logs.set_level("DEBUG")
+        log.debug("now shown")
+        texts = [e["log_format"] for e in seen if e.get("log_namespace") == "planet.test"]
+        self.assertEqual(texts, ["shown", "now shown"])
