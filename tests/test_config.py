@@ -147,7 +147,6 @@ def test_venus_warnings():
         f"{VENUS}: [index.html.tmpl] is a template section; "
         "planet does not use Venus templates; ignored",
         f"{VENUS}: [excerpt.py] is a filter section; planet does not run Venus filters; ignored",
-        f"{VENUS}: reading lists are not supported yet; [http://example.com/list.opml] ignored",
         f"{VENUS}: key `face` in 4 feed sections is not used by planet; ignored",
         f"{VENUS}: key `facewidth` in 3 feed sections and [DEFAULT] is not used by planet; ignored",
         f"{VENUS}: key `faceheight` in 2 feed sections and [DEFAULT] is not used by planet; "
@@ -586,12 +585,22 @@ def test_filter_section_with_arguments():
     )
 
 
-@pytest.mark.parametrize("content_type", ["opml", "foaf", "csv", "config", "text/x-opml"])
-def test_reading_lists_are_ignored(content_type):
+@pytest.mark.parametrize("content_type", ["opml", "text/x-opml"])
+def test_opml_reading_lists_are_recorded(content_type):
     config = parse(f"[Planet]\n[http://l.example/list]\ncontent_type = {content_type}\n")
     assert config.subscriptions == ()
+    assert config.reading_lists == ("http://l.example/list",)
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize("content_type", ["foaf", "csv", "config"])
+def test_other_reading_lists_are_ignored(content_type):
+    config = parse(f"[Planet]\n[http://l.example/list]\ncontent_type = {content_type}\n")
+    assert config.subscriptions == ()
+    assert config.reading_lists == ()
     assert config.warnings == (
-        "planet.ini: reading lists are not supported yet; [http://l.example/list] ignored",
+        f"planet.ini: {content_type} reading lists are not supported (OPML ones are); "
+        "[http://l.example/list] ignored",
     )
 
 
@@ -767,3 +776,49 @@ def test_web_view_keys():
     assert error("[Planet]\ndedupe = maybe\n") == (
         "planet.ini: [Planet] dedupe: expected yes or no (true/false, on/off, 1/0), got 'maybe'"
     )
+
+
+CORPUS_OPML = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "corpus"
+    / "opml"
+    / "awesome-rss-feeds_recommended_with_category_Programming.opml"
+)
+
+
+def test_opml_file_reading_list_subscribes_its_50_feeds(tmp_path):
+    if not CORPUS_OPML.exists():
+        pytest.skip(f"corpus not found at {CORPUS_OPML}")
+    relative = os.path.relpath(CORPUS_OPML, tmp_path)
+    ini = tmp_path / "planet.ini"
+    ini.write_text(
+        "[Planet]\nname = Listed\n\n"
+        f"[{relative}]\ncontent_type = opml\n\n"
+        "[https://feeds.feedburner.com/codinghorror]\nname = My Own Name\n",
+        encoding="utf-8",
+    )
+    config = load_config(str(ini))
+    assert config.warnings == ()
+    assert len(config.subscriptions) == 50
+    direct = config.subscriptions[0]
+    assert (direct.url, direct.name, direct.listed_by) == (
+        "https://feeds.feedburner.com/codinghorror",
+        "My Own Name",
+        None,
+    )
+    listed = config.subscriptions[1:]
+    assert all(s.listed_by == relative for s in listed)
+    assert all(s.url.startswith(("http://", "https://")) for s in listed)
+    assert all(s.name for s in listed)
+    assert "https://feeds.feedburner.com/codinghorror" not in {s.url for s in listed}
+
+
+def test_unreadable_reading_list_is_a_warning(tmp_path):
+    ini = tmp_path / "planet.ini"
+    ini.write_text("[Planet]\n[missing.opml]\ncontent_type = opml\n", encoding="utf-8")
+    config = load_config(str(ini))
+    assert config.subscriptions == ()
+    assert len(config.warnings) == 1
+    assert "[missing.opml] reading list:" in config.warnings[0]
+    assert "cannot read" in config.warnings[0]

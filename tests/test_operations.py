@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from planet.logs import PlanetLogs
 from planet.metrics import Metrics
+from planet.model import utc_from_timestamp
 from planet.render import paginate
 from planet.service import PlanetService
 from planet.store import RiverItem
@@ -294,3 +295,80 @@ class LogLevelTests(SynchronousTestCase):
         log.debug("now shown")
         texts = [e["log_format"] for e in seen if e.get("log_namespace") == "planet.test"]
         self.assertEqual(texts, ["shown", "now shown"])
+
+
+LIST_URL = "http://lists.example/planet.opml"
+
+
+def opml(*urls: str) -> bytes:
+    outlines = "".join(f'<outline text="Feed {i}" xmlUrl="{u}"/>' for i, u in enumerate(urls))
+    return f'<opml version="2.0"><head/><body>{outlines}</body></opml>'.encode()
+
+
+class URLReadingListTests(SynchronousTestCase):
+    def make(self) -> Any:
+        from planet.config import parse_config
+
+        h = Harness(self, [])
+        config = parse_config(
+            f"[Planet]\nfetch_interval = 300\n[{LIST_URL}]\ncontent_type = opml\n", "t.ini"
+        )
+        h.config = config
+        h.aggregator.config = config
+        h.server.serve(GOOD, GOOD_FEED)
+        h.server.serve(OTHER, OTHER_FEED)
+        seen: list[Any] = []
+        h.aggregator.on_config = seen.append
+        return h, seen
+
+    def test_list_feeds_subscribed_refetched_and_dropped(self) -> None:
+        h, seen = self.make()
+        h.server.serve(LIST_URL, opml(GOOD, OTHER), content_type="text/x-opml", ETag='"l1"')
+        h.start()
+        self.assertEqual([s.url for s in h.aggregator.config.subscriptions], [GOOD, OTHER])
+        self.assertEqual(seen[-1], h.aggregator.config)
+        # The listed feeds are new, so due at the next tick.
+        h.advance(h.tick)
+        self.assertEqual({e.feed_url for e in h.store.river()}, {GOOD, OTHER})
+        # Later the list drops OTHER: its entries go; the list was fetched conditionally.
+        h.server.serve(LIST_URL, opml(GOOD), content_type="text/x-opml", ETag='"l2"')
+        for _ in range(int(2.5 * 300 / h.tick)):
+            h.advance(h.tick)
+        sent = [
+            headers.get("if-none-match") for url, headers in h.server.requests if url == LIST_URL
+        ]
+        self.assertEqual(sent[:3], [None, '"l1"', '"l2"'])
+        self.assertEqual([s.url for s in h.aggregator.config.subscriptions], [GOOD])
+        self.assertEqual({e.feed_url for e in h.store.river()}, {GOOD})
+
+    def test_broken_list_keeps_previous_feeds(self) -> None:
+        h, _ = self.make()
+        h.server.serve(LIST_URL, opml(GOOD), content_type="text/x-opml")
+        h.start()
+        h.advance(h.tick)
+        h.server.serve(LIST_URL, b"<html><body>oops</body></html>", content_type="text/html")
+        for _ in range(int(1.5 * 300 / h.tick)):
+            h.advance(h.tick)
+        self.assertIsNotNone(h.store.reading_lists()[LIST_URL].error)
+        self.assertEqual([s.url for s in h.aggregator.config.subscriptions], [GOOD])
+        self.assertEqual({e.feed_url for e in h.store.river()}, {GOOD})
+
+    def test_listed_feeds_survive_a_restart_before_the_list_is_fetched(self) -> None:
+        from planet.snapshot import decode_all, encode
+
+        h, _ = self.make()
+        h.server.serve(LIST_URL, opml(GOOD), content_type="text/x-opml")
+        h.start()
+        h.advance(h.tick)
+        entries, states = h.store.snapshot_data()
+        data = encode(entries, states, NOW_DT, tuple(h.store.reading_lists().values()))
+        # A new process: the list server is down, the snapshot is all there is.
+        h2, _ = self.make()
+        h2.server.feeds.clear()
+        h2.store.load(*decode_all(data))
+        h2.start()
+        self.assertEqual([s.url for s in h2.aggregator.config.subscriptions], [GOOD])
+        self.assertEqual({e.feed_url for e in h2.store.river()}, {GOOD})
+
+
+NOW_DT = utc_from_timestamp(0)

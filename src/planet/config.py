@@ -38,9 +38,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from attrs import Factory, field, frozen
+from attrs import Factory, evolve, field, frozen
 
 from planet import __version__
+from planet.readinglist import (
+    ListedFeed,
+    ReadingListError,
+    is_reading_list,
+    load_opml_file,
+    unsupported_kind,
+)
 
 __all__ = ["Config", "ConfigError", "Subscription", "load_config", "parse_config"]
 
@@ -164,6 +171,8 @@ class Subscription:
     name: str | None = None
     # Left out of the hash (a mappingproxy is unhashable) but still compared.
     options: Mapping[str, str] = field(factory=dict, converter=_freeze, hash=False)
+    #: The reading list (file path or URL) this subscription came from; None if configured.
+    listed_by: str | None = None
 
 
 def _default_snapshot_file(config: Config) -> str:
@@ -219,6 +228,8 @@ class Config:
     date_format: str | None = None
     new_date_format: str | None = None
     subscriptions: tuple[Subscription, ...] = ()
+    #: Venus reading lists (``content_type = opml`` sections): OPML file paths or URLs.
+    reading_lists: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -237,7 +248,49 @@ def load_config(path: str) -> Config:
             f"{path}: line {line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); "
             "save the file as UTF-8"
         ) from None
-    return parse_config(text, path)
+    return expand_file_lists(parse_config(text, path))
+
+
+def expand_file_lists(config: Config) -> Config:
+    """Subscribe the feeds of every reading list that is a local OPML file.
+
+    A relative path is taken from the config file's directory, else the working directory.
+    A list that cannot be read is a warning: the rest of the planet still runs.
+    """
+    listed: dict[str, list[ListedFeed]] = {}
+    warnings = list(config.warnings)
+    for location in config.reading_lists:
+        if _is_http_url(location):
+            continue
+        candidates = [os.path.join(os.path.dirname(config.path), location), location]
+        path = next((c for c in candidates if os.path.exists(c)), location)
+        try:
+            listed[location] = load_opml_file(path)
+        except ReadingListError as exc:
+            warnings.append(f"{config.path}: [{location}] reading list: {exc}; not subscribed")
+    return evolve(with_listed_feeds(config, listed), warnings=tuple(warnings))
+
+
+def with_listed_feeds(config: Config, listed: Mapping[str, Iterable[ListedFeed]]) -> Config:
+    """``config`` plus the feeds of reading lists, after the configured subscriptions.
+
+    A feed also listed directly in the config keeps its own section and settings; a feed in
+    several lists is subscribed once.
+    """
+    subscriptions = [s for s in config.subscriptions if s.listed_by is None]
+    seen = {_url_key(s.url) for s in subscriptions}
+    for location in config.reading_lists:
+        for feed in listed.get(location, ()):
+            if _url_key(feed.url) in seen:
+                continue
+            seen.add(_url_key(feed.url))
+            subscriptions.append(Subscription(url=feed.url, name=feed.name, listed_by=location))
+    return evolve(config, subscriptions=tuple(subscriptions))
+
+
+def _url_key(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest}"
 
 
 def parse_config(text: str, path: str) -> Config:
@@ -316,6 +369,7 @@ class _Parser:
     def __init__(self, path: str, sections: dict[str, dict[str, str]]) -> None:
         self.path = path
         self.sections = sections
+        self.reading_lists: list[str] = []
         self.defaults = sections.pop(DEFAULT_SECTION, {})
         # A key some %(key)s refers to is used, even when planet has no use for it itself.
         self.referenced = {
@@ -468,6 +522,7 @@ class _Parser:
         return Config(
             path=self.path,
             subscriptions=tuple(subscription for subscription, _ in subscriptions),
+            reading_lists=tuple(self.reading_lists),
             warnings=tuple(warnings),
             **settings,
         )
@@ -547,9 +602,12 @@ class _Parser:
                     f"{self.path}: [{section}] is a filter section; "
                     "planet does not run Venus filters; ignored"
                 )
+            elif is_reading_list(self.sections[section]):
+                self.reading_lists.append(section.strip())
             elif any(kind in content_type for kind in _READING_LIST_TYPES):
                 warnings.append(
-                    f"{self.path}: reading lists are not supported yet; [{section}] ignored"
+                    f"{self.path}: {unsupported_kind(self.sections[section])} reading lists "
+                    f"are not supported (OPML ones are); [{section}] ignored"
                 )
             elif _is_http_url(section.strip()):
                 url = section.strip()

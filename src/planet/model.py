@@ -135,6 +135,18 @@ class FeedState:
         return self.current_url or self.discovered_url or self.url
 
 
+@frozen
+class ListState:
+    """A reading list fetched from a URL: its validators and the feeds it named last."""
+
+    url: str
+    feeds: tuple[tuple[str, str | None], ...] = ()
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetch: datetime | None = None
+    error: str | None = None
+
+
 def utc_from_timestamp(seconds: float) -> datetime:
     """An aware UTC datetime for a POSIX timestamp (from ``IReactorTime.seconds()``)."""
     return datetime.fromtimestamp(seconds, tz=timezone.utc)

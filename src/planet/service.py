@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import random
 import signal
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import define, field
+from attrs import define, evolve, field
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, maybeDeferred, succeed
@@ -23,11 +24,18 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from planet import schedule
-from planet.config import Config, ConfigError, Subscription, load_config
+from planet.config import (
+    Config,
+    ConfigError,
+    Subscription,
+    load_config,
+    with_listed_feeds,
+)
 from planet.fetch import SHUTTING_DOWN, Fetcher, make_client
 from planet.logs import PlanetLogs
 from planet.metrics import Metrics, count_feed_states, host_of
-from planet.model import FetchResult, ParsedFeed, utc_from_timestamp
+from planet.model import FetchResult, ListState, ParsedFeed, utc_from_timestamp
+from planet.readinglist import ListedFeed, ReadingListError, parse_opml
 from planet.snapshot import SnapshotService
 from planet.store import ApplyStats, Store
 from planet.web import PlanetWeb
@@ -65,6 +73,9 @@ class Aggregator(Service):
     _in_flight: dict[Deferred[Any], None] = field(factory=dict)
     _stopping: bool = False
     _cycle: Deferred[None] | None = None
+    #: Told of every change of the effective config (base config plus URL reading lists).
+    on_config: Callable[[Config], None] = lambda config: None
+    _base: Config | None = None
     _log: Logger = field(factory=Logger)
 
     @property
@@ -74,6 +85,8 @@ class Aggregator(Service):
     def startService(self) -> None:
         for warning in self.config.warnings:
             self._log.warn("{warning}", warning=warning)
+        # The snapshot (loaded before us) remembers what URL reading lists named last.
+        self._use(self.config)
         # Feeds removed from the config lose their entries, even those from a snapshot.
         self.store.retain(schedule.urls(self.config.subscriptions))
         super().startService()
@@ -130,7 +143,7 @@ class Aggregator(Service):
     def set_config(self, config: Config) -> None:
         """Use ``config`` from now on (a reload); the tick follows a new fetch_interval."""
         old_tick = self.tick_interval
-        self.config = config
+        self._use(config)
         if self._loop is not None and self._loop.running and self.tick_interval != old_tick:
             self._loop.stop()
             self._loop = LoopingCall(self.run_cycle)
@@ -138,6 +151,71 @@ class Aggregator(Service):
             self._loop.start(self.tick_interval, now=False).addErrback(
                 lambda f: self._log.failure("fetch loop stopped", f)
             )
+
+    def _use(self, base: Config) -> None:
+        """Make ``base`` plus the feeds of its URL reading lists the effective config."""
+        self._base = base
+        listed = {
+            url: [ListedFeed(u, n) for u, n in state.feeds]
+            for url, state in self.store.reading_lists().items()
+            if url in base.reading_lists
+        }
+        self.config = with_listed_feeds(base, listed)
+        self.on_config(self.config)
+
+    def _due_lists(self, now: datetime) -> list[str]:
+        due = []
+        for url in self.config.reading_lists:
+            if not url.startswith(("http://", "https://")):
+                continue
+            state = self.store.reading_lists().get(url)
+            last = state.last_fetch if state is not None else None
+            if last is None or (now - last).total_seconds() >= self.config.fetch_interval:
+                due.append(url)
+        return due
+
+    async def _update_list(self, url: str) -> None:
+        """Re-read a reading list at ``url`` (conditional GET); resubscribe if it changed."""
+        try:
+            old = self.store.reading_lists().get(url) or ListState(url=url)
+            result = await self._fetch(url, old.etag, old.last_modified)
+            if result.error == SHUTTING_DOWN or self._stopping:
+                return
+            now = self._now()
+            state = evolve(old, last_fetch=now, error=result.error)
+            if result.error is None and result.body is not None:
+                try:
+                    feeds = parse_opml(result.body, base_url=result.final_url)
+                except ReadingListError as exc:
+                    state = evolve(state, error=str(exc))
+                else:
+                    state = evolve(
+                        state,
+                        feeds=tuple((f.url, f.name) for f in feeds),
+                        etag=result.etag,
+                        last_modified=result.last_modified,
+                    )
+            elif result.not_modified:
+                state = evolve(
+                    state,
+                    etag=result.etag or old.etag,
+                    last_modified=result.last_modified or old.last_modified,
+                )
+            self.store.record_list(state)
+            if state.error:
+                self._log.warn(
+                    "reading list {url}: {err}; keeping the feeds it named before",
+                    url=url,
+                    err=state.error,
+                )
+            if state.feeds != old.feeds and self._base is not None:
+                self._use(self._base)
+                self.store.retain(schedule.urls(self.config.subscriptions))
+                self._log.info(
+                    "reading list {url} now names {n} feeds", url=url, n=len(state.feeds)
+                )
+        except Exception:
+            self._log.failure("unexpected error reading the list {url}", url=url)
 
     def run_cycle(self) -> Deferred[None] | None:
         """Fetch every due feed once; fires when all of them are done. Never fails."""
@@ -149,11 +227,13 @@ class Aggregator(Service):
             expired = self.store.expire(now)
             if expired:
                 self._log.info("dropped {n} entries older than the retention", n=expired)
+            lists = self._due_lists(now)
             due = schedule.due(self.config, self.store.feed_states(), now)
-            if not due:
+            if not due and not lists:
                 return None
             self.cycles += 1
-            updates = [self._update(sub) for sub in due]
+            updates = [Deferred.fromCoroutine(self._update_list(url)) for url in lists]
+            updates += [self._update(sub) for sub in due]
 
             def over(_: object) -> None:
                 self._cycle = None
@@ -404,13 +484,14 @@ class PlanetService(MultiService):
         self.logs.set_level(new.log_level)
         self.store.max_entries_per_feed = new.max_entries_per_feed
         self.store.max_entry_age = _max_age(new)
-        self.store.retain(after)
         self.store.invalidate()
         self.fetcher.user_agent = new.user_agent
         self.fetcher.timeout = new.feed_timeout
         self.fetcher.max_bytes = new.max_feed_bytes
-        self.web.config = new
         self.aggregator.set_config(new)
+        self.web.config = self.aggregator.config
+        # Removed feeds (and their entries) go; feeds of URL reading lists stay listed.
+        self.store.retain(schedule.urls(self.aggregator.config.subscriptions))
         self.web.config_loaded = utc_from_timestamp(self.clock.seconds())
         self._log.info(
             "config reloaded from {path}: {added} feeds added, {removed} removed, {n} in all",
@@ -475,6 +556,8 @@ def build_service(
         config_loaded=utc_from_timestamp(reactor.seconds()),
         metrics=metrics,
     )
+    # The web view shows what the aggregator fetches: the config plus URL reading lists.
+    aggregator.on_config = web.use_config
     top = PlanetService(
         config=config,
         store=store,

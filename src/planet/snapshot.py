@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from planet.metrics import Metrics
-from planet.model import Entry, FeedState, utc_from_timestamp
+from planet.model import Entry, FeedState, ListState, utc_from_timestamp
 from planet.store import Store
 
 SCHEMA_VERSION = 1
@@ -30,6 +30,8 @@ _STATE_FIELDS = tuple(f.name for f in fields(FeedState))
 # Every datetime field, found from the annotations so a new one can never be forgotten.
 _ENTRY_DATES = tuple(f.name for f in fields(Entry) if "datetime" in str(f.type))
 _STATE_DATES = tuple(f.name for f in fields(FeedState) if "datetime" in str(f.type))
+_LIST_FIELDS = tuple(f.name for f in fields(ListState))
+_LIST_DATES = tuple(f.name for f in fields(ListState) if "datetime" in str(f.type))
 
 
 class SnapshotError(Exception):
@@ -55,12 +57,16 @@ def _dumps(value: Any) -> str:
 
 
 def iter_encoded(
-    entries: Sequence[Entry], states: Sequence[FeedState], written_at: datetime
+    entries: Sequence[Entry],
+    states: Sequence[FeedState],
+    written_at: datetime,
+    lists: Sequence[ListState] = (),
 ) -> Iterator[bytes]:
     """The snapshot document as a stream of byte chunks (one JSON object in all)."""
     head = {"schema": SCHEMA_VERSION, "written_at": written_at.isoformat()}
     yield _dumps(head)[:-1].encode("utf-8")
     for name, items, fields_, dates in (
+        ("lists", lists, _LIST_FIELDS, _LIST_DATES),
         ("feeds", states, _STATE_FIELDS, _STATE_DATES),
         ("entries", entries, _ENTRY_FIELDS, _ENTRY_DATES),
     ):
@@ -73,9 +79,14 @@ def iter_encoded(
     yield b"}"
 
 
-def encode(entries: Sequence[Entry], states: Sequence[FeedState], written_at: datetime) -> bytes:
+def encode(
+    entries: Sequence[Entry],
+    states: Sequence[FeedState],
+    written_at: datetime,
+    lists: Sequence[ListState] = (),
+) -> bytes:
     """Serialize store contents to snapshot bytes (CPU-bound: call off the reactor)."""
-    return b"".join(iter_encoded(entries, states, written_at))
+    return b"".join(iter_encoded(entries, states, written_at, lists))
 
 
 def _record(value: Any, names: tuple[str, ...], dates: tuple[str, ...]) -> dict[str, Any]:
@@ -87,6 +98,12 @@ def _record(value: Any, names: tuple[str, ...], dates: tuple[str, ...]) -> dict[
 
 def decode(data: bytes) -> tuple[list[Entry], list[FeedState]]:
     """Read snapshot bytes back; raises :class:`SnapshotError` on any damage."""
+    entries, states, _ = decode_all(data)
+    return entries, states
+
+
+def decode_all(data: bytes) -> tuple[list[Entry], list[FeedState], list[ListState]]:
+    """Entries, feed states and reading lists of a snapshot (lists may be absent)."""
     try:
         doc = json.loads(data.decode("utf-8"))
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
@@ -94,11 +111,18 @@ def decode(data: bytes) -> tuple[list[Entry], list[FeedState]]:
             raise SnapshotError(f"unknown snapshot schema {found!r}")
         states = [FeedState(**_fields_of(r, _STATE_FIELDS, _STATE_DATES)) for r in doc["feeds"]]
         entries = [Entry(**_fields_of(r, _ENTRY_FIELDS, _ENTRY_DATES)) for r in doc["entries"]]
+        lists = [_list_state(r) for r in doc.get("lists", [])]
     except SnapshotError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"{exc.__class__.__name__}: {exc}") from exc
-    return entries, states
+    return entries, states, lists
+
+
+def _list_state(record: dict[str, Any]) -> ListState:
+    values = _fields_of(record, _LIST_FIELDS, _LIST_DATES)
+    values["feeds"] = tuple((url, name) for url, name in values.get("feeds", ()))
+    return ListState(**values)
 
 
 def _fields_of(record: dict[str, Any], names: tuple[str, ...], dates: tuple[str, ...]) -> dict:
@@ -208,7 +232,7 @@ class SnapshotService(Service):
             )
             return
         try:
-            entries, states = decode(data)
+            entries, states, lists = decode_all(data)
         except SnapshotError as exc:
             aside = f"{self.path}.corrupt-{int(self.clock.seconds())}"
             os.replace(self.path, aside)
@@ -219,7 +243,7 @@ class SnapshotService(Service):
                 aside=aside,
             )
             return
-        self.store.load(entries, states)
+        self.store.load(entries, states, lists)
         self._written_version = self.store.version
         self._log.info(
             "Loaded snapshot {path}: {n} entries, {f} feeds",
@@ -247,9 +271,10 @@ class SnapshotService(Service):
         if version == self._written_version:
             return succeed(None)
         entries, states = self.store.snapshot_data()
+        lists = tuple(self.store.reading_lists().values())
         when = utc_from_timestamp(self.clock.seconds())
         started = self.clock.seconds()
-        d = self._writing = self.run_in_thread(self._encode_and_write, entries, states, when)
+        d = self._writing = self.run_in_thread(self._encode_and_write, entries, states, when, lists)
 
         def done(size: int) -> None:
             self._written_version = version
@@ -282,6 +307,10 @@ class SnapshotService(Service):
         return mine
 
     def _encode_and_write(
-        self, entries: tuple[Entry, ...], states: tuple[FeedState, ...], when: datetime
+        self,
+        entries: tuple[Entry, ...],
+        states: tuple[FeedState, ...],
+        when: datetime,
+        lists: tuple[ListState, ...] = (),
     ) -> int:
-        return write_atomic(self.path, iter_encoded(entries, states, when))
+        return write_atomic(self.path, iter_encoded(entries, states, when, lists))

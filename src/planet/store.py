@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from attrs import define, evolve, field, frozen
 
-from planet.model import Entry, FeedState, FetchResult, ParsedFeed
+from planet.model import Entry, FeedState, FetchResult, ListState, ParsedFeed
 
 
 @frozen
@@ -101,6 +101,7 @@ class Store:
     _states: dict[str, FeedState] = field(factory=dict)
     _river: tuple[int, tuple[Entry, ...]] | None = None
     _items: tuple[tuple[int, bool], tuple[RiverItem, ...]] | None = None
+    _lists: dict[str, ListState] = field(factory=dict)
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
     _entries_version: int = 0
@@ -171,10 +172,24 @@ class Store:
         entries = tuple(e for by_id in self._entries.values() for e in by_id.values())
         return entries, tuple(self._states.values())
 
+    def reading_lists(self) -> Mapping[str, ListState]:
+        """Reading lists fetched from URLs, by URL."""
+        return self._lists
+
+    def record_list(self, state: ListState) -> None:
+        self._lists[state.url] = state
+        self._bump()
+
     # --- writing ---------------------------------------------------------------------
 
-    def load(self, entries: Iterable[Entry], states: Iterable[FeedState]) -> None:
+    def load(
+        self,
+        entries: Iterable[Entry],
+        states: Iterable[FeedState],
+        lists: Iterable[ListState] = (),
+    ) -> None:
         """Replace the contents (from a snapshot)."""
+        self._lists = {s.url: s for s in lists}
         self._entries = {}
         for entry in entries:
             self._entries.setdefault(entry.feed_url, {})[entry.id] = entry

@@ -129,6 +129,10 @@ class PlanetWeb:
     _pending: dict[Key, tuple[int, list[Deferred[Rendered]]]] = field(factory=dict)
     _started: datetime | None = None
 
+    def use_config(self, config: Config) -> None:
+        """Serve with ``config`` from now on (a reload, or a reading list that changed)."""
+        self.config = config
+
     def resource(self) -> IResource:
         """The root resource: every route, with the security headers on every response."""
         if self._started is None:
