@@ -45,6 +45,8 @@ HEALTH_KEYS = {
     "feeds_failing",
     "last_fetch",
     "snapshot_written",
+    # Added by the service-operations work: when the config in use was loaded.
+    "config_loaded",
 }
 SIGTERM_EXITS = (0, -15)
 
@@ -544,7 +546,8 @@ def test_sigterm_during_a_fetch(server: FeedServer, daemons: list[Daemon], tmp_p
     took = time.monotonic() - started
     assert code in SIGTERM_EXITS, log
     assert SHUTDOWN_LINE in log
-    assert took < 5, f"SIGTERM took {took:.1f} s with a fetch in flight"
+    # Running fetches get a 5 s grace at stop, then are abandoned.
+    assert took < 8, f"SIGTERM took {took:.1f} s with a fetch in flight"
     assert not daemon.leftovers, f"processes left after the daemon exited: {daemon.leftovers}"
     doc = read_snapshot(tmp_path / "planet" / "planet-snapshot.json")
     assert doc is not None and len(doc["entries"]) == RIVER_TOTAL

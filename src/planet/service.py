@@ -38,6 +38,7 @@ from planet.model import FetchResult, ListState, ParsedFeed, utc_from_timestamp
 from planet.readinglist import ListedFeed, ReadingListError, parse_opml
 from planet.snapshot import SnapshotService
 from planet.store import ApplyStats, Store
+from planet.systemd import SdNotifyService
 from planet.web import PlanetWeb
 from planet.workers import Parser, ProcessParser
 
@@ -437,6 +438,9 @@ class PlanetService(MultiService):
     web: PlanetWeb
     logs: PlanetLogs
     clock: IReactorTime
+    #: Reads the config file (tap wraps it to place the snapshot in --state-dir).
+    load: Callable[[str], Config] = load_config
+    notify: SdNotifyService | None = None
     _previous_hup: Any = None
     _log: Logger = field(factory=Logger)
 
@@ -461,15 +465,21 @@ class PlanetService(MultiService):
 
     def reload(self) -> bool:
         """Re-read the config file; on any error keep running with the current one."""
+        if self.notify is not None:
+            self.notify.reloading()
         try:
-            new = load_config(self.config.path)
+            new = self.load(self.config.path)
         except ConfigError as exc:
             self._log.error(
                 "config reload failed, still running the previous config: {err}", err=exc
             )
             return False
-        self.apply(new)
-        return True
+        else:
+            self.apply(new)
+            return True
+        finally:
+            if self.notify is not None:
+                self.notify.ready()
 
     def apply(self, new: Config) -> None:
         """Switch to ``new``: added feeds are fetched at once, removed ones dropped."""
@@ -504,7 +514,11 @@ class PlanetService(MultiService):
 
 
 def build_service(
-    config: Config, listen: str, reactor: Any, parser: Parser | None = None
+    config: Config,
+    listen: str,
+    reactor: Any,
+    parser: Parser | None = None,
+    load: Callable[[str], Config] = load_config,
 ) -> PlanetService:
     """The whole daemon as one service: snapshot, aggregator, web listener."""
     logs = PlanetLogs(config.log_level)
@@ -566,6 +580,7 @@ def build_service(
         web=web,
         logs=logs,
         clock=reactor,
+        load=load,
         log=logs.logger("planet"),
     )
     snapshot.setServiceParent(top)
@@ -574,4 +589,9 @@ def build_service(
     listener = _Listener(listen)
     strports.service(listen, web.site(), reactor=reactor).setServiceParent(listener)
     listener.setServiceParent(top)
+    # Last: READY=1 goes out once the snapshot is loaded and the port listens.
+    top.notify = SdNotifyService(
+        clock=reactor, status=lambda: f"serving {store.entry_count()} entries"
+    )
+    top.notify.setServiceParent(top)
     return top
