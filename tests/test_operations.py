@@ -372,3 +372,34 @@ class URLReadingListTests(SynchronousTestCase):
 
 
 NOW_DT = utc_from_timestamp(0)
+
+
+class StopOrderTests(SynchronousTestCase):
+    def test_children_stop_one_after_another_last_first(self) -> None:
+        from twisted.application.service import Service
+        from twisted.internet.defer import Deferred
+
+        p = Planet(self, {GOOD: "Good"})
+        stopped: list[str] = []
+        slow: Deferred[None] = Deferred()
+
+        class Child(Service):
+            def __init__(self, name: str, result: Any = None) -> None:
+                self.name = name
+                self.result = result
+
+            def stopService(self) -> Any:
+                super().stopService()
+                stopped.append(self.name)
+                return self.result
+
+        Child("snapshot").setServiceParent(p.service)
+        Child("aggregator", slow).setServiceParent(p.service)
+        p.service.startService()
+        done = p.service.stopService()
+        # The aggregator's grace is running: the snapshot must not be written yet.
+        self.assertEqual(stopped, ["aggregator"])
+        self.assertNoResult(done)
+        slow.callback(None)
+        self.assertEqual(stopped, ["aggregator", "snapshot"])
+        self.successResultOf(done)

@@ -453,11 +453,21 @@ class PlanetService(MultiService):
         # the reactor so it never runs in the middle of another callback.
         self._previous_hup = signal.signal(signal.SIGHUP, self._on_hup)
 
-    def stopService(self) -> Deferred[Any]:
+    def stopService(self) -> Deferred[None]:
         if self._previous_hup is not None:
             signal.signal(signal.SIGHUP, self._previous_hup)
             self._previous_hup = None
-        return super().stopService()
+        Service.stopService(self)
+        # One child after another, last first: MultiService would stop them all at once, and
+        # the snapshot must be written after the fetches' grace period, not during it.
+        return Deferred.fromCoroutine(self._stop_children())
+
+    async def _stop_children(self) -> None:
+        for child in reversed(list(self)):
+            try:
+                await maybeDeferred(child.stopService)
+            except Exception:
+                self._log.failure("stopping {child!r} failed", child=child)
 
     def _on_hup(self, signum: int, frame: Any) -> None:
         reactor = self.clock

@@ -76,8 +76,11 @@ class ProcessParser:
     reactor: Any
     workers: int = field(factory=lambda: max(1, os.cpu_count() or 1))
     _executor: ProcessPoolExecutor | None = None
+    _closed: bool = False
 
     def _pool(self) -> ProcessPoolExecutor:
+        if self._closed:
+            raise RuntimeError("the parser pool is closed")
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["planet.parse"])
@@ -120,7 +123,8 @@ class ProcessParser:
         self._executor = None
 
     def close(self) -> Deferred[None]:
-        """Shut the pool down without blocking the reactor."""
+        """Shut the pool down without blocking the reactor; no parse is accepted after."""
+        self._closed = True
         executor, self._executor = self._executor, None
         if executor is None:
             return succeed(None)
