@@ -127,6 +127,7 @@ class PlanetWeb:
     renders: int = 0
     _cache: dict[Key, tuple[int, Rendered]] = field(factory=dict)
     _pending: dict[Key, tuple[int, list[Deferred[Rendered]]]] = field(factory=dict)
+    _page_cache: dict[tuple[int, int, str], list[tuple[RiverItem, ...]]] = field(factory=dict)
     _started: datetime | None = None
 
     def use_config(self, config: Config) -> None:
@@ -241,11 +242,20 @@ class PlanetWeb:
         return tuple(RiverItem(e) for e in self.store.river() if e.feed_url == feed.url)
 
     def _pages(self, feed: render.FeedView | None) -> list[tuple[RiverItem, ...]]:
-        # A feed's own page shows all of it: new_feed_items caps only the shared river.
-        per_feed = self.config.new_feed_items if feed is None else 0
-        return render.paginate(
-            self._items(feed), self.config.items_per_page, self.config.days_per_page, per_feed
-        )
+        # Every request checks its page number against these: compute them once per version
+        # (and per config, which a reload replaces), not once per request.
+        key = (self.store.version, id(self.config), feed.url if feed else "")
+        cached = self._page_cache.get(key)
+        if cached is None:
+            # A feed's own page shows all of it: new_feed_items caps only the shared river.
+            per_feed = self.config.new_feed_items if feed is None else 0
+            cached = render.paginate(
+                self._items(feed), self.config.items_per_page, self.config.days_per_page, per_feed
+            )
+            if len(self._page_cache) > 64:
+                self._page_cache.clear()
+            self._page_cache[key] = cached
+        return cached
 
     def _river_page(self, request: IRequest, feed: render.FeedView | None) -> Any:
         page = _page_number(request)
