@@ -182,6 +182,7 @@ class HTTPTests(SynchronousTestCase):
             "/feeds",
             "/feeds.json",
             "/health",
+            "/metrics",
             "/style.css",
             "/nope",
             "/feeds/alpha-blog",

@@ -203,9 +203,8 @@ class PlanetWeb:
     def prometheus(self, request: IRequest) -> bytes:
         # Not cached and on the reactor thread: the gauges read the store at scrape time.
         body, content_type = self.metrics.exposition()
-        request.setHeader(b"content-type", content_type.encode())
-        request.setHeader(b"cache-control", b"no-store")
-        return body
+        page = rendered(body, self._now())
+        return self._send(page, request, content_type.encode(), max_age=0, conditional=False)
 
     @app.route("/health", methods=["GET", "HEAD"])
     def health(self, request: IRequest) -> bytes:
