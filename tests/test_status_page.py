@@ -7,26 +7,11 @@ from datetime import timedelta
 
 from attrs import evolve
 from feeds import Item, at, atom
+from test_polite import ROW_KEYS as KEYS
 from test_web import NOW, Harness
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet.model import FetchResult
-
-KEYS = {
-    "url",
-    "current_url",
-    "name",
-    "state",
-    "http_status",
-    "reason",
-    "consecutive_errors",
-    "last_fetch",
-    "next_fetch",
-    "entries",
-    "newest_entry",
-    # Added by planet beyond the eleven keys the status page promises (activity_threshold).
-    "inactive",
-}
 
 EXTRA = """
 [http://c.example/feed]

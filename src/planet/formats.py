@@ -33,7 +33,7 @@ from xml.etree import ElementTree as ET
 from planet import __version__
 from planet.config import Config
 from planet.model import Entry
-from planet.render import ABSOLUTE_IRI, FeedView, atom_entry_id, iso_utc
+from planet.render import FeedView, atom_entry_id, feed_of, is_absolute_iri, iso_utc
 from planet.sanitize import strip_xml_illegal
 
 __all__ = [
@@ -86,23 +86,9 @@ def _home_url(config: Config) -> str:
 def _planet_id(config: Config) -> str:
     """An absolute IRI naming the planet: its link when absolute, else a stable URN."""
     link = config.link.strip()
-    if link and ABSOLUTE_IRI.match(link) and not any(c.isspace() for c in link):
+    if is_absolute_iri(link):
         return link
     return "urn:planet:" + hashlib.sha256(config.name.encode("utf-8", "replace")).hexdigest()[:32]
-
-
-def _feed_of(entry: Entry, feeds: Mapping[str, FeedView]) -> FeedView:
-    return feeds.get(entry.feed_url) or FeedView(entry.feed_url, entry.feed_url, None)
-
-
-def _entry_id(entry: Entry) -> str:
-    """:func:`render.atom_entry_id`, which cannot hash lone surrogates: hash those as they are."""
-    try:
-        return atom_entry_id(entry)
-    except UnicodeEncodeError:
-        # Never from the parser (it strips them); possible only in hand-made entries.
-        key = f"{entry.feed_url}\0{entry.id}".encode("utf-8", "surrogatepass")
-        return "urn:planet:" + hashlib.sha256(key).hexdigest()[:32]
 
 
 def _clean(value: str) -> str:
@@ -176,9 +162,9 @@ def render_atom(
         _sub(author, "email", config.owner_email)
     _sub(root, "generator", "planet", {"version": __version__})
     for entry in entries:
-        feed = _feed_of(entry, feeds)
+        feed = feed_of(entry, feeds)
         el = _sub(root, "entry")
-        _sub(el, "id", _entry_id(entry))
+        _sub(el, "id", atom_entry_id(entry))
         _sub(el, "title", _first(entry.title, feed.name), {"type": "text"})
         if entry.link:
             _link(el, "alternate", entry.link, "text/html")
@@ -224,13 +210,13 @@ def render_rss20(
         },
     )
     for entry in entries:
-        feed = _feed_of(entry, feeds)
+        feed = feed_of(entry, feeds)
         item = _sub(channel, "item")
         title = _clean(entry.title)
         _sub(item, "title", f"{feed.name}: {title}" if title else feed.name)
         if entry.link:
             _sub(item, "link", entry.link)
-        guid = _clean(_entry_id(entry))
+        guid = _clean(atom_entry_id(entry))
         permalink = entry.link is not None and guid == _clean(entry.link)
         _sub(item, "guid", guid, {"isPermaLink": "true" if permalink else "false"})
         _sub(item, "pubDate", _rfc822(entry.published))
@@ -302,8 +288,8 @@ def render_json_feed(
         doc["authors"] = [owner]
     items = []
     for entry in entries:
-        feed = _feed_of(entry, feeds)
-        item: dict[str, Any] = {"id": _clean(_entry_id(entry))}
+        feed = feed_of(entry, feeds)
+        item: dict[str, Any] = {"id": _clean(atom_entry_id(entry))}
         if entry.link:
             item["url"] = _clean(entry.link)
         title = _clean(entry.title)

@@ -250,7 +250,7 @@ def render_river(
             shown.append(
                 {
                     "entry": entry,
-                    "feed": _feed_of(entry, feeds),
+                    "feed": feed_of(entry, feeds),
                     "also_in": [_feed_of_url(url, feeds) for url in item.also_in],
                     "time": format_entry_time(entry.published, config.date_format),
                     "iso": iso_utc(entry.published),
@@ -281,7 +281,8 @@ def render_river(
     return strip_xml_illegal(html).encode("utf-8")
 
 
-def _feed_of(entry: Entry, feeds: Mapping[str, FeedView]) -> FeedView:
+def feed_of(entry: Entry, feeds: Mapping[str, FeedView]) -> FeedView:
+    """The view of the feed ``entry`` belongs to (its URL as name if it is unknown)."""
     return _feed_of_url(entry.feed_url, feeds)
 
 
@@ -297,9 +298,14 @@ def render_not_found(config: Config) -> bytes:
     )
 
 
+def is_absolute_iri(value: str) -> bool:
+    """Has a scheme and no whitespace: usable as an Atom ``id`` as it is."""
+    return bool(ABSOLUTE_IRI.match(value)) and not any(c.isspace() for c in value)
+
+
 def atom_entry_id(entry: Entry) -> str:
     """The entry's own id when it is an IRI, else a stable URN derived from feed and id."""
-    if ABSOLUTE_IRI.match(entry.id) and " " not in entry.id:
+    if is_absolute_iri(entry.id):
         return entry.id
     key = f"{entry.feed_url}\0{entry.id}".encode("utf-8", "surrogatepass")
     digest = hashlib.sha256(key).hexdigest()[:32]
