@@ -16,6 +16,7 @@ from feeds import Item, at, atom, rss2
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
+from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -528,3 +529,50 @@ class StopTests(SynchronousTestCase):
         h.advance(h.config.fetch_interval * 3)
         self.assertEqual(len(h.server.requests), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class RefreshTests(SynchronousTestCase):
+    """SIGUSR1's "fetch everything now", and the one log line each cycle ends with."""
+
+    def test_refresh_all_fetches_every_healthy_feed_at_once(self) -> None:
+        h = Harness(self, [GOOD, OTHER, MISSING])
+        h.server.serve(GOOD, GOOD_FEED, ETag='"g1"')
+        h.server.serve(OTHER, OTHER_FEED, content_type="application/rss+xml")
+        h.start()
+        self.assertEqual(h.aggregator.cycles, 1)
+        h.advance(h.tick)
+        # Nothing was due a tick later...
+        self.assertEqual(h.server.count(GOOD), 1)
+        self.assertEqual(h.aggregator.refresh_all(), 2)
+        # ...and now the healthy feeds are fetched at once (conditionally: validators kept),
+        # while the failing one keeps its backoff.
+        self.assertEqual((h.server.count(GOOD), h.server.count(OTHER)), (2, 2))
+        self.assertEqual(h.server.headers_of_last(GOOD)["if-none-match"], '"g1"')
+        self.assertEqual(h.server.count(MISSING), 1)
+        self.assertEqual(h.aggregator.cycles, 2)
+
+    def test_refresh_all_respects_retry_after(self) -> None:
+        h = Harness(self, [GOOD])
+        h.server.serve(GOOD, b"busy", code=503, Retry_After="3600")
+        h.start()
+        h.server.serve(GOOD, GOOD_FEED)
+        self.assertEqual(h.aggregator.refresh_all(), 0)
+        self.assertEqual(h.server.count(GOOD), 1)
+
+    def test_every_cycle_ends_with_one_summary_line(self) -> None:
+        events: list[dict[str, Any]] = []
+        h = Harness(self, [GOOD, OTHER, MISSING])
+        h.aggregator._log = Logger(observer=events.append)
+        h.server.serve(GOOD, GOOD_FEED)
+        h.server.serve(OTHER, OTHER_FEED, content_type="application/rss+xml")
+        h.start()
+        h.aggregator.refresh_all()
+        lines = [formatEvent(e) for e in events if "cycle" in e["log_format"]]
+        self.assertEqual(
+            lines,
+            [
+                "cycle 1 done: 3 feeds in 0.000 s (2 ok, 1 failing, 2 parsed)",
+                # Byte-identical bodies are not parsed again.
+                "cycle 2 done: 2 feeds in 0.000 s (2 ok, 0 failing, 0 parsed)",
+            ],
+        )
