@@ -1254,7 +1254,11 @@ class FetchLogTests(FarmTestCase):
         f.stop()
 
         mine = [e for e in events if e.get("log_logger") is f.aggregator._log]
-        lines = [formatEvent(e) for e in mine]
+        every = [formatEvent(e) for e in mine]
+        # Besides one line per fetch, each cycle ends with one summary line.
+        cycles = [line for line in every if line.startswith("cycle ")]
+        self.assertEqual(len(cycles), f.aggregator.cycles)
+        lines = [line for line in every if not line.startswith("cycle ")]
         parsed = [LOG_LINE.match(line) for line in lines]
         self.assertTrue(all(parsed), lines)
         by_url: dict[str, list[dict[str, str]]] = {}

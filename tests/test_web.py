@@ -369,3 +369,112 @@ class XSSPipelineTests(SynchronousTestCase):
         self.assertIn('<a href="http://x.example/doc" rel="noopener noreferrer">the docs</a>', html)
         self.assertRegex(html, r'<img src="http://x.example/i.png" alt="pic"[^>]*loading="lazy"')
         self.assertIn("<pre><code>def f():\n    return 1\n</code></pre>", html)
+
+
+class ThreadLike:
+    """A run_in_thread whose jobs finish only when the test says so."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Deferred[Any], Any, tuple[Any, ...]]] = []
+
+    def __call__(self, f: Any, *args: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.jobs.append((d, f, args))
+        return d
+
+    def finish_all(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        for d, f, args in jobs:
+            d.callback(f(*args))
+
+
+class BusyStoreTests(SynchronousTestCase):
+    """While a fetch cycle keeps changing the store, readers never queue behind renders."""
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.thread = ThreadLike()
+        self.h.web.run_in_thread = self.thread
+        self.h.web.min_render_interval = 1.0
+        self.h.web.stale_wait = 0.025
+        self.h.add("http://a.example/feed", atom("Alpha", "http://a.example/", ALPHA))
+
+    def request(self, path: str = "/") -> list[Any]:
+        """Start a GET; the list gets (status, body) once it is answered."""
+        answered: list[Any] = []
+        d = self.h.stub.get("http://planet.example" + path)
+        d.addCallback(lambda r: self.h.stub.content(r).addCallback(lambda b: (r.code, b)))
+        d.addCallback(answered.append)
+        self.h.stub.flush()
+        return answered
+
+    def settle(self) -> None:
+        self.thread.finish_all()
+        self.h.stub.flush()
+
+    def test_first_render_is_waited_for(self) -> None:
+        answered = self.request()
+        self.assertEqual(answered, [])
+        self.h.clock.advance(5)  # no stale page to fall back on: wait however long it takes
+        self.assertEqual(answered, [])
+        self.settle()
+        self.assertEqual(entry_titles(answered[0][1]), [f"Alpha Blog: {i.title}" for i in ALPHA])
+
+    def test_changed_page_waits_briefly_then_serves_the_previous_rendering(self) -> None:
+        self.request()
+        self.settle()
+        self.h.clock.advance(2)
+        self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", BETA))
+        answered = self.request()
+        self.assertEqual((answered, len(self.thread.jobs)), ([], 1))
+        self.h.clock.advance(0.025)
+        self.h.stub.flush()
+        # The new rendering is late: the previous one answers.
+        self.assertEqual(entry_titles(answered[0][1]), [f"Alpha Blog: {i.title}" for i in ALPHA])
+        self.settle()
+        # Once it is done, it is what everyone gets, with no new render.
+        _, body = self.h.get("/")
+        self.assertIn("Beta: Noon post", entry_titles(body))
+        self.assertEqual(self.h.web.renders, 2)
+
+    def test_quick_render_is_served_fresh(self) -> None:
+        self.request()
+        self.settle()
+        self.h.clock.advance(2)
+        self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", BETA))
+        answered = self.request()
+        self.settle()  # done within stale_wait
+        self.assertIn("Beta: Noon post", entry_titles(answered[0][1]))
+
+    def test_renders_at_most_once_per_interval_and_converge(self) -> None:
+        self.request()
+        self.settle()
+        items = [
+            Item(f"Post {n}", f"http://b.example/{n}", at(2026, 6, 23, 10, n), "<p>x</p>")
+            for n in range(10)
+        ]
+        # Ten changes in 0.9 s, each followed by a request, which is answered at once.
+        for n in range(10):
+            self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", items[: n + 1]))
+            answered = self.request()
+            self.assertEqual(len(answered), 1)
+            self.h.clock.advance(0.09)
+        self.assertEqual((self.h.web.renders, self.thread.jobs), (1, []))
+        # At the end of the interval the page is rendered once more, with no request needed...
+        self.h.clock.advance(0.2)
+        self.assertEqual(len(self.thread.jobs), 1)
+        self.settle()
+        self.assertEqual(self.h.web.renders, 2)
+        # ...and it shows the latest store.
+        _, body = self.h.get("/")
+        self.assertEqual(self.h.web.renders, 2)
+        self.assertIn("Beta: Post 9", entry_titles(body))
+
+    def test_a_page_that_disappears_is_not_found(self) -> None:
+        self.h.web.min_render_interval = 0.0
+        self.h.config = self.h.web.config = parse_config(CONFIG.format(per_page=1), "test.ini")
+        self.request("/?page=3")
+        self.settle()
+        self.h.store.retain(["http://b.example/feed"])
+        answered = self.request("/?page=3")
+        self.assertEqual(answered[0][0], 404)

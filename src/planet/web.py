@@ -7,6 +7,7 @@ render. Every response carries ETag, Last-Modified and the security headers.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -20,7 +21,8 @@ from typing import Any, cast
 from attrs import define, field, frozen
 from klein import Klein
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.iweb import IRequest
@@ -60,6 +62,26 @@ class Rendered:
     gzipped: bytes
     etag: str
     modified: datetime
+    # Header values computed once per render, not once per request.
+    etag_plain: bytes = field(init=False)
+    etag_gzip: bytes = field(init=False)
+    last_modified: bytes = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # A weak ETag per representation: the gzip bytes are a different entity.
+        object.__setattr__(self, "etag_plain", f'W/"{self.etag}"'.encode())
+        object.__setattr__(self, "etag_gzip", f'W/"{self.etag}-gz"'.encode())
+        modified = format_datetime(self.modified, usegmt=True).encode()
+        object.__setattr__(self, "last_modified", modified)
+
+
+@frozen
+class _Cached:
+    """A page in the cache: the store version it shows and when its render finished."""
+
+    version: int
+    page: Rendered
+    finished: float
 
 
 def _compress(body: bytes) -> bytes:
@@ -87,14 +109,20 @@ def _iso(when: datetime | None) -> str | None:
 
 
 class _Secured(Resource):
-    """The Klein resource with the security headers added to every response."""
+    """The Klein resource with the security headers added to every response.
+
+    ``hot`` answers the most requested URLs (the front page and the feeds, without a query)
+    before Klein's routing, which costs more than the rest of such a request; it gives None
+    for everything else.
+    """
 
     isLeaf = True
 
-    def __init__(self, inner: IResource, metrics: Metrics) -> None:
+    def __init__(self, inner: IResource, metrics: Metrics, hot: Callable[[IRequest], Any]) -> None:
         super().__init__()
         self._inner = inner
         self._metrics = metrics
+        self._hot = hot
 
     def render(self, request: IRequest) -> Any:
         for name, value in SECURITY_HEADERS.items():
@@ -106,7 +134,23 @@ class _Secured(Resource):
             self._metrics.http_request(route, done.code)
 
         done.notifyFinish().addBoth(count)
-        return self._inner.render(request)
+        answer = self._hot(request)
+        if answer is None:
+            return self._inner.render(request)
+        if isinstance(answer, bytes):
+            return answer
+        answer.addCallbacks(_finish, done.processingFailed, callbackArgs=(done,))
+        return server.NOT_DONE_YET
+
+
+def _finish(body: bytes, request: server.Request) -> None:
+    # The client may have gone while the page was rendered.
+    if request.finished or request._disconnected:
+        return
+    if request.code != http.NOT_MODIFIED:
+        request.setHeader(b"content-length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
 
 
 @define(slots=False)
@@ -125,26 +169,55 @@ class PlanetWeb:
     metrics: Metrics = field(factory=Metrics)
     #: Renders done, for tests and metrics: cached pages must not be rendered again.
     renders: int = 0
-    _cache: dict[Key, tuple[int, Rendered]] = field(factory=dict)
+    #: While the store changes, a page is rendered again at most this often (seconds); in
+    #: between, the last rendering is served and a refresh is scheduled for the end of it.
+    min_render_interval: float = 0.0
+    #: How long a request for a changed page waits for its new rendering before it is
+    #: answered with the previous one (None: always wait).
+    stale_wait: float | None = None
+    _cache: dict[Key, _Cached] = field(factory=dict)
     _pending: dict[Key, tuple[int, list[Deferred[Rendered]]]] = field(factory=dict)
+    _refreshes: dict[Key, IDelayedCall] = field(factory=dict)
+    _generation: int = 0
     _page_cache: dict[tuple[int, int, str], list[tuple[RiverItem, ...]]] = field(factory=dict)
     _started: datetime | None = None
+    _log: Logger = field(factory=Logger)
 
     def use_config(self, config: Config) -> None:
         """Serve with ``config`` from now on (a reload, or a reading list that changed)."""
         self.config = config
+        # Every page shows the config: none rendered before may be served again, even
+        # within the render interval, and renders still running must not be cached.
+        self._cache.clear()
+        self._pending.clear()
+        self._generation += 1
 
     def resource(self) -> IResource:
         """The root resource: every route, with the security headers on every response."""
         if self._started is None:
             self._started = self._now()
-        return _Secured(self.app.resource(), self.metrics)
+        return _Secured(self.app.resource(), self.metrics, self._hot)
 
     def site(self) -> server.Site:
         """A Site serving this view, showing no tracebacks."""
         site = server.Site(self.resource())
         site.displayTracebacks = False
         return site
+
+    def _hot(self, request: IRequest) -> Any:
+        """The river and its feeds, when asked for with no query; None for anything else."""
+        if request.args or request.method not in (b"GET", b"HEAD"):
+            return None
+        path = request.path
+        if path == b"/" or path == b"/index.html":
+            return self.river(request)
+        if path == b"/atom.xml":
+            return self.atom(request)
+        if path == b"/rss20.xml":
+            return self.rss20(request)
+        if path == b"/feed.json":
+            return self.json_feed(request)
+        return None
 
     # --- routes ------------------------------------------------------------------------
 
@@ -258,19 +331,21 @@ class PlanetWeb:
 
     def _river_page(self, request: IRequest, feed: render.FeedView | None) -> Any:
         page = _page_number(request)
-        pages = self._pages(feed)
-        if page is None or page > len(pages):
-            return self._not_found(request)
         key = ("river", feed.url if feed else "", str(page))
+        # A page served before exists; only an unknown one is checked against the river
+        # now (paginating the whole river on every request would cost the reactor dearly).
+        if page is None or (key not in self._cache and page > len(self._pages(feed))):
+            return self._not_found(request)
         return self._serve(request, key, HTML, self._render_river, page, feed)
 
     def _feed_document(
         self, request: IRequest, name: str, content_type: bytes, fn: Callable[..., bytes]
     ) -> Any:
         page = _page_number(request)
-        if page is None or page > len(self._pages(None)):
+        key = (name, str(page))
+        if page is None or (key not in self._cache and page > len(self._pages(None))):
             return self._not_found(request)
-        return self._serve(request, (name, str(page)), content_type, self._render_feed, fn, page)
+        return self._serve(request, key, content_type, self._render_feed, fn, page)
 
     # --- rendering and caching -------------------------------------------------------------
 
@@ -279,45 +354,98 @@ class PlanetWeb:
         request: IRequest,
         key: Key,
         content_type: bytes,
-        inputs: Callable[..., tuple[Any, ...]],
+        inputs: Callable[..., tuple[Any, ...] | None],
         *args: Any,
     ) -> Any:
+        """Answer with the page ``key``, rendered from ``inputs(*args)`` when it changed.
+
+        Renders run in a thread, one at a time per page, and requests share them. While
+        the store keeps changing (a fetch cycle), renders are limited to one per
+        ``min_render_interval`` and a request waits at most ``stale_wait`` for one: until
+        then the previous rendering answers, so readers never queue behind the fetcher.
+        """
         version = self.store.version
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == version:
-            return self._send(hit[1], request, content_type)
+        if hit is not None and hit.version == version:
+            return self._send(hit.page, request, content_type)
+        route = route_of(request.path)
+        if hit is not None and key not in self._pending:
+            wait = self.min_render_interval - (self.clock.seconds() - hit.finished)
+            if wait > 0:
+                if key not in self._refreshes:
+                    self._refreshes[key] = self.clock.callLater(
+                        wait, self._refresh, key, route, inputs, args
+                    )
+                return self._send(hit.page, request, content_type)
+        fresh = self._rendering(key, route, version, inputs, args)
+        if fresh is None:
+            return self._not_found(request)
+        if hit is not None and self.stale_wait is not None and not fresh.called:
+            fresh = _first_of(fresh, hit.page, self.stale_wait, self.clock)
+        return fresh.addCallback(self._send, request, content_type)
+
+    def _refresh(
+        self, key: Key, route: str, inputs: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
+        """The scheduled re-render of a page that changed while renders were rate-limited."""
+        del self._refreshes[key]
+        hit = self._cache.get(key)
+        if hit is None or hit.version == self.store.version or key in self._pending:
+            return
+        fresh = self._rendering(key, route, self.store.version, inputs, args)
+        if fresh is None:
+            # The page is gone (the river shrank): forget it, so it is checked again.
+            self._cache.pop(key, None)
+            return
+        fresh.addErrback(lambda f: self._log.failure("rendering {key} failed", f, key=key))
+
+    def _rendering(
+        self,
+        key: Key,
+        route: str,
+        version: int,
+        inputs: Callable[..., Any],
+        args: tuple[Any, ...],
+    ) -> Deferred[Rendered] | None:
+        """A Deferred for the rendering of ``key`` at (about) ``version``: joins a running
+        render or starts one. None when ``inputs`` says the page no longer exists."""
         pending = self._pending.get(key)
-        if pending is not None and pending[0] == version:
+        # Rate-limited, a running render of an older version is good enough to join.
+        if pending is not None and (pending[0] == version or self.min_render_interval > 0):
             waiter: Deferred[Rendered] = Deferred()
             pending[1].append(waiter)
-            return waiter.addCallback(self._send, request, content_type)
+            return waiter
+        job = inputs(*args)
+        if job is None:
+            return None
         waiters: list[Deferred[Rendered]] = []
-        self._pending[key] = (version, waiters)
+        entry = self._pending[key] = (version, waiters)
+        generation = self._generation
         # The inputs are taken on the reactor thread; rendering and gzip run elsewhere.
         started = time.perf_counter()
-        d: Deferred[Rendered] = self.run_in_thread(_render_job, self._now(), *inputs(*args))
+        d: Deferred[Rendered] = self.run_in_thread(_render_job, self._now(), *job)
         self.renders += 1
-        route = route_of(request.path)
 
         def done(result: Rendered) -> Rendered:
             self.metrics.rendered(route, time.perf_counter() - started)
-            if self._pending.get(key, (None,))[0] == version:
+            if self._pending.get(key) is entry:
                 del self._pending[key]
-            if key not in self._cache or self._cache[key][0] < version:
-                self._cache[key] = (version, result)
+            cached = self._cache.get(key)
+            fresher = cached is None or cached.version < version
+            if generation == self._generation and fresher:
+                self._cache[key] = _Cached(version, result, self.clock.seconds())
             for w in waiters:
                 w.callback(result)
             return result
 
         def failed(failure: Failure) -> Failure:
-            if self._pending.get(key, (None,))[0] == version:
+            if self._pending.get(key) is entry:
                 del self._pending[key]
             for w in waiters:
                 w.errback(failure)
             return failure
 
-        d.addCallbacks(done, failed)
-        return d.addCallback(self._send, request, content_type)
+        return d.addCallbacks(done, failed)
 
     def _send(
         self,
@@ -331,12 +459,11 @@ class PlanetWeb:
         max_age = self.config.cache_max_age if max_age is None else max_age
         zipped = b"gzip" in (request.getHeader(b"accept-encoding") or b"")
         request.setHeader(b"content-type", content_type)
-        request.setHeader(b"cache-control", f"public, max-age={max_age}".encode())
+        request.setHeader(b"cache-control", _cache_control(max_age))
         request.setHeader(b"vary", b"Accept-Encoding")
-        # A weak ETag per representation: the gzip bytes are a different entity.
-        etag = f'W/"{page.etag}{"-gz" if zipped else ""}"'.encode()
+        etag = page.etag_gzip if zipped else page.etag_plain
         request.setHeader(b"etag", etag)
-        request.setHeader(b"last-modified", format_datetime(page.modified, usegmt=True).encode())
+        request.setHeader(b"last-modified", page.last_modified)
         if conditional and _not_modified(request, etag, page.modified):
             request.setResponseCode(http.NOT_MODIFIED)
             return b""
@@ -355,8 +482,10 @@ class PlanetWeb:
         fetched = [s.last_fetch for s in self.store.feed_states().values() if s.last_fetch]
         return max(fetched, default=None)
 
-    def _render_river(self, page: int, feed: render.FeedView | None) -> tuple[Any, ...]:
+    def _render_river(self, page: int, feed: render.FeedView | None) -> tuple[Any, ...] | None:
         pages = self._pages(feed)
+        if page > len(pages):
+            return None
         view = render.PageView(
             items=pages[page - 1],
             page=page,
@@ -366,8 +495,10 @@ class PlanetWeb:
         )
         return (render.render_river, self.config, view, self._feeds(), self._now())
 
-    def _render_feed(self, fn: Callable[..., bytes], page: int) -> tuple[Any, ...]:
+    def _render_feed(self, fn: Callable[..., bytes], page: int) -> tuple[Any, ...] | None:
         pages = self._pages(None)
+        if page > len(pages):
+            return None
         entries = tuple(item.entry for item in pages[page - 1])
         return (fn, self.config, entries, self._feeds(), self._now(), page, page < len(pages))
 
@@ -414,6 +545,29 @@ def _not_modified(request: IRequest, etag: bytes, modified: datetime) -> bool:
     except (ValueError, IndexError):
         return False
     return int(modified.timestamp()) <= when
+
+
+@functools.lru_cache(maxsize=16)
+def _cache_control(max_age: int) -> bytes:
+    return f"public, max-age={max_age}".encode()
+
+
+def _first_of(
+    fresh: Deferred[Rendered], stale: Rendered, timeout: float, clock: IReactorTime
+) -> Deferred[Rendered]:
+    """``fresh``'s result if it comes within ``timeout`` seconds, else ``stale``."""
+    answer: Deferred[Rendered] = Deferred()
+
+    def give(result: Any) -> None:
+        # A render failing after the stale page went out has nobody left to tell.
+        if timer.active():
+            timer.cancel()
+        if not answer.called:
+            answer.callback(result)
+
+    timer = clock.callLater(timeout, give, stale)
+    fresh.addBoth(give)
+    return answer
 
 
 def _json_bytes(value: Any) -> bytes:
