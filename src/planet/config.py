@@ -80,7 +80,7 @@ _PLANET_COUNT_KEYS = {
     "max_entries_per_feed": 0,
 }
 _PLANET_SIZE_KEYS = ("max_feed_bytes",)
-_PLANET_BOOL_KEYS = ("dedupe",)
+_PLANET_BOOL_KEYS = ("dedupe", "allow_private_networks")
 _PLANET_CHOICE_KEYS = {"log_level": ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")}
 _TRUE = frozenset({"1", "yes", "true", "on"})
 _FALSE = frozenset({"0", "no", "false", "off"})
@@ -225,6 +225,8 @@ class Config:
     max_feed_bytes: int = 15 * 1024 * 1024
     max_entries_per_feed: int = 200
     user_agent: str = Factory(_default_user_agent, takes_self=True)
+    #: False: fetch nothing from loopback, private or link-local addresses (see netguard).
+    allow_private_networks: bool = True
     date_format: str | None = None
     new_date_format: str | None = None
     subscriptions: tuple[Subscription, ...] = ()
