@@ -8,8 +8,9 @@ never an exception that travels.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from attrs import define, evolve, field
@@ -23,14 +24,15 @@ from twisted.internet.defer import (
     TimeoutError,
     succeed,
 )
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.client import Agent, GzipDecoder, HTTPConnectionPool, ResponseDone
 from twisted.web.iweb import IResponse
 
 from planet.model import FetchResult
+from planet.netguard import AddressPolicy, AddressRefusedError, GuardedEndpointFactory
 
 #: Redirect hops followed before a feed counts as a redirect loop.
 MAX_REDIRECTS = 5
@@ -51,18 +53,31 @@ class BodyTooLargeError(Exception):
     """The response body passed ``max_feed_bytes``; the download was aborted."""
 
 
+class BadEncodingError(Exception):
+    """The body's ``Content-Encoding: gzip`` stream is corrupt."""
+
+
 class _RedirectError(Exception):
     """A redirect that is not followed (loop, too many hops, unsupported scheme)."""
 
 
 def make_client(
-    reactor: Any, connect_timeout: float = 10.0
+    reactor: Any, connect_timeout: float = 10.0, guard: AddressPolicy | None = None
 ) -> tuple[HTTPClient, HTTPConnectionPool]:
-    """One treq client over one shared connection pool, for the whole daemon."""
+    """One treq client over one shared connection pool, for the whole daemon.
+
+    With a ``guard`` (see :mod:`planet.netguard`), no connection is made to an address it
+    refuses, whether named in a feed URL, a redirect or a DNS answer.
+    """
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
     pool.cachedConnectionTimeout = 60
-    return HTTPClient(Agent(reactor, connectTimeout=connect_timeout, pool=pool)), pool
+    if guard is None:
+        agent = Agent(reactor, connectTimeout=connect_timeout, pool=pool)
+    else:
+        endpoints = GuardedEndpointFactory(reactor, guard, connect_timeout)
+        agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
+    return HTTPClient(agent), pool
 
 
 @define
@@ -115,6 +130,11 @@ class Fetcher:
     ) -> Deferred[FetchResult]:
         if self.closed:
             return succeed(FetchResult(url=url, final_url=url, status=None, error=SHUTTING_DOWN))
+        if not _is_http(url):
+            # Config and reading lists only give http(s) URLs; the Agent alone would also
+            # connect for ws: ones.
+            error = f"unsupported URL: {url[:200]}"
+            return succeed(FetchResult(url=url, final_url=url, status=None, error=error))
         started = self._clock.seconds()
         hops: list[tuple[int, str]] = []
         d = Deferred.fromCoroutine(self._get(url, etag, last_modified, hops))
@@ -152,7 +172,7 @@ class Fetcher:
             )
             if response.code not in _REDIRECT_CODES:
                 break
-            await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
+            await _read_body(response, _DISCARD_LIMIT, self._clock, ignore_errors=True)
             current = self._follow(url, current, response, hops)
         status = response.code
         # Caching hints count on errors too: a 429 or 503 says when to come back.
@@ -167,12 +187,12 @@ class Fetcher:
             date=_header(response, b"date"),
         )
         if status == 304:
-            await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
+            await _read_body(response, _DISCARD_LIMIT, self._clock, ignore_errors=True)
             body = None
         elif 200 <= status < 300:
-            body = await _read_body(response, self.max_bytes)
+            body = await _read_body(response, self.max_bytes, self._clock)
         else:
-            await _read_body(response, _DISCARD_LIMIT, ignore_errors=True)
+            await _read_body(response, _DISCARD_LIMIT, self._clock, ignore_errors=True)
             phrase = _phrase(status)
             return FetchResult(error=f"HTTP {status} {phrase}".strip(), **common)
         return FetchResult(
@@ -191,7 +211,7 @@ class Fetcher:
         if not location:
             raise _RedirectError(f"HTTP {response.code} redirect without a Location header")
         target = urljoin(current, location.strip())
-        if urlsplit(target).scheme.lower() not in ("http", "https"):
+        if not _is_http(target):
             raise _RedirectError(f"redirect to an unsupported URL: {target[:200]}")
         visited = {origin, *(u for _, u in hops)}
         if target in visited or target == current or len(hops) >= MAX_REDIRECTS:
@@ -207,7 +227,9 @@ class Fetcher:
             return f"timed out after {self.timeout:g} s"
         if failure.check(BodyTooLargeError):
             return f"feed larger than {self.max_bytes} bytes; download aborted"
-        if failure.check(_RedirectError):
+        if failure.check(BadEncodingError):
+            return f"invalid gzip body: {_first_line(failure.value)}"
+        if failure.check(_RedirectError, AddressRefusedError):
             return str(failure.value)
         if failure.check(neterr.DNSLookupError):
             return "DNS lookup failed"
@@ -220,10 +242,14 @@ class Fetcher:
         inner = _wrapped_reasons(failure)
         for reason in inner:
             if reason.check(SSL.Error):
-                return f"TLS error: {_first_line(reason.value)}"
+                return f"TLS error: {_ssl_reason(reason.value)}"
         if inner:
             return f"connection lost: {_first_line(inner[0].value)}"
         return f"fetch failed: {_first_line(failure.value)}"
+
+
+def _is_http(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in ("http", "https")
 
 
 def _timed_out(result: Any, timeout: float) -> Any:
@@ -254,20 +280,51 @@ def _first_line(value: object) -> str:
     return " ".join(text.split())[:200]
 
 
+def _ssl_reason(value: BaseException | None) -> str:
+    # pyOpenSSL's errors carry [(library, function, reason), ...]: the reasons are the news.
+    args = value.args if value is not None else ()
+    errors = args[0] if args and isinstance(args[0], list) else []
+    reasons = [str(e[-1]) for e in errors if isinstance(e, tuple) and e and e[-1]]
+    return "; ".join(reasons)[:200] if reasons else _first_line(value)
+
+
 def _wrapped_reasons(failure: Failure) -> list[Failure]:
     # ResponseFailed / ResponseNeverReceived / RequestGenerationFailed carry a list of causes.
     reasons = getattr(failure.value, "reasons", None)
     return [r for r in reasons if isinstance(r, Failure)] if reasons else []
 
 
-class _CappedBody(Protocol):
-    """Collects a response body, dropping the connection once it passes ``limit`` bytes."""
+#: Most bytes a gzip body is inflated by in one reactor turn (~5-10 ms of CPU).
+_INFLATE_SLICE = 512 * 1024
 
-    def __init__(self, limit: int, finished: Deferred[bytes]) -> None:
+
+class _CappedBody(Protocol):
+    """Collects a response body, dropping the connection once it passes ``limit`` bytes.
+
+    With ``inflate`` (a gzip body), ``limit`` counts decoded bytes, and a network chunk is
+    inflated a slice at a time, one slice per reactor turn with the transport paused in
+    between, never past the bytes still allowed: 64 KiB of a gzip bomb holds 64 MiB,
+    which inflated at once would cost that much memory and block the reactor ~0.1 s.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        finished: Deferred[bytes],
+        clock: IReactorTime,
+        inflate: Any | None = None,
+    ) -> None:
         self._limit = limit
         self._finished: Deferred[bytes] | None = finished
+        self._clock = clock
+        self._inflate = inflate
         self._chunks: list[bytes] = []
         self._size = 0
+        #: Compressed input not inflated yet, and whether the transport is paused for it.
+        self._tail = b""
+        self._paused = False
+        #: The end of the body, when it came while compressed input was still waiting.
+        self._ended: Failure | None = None
 
     def abort(self) -> None:
         self._finished = None
@@ -277,15 +334,68 @@ class _CappedBody(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._finished is None:
             return
+        if self._inflate is None:
+            self._add(data)
+            return
+        # Usually empty: more data only comes before a pause takes effect.
+        self._tail += data
+        if not self._paused:
+            self._inflate_slice()
+
+    def _inflate_slice(self) -> None:
+        if self._finished is None:
+            return
+        assert self._inflate is not None
+        # One byte over the allowance is enough to know the body is too large.
+        allowed = min(self._limit - self._size + 1, _INFLATE_SLICE)
+        try:
+            piece = self._inflate.decompress(self._tail, allowed)
+        except zlib.error as exc:
+            self._fail(BadEncodingError(str(exc)))
+            return
+        self._tail = self._inflate.unconsumed_tail
+        self._add(piece)
+        if self._finished is None:
+            return
+        if self._tail:
+            if not self._paused and self._ended is None and self.transport is not None:
+                cast(IPushProducer, self.transport).pauseProducing()
+            self._paused = True
+            self._clock.callLater(0, self._inflate_slice)
+            return
+        if self._paused:
+            self._paused = False
+            if self._ended is None and self.transport is not None:
+                cast(IPushProducer, self.transport).resumeProducing()
+        if self._ended is not None:
+            self._end(self._ended)
+
+    def _add(self, data: bytes) -> None:
         self._size += len(data)
         if self._size > self._limit:
-            finished = self._finished
-            self.abort()
-            finished.errback(BodyTooLargeError(self._size))
+            self._fail(BodyTooLargeError(self._size))
             return
         self._chunks.append(data)
 
+    def _fail(self, exc: Exception) -> None:
+        finished = self._finished
+        self.abort()
+        if finished is not None:
+            finished.errback(exc)
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._finished is not None and self._tail:
+            self._ended = reason  # the slices still to inflate end the body
+            return
+        self._end(reason)
+
+    def _end(self, reason: Failure) -> None:
+        if self._finished is not None and self._inflate is not None:
+            # All input was consumed: what the decoder still holds is at most its window.
+            try:
+                self._add(self._inflate.flush())
+            except zlib.error as exc:
+                self._fail(BadEncodingError(str(exc)))
         finished, self._finished = self._finished, None
         if finished is None:
             return
@@ -295,7 +405,23 @@ class _CappedBody(Protocol):
             finished.errback(reason)
 
 
-def _read_body(response: Any, limit: int, ignore_errors: bool = False) -> Deferred[bytes]:
+def _gzip_original(response: Any) -> IResponse | None:
+    """The still-encoded response under treq's gzip decoding of ``response``, if any.
+
+    treq's HTTPClient always wraps its agent in a ContentDecoderAgent, whose GzipDecoder
+    inflates each network chunk without a size limit; the body is read from the response
+    it wraps (its documented ``original``) and inflated here, within the cap, instead.
+    """
+    while response is not None:
+        if isinstance(response, GzipDecoder):
+            return response.original
+        response = getattr(response, "original", None)
+    return None
+
+
+def _read_body(
+    response: Any, limit: int, clock: IReactorTime, ignore_errors: bool = False
+) -> Deferred[bytes]:
     if response.length == 0:
         return succeed(b"")
     protocol: _CappedBody | None = None
@@ -305,8 +431,14 @@ def _read_body(response: Any, limit: int, ignore_errors: bool = False) -> Deferr
             protocol.abort()
 
     finished: Deferred[bytes] = Deferred(cancel)
-    protocol = _CappedBody(limit, finished)
-    response.deliverBody(protocol)
+    encoded = _gzip_original(response)
+    if encoded is None:
+        protocol = _CappedBody(limit, finished, clock)
+        response.deliverBody(protocol)
+    else:
+        # The same decoder settings as Twisted's: a gzip header and trailer.
+        protocol = _CappedBody(limit, finished, clock, zlib.decompressobj(16 + zlib.MAX_WBITS))
+        encoded.deliverBody(protocol)
     if ignore_errors:
         finished.addErrback(_ignore_unless_cancelled)
     return finished

@@ -35,6 +35,7 @@ from planet.fetch import SHUTTING_DOWN, Fetcher, make_client
 from planet.logs import PlanetLogs
 from planet.metrics import Metrics, count_feed_states, host_of
 from planet.model import FetchResult, ListState, ParsedFeed, utc_from_timestamp
+from planet.netguard import non_public_kind
 from planet.readinglist import ListedFeed, ReadingListError, parse_opml
 from planet.snapshot import SnapshotService
 from planet.store import ApplyStats, Store
@@ -313,7 +314,13 @@ class Aggregator(Service):
                 self.config, state, result, parsed, now, self.rng, first_success
             )
             self.store.update_state(sub.url, next_fetch=next_at, waiting_until=waiting)
-            if not state.failing:
+            # Only a feed whose identity changed can have become a duplicate: checking every
+            # fetch would cost O(feeds) each, O(feeds^2) a cycle.
+            identity_changed = (state.final_url, state.feed_id) != (
+                before.final_url,
+                before.feed_id,
+            ) or before.last_success is None
+            if not state.failing and identity_changed:
                 self._check_duplicate(sub)
             self._log_fetch(sub, result, parsed, stats)
         except CancelledError:
@@ -547,7 +554,14 @@ class PlanetService(MultiService):
         after = set(schedule.urls(new.subscriptions))
         for warning in new.warnings:
             self._log.warn("{warning}", warning=warning)
-        for key in ("snapshot_file", "per_host_concurrency", "max_concurrency"):
+        for key in (
+            "snapshot_file",
+            "per_host_concurrency",
+            "max_concurrency",
+            # The connection pool is built with the guard, and may hold connections to
+            # private hosts that it allowed: only a fresh pool applies a change safely.
+            "allow_private_networks",
+        ):
             if getattr(old, key) != getattr(new, key):
                 self._log.warn("config reload: {key} changes take effect at restart", key=key)
         self.logs.set_level(new.log_level)
@@ -558,7 +572,7 @@ class PlanetService(MultiService):
         self.fetcher.timeout = new.feed_timeout
         self.fetcher.max_bytes = new.max_feed_bytes
         self.aggregator.set_config(new)
-        self.web.config = self.aggregator.config
+        self.web.use_config(self.aggregator.config)
         # Removed feeds (and their entries) go; feeds of URL reading lists stay listed.
         self.store.retain(schedule.urls(self.aggregator.config.subscriptions))
         self.web.config_loaded = utc_from_timestamp(self.clock.seconds())
@@ -594,7 +608,9 @@ def build_service(
         metrics=metrics,
         log=logs.logger("planet.snapshot"),
     )
-    client, pool = make_client(reactor)
+    client, pool = make_client(
+        reactor, guard=None if config.allow_private_networks else non_public_kind
+    )
     process_parser = None
     if parser is None:
         parser = process_parser = ProcessParser(reactor)
@@ -628,6 +644,10 @@ def build_service(
         snapshot_written=lambda: snapshot.written_at,
         config_loaded=utc_from_timestamp(reactor.seconds()),
         metrics=metrics,
+        # During a fetch cycle the store changes many times a second: readers get a page at
+        # most 1 s behind it rather than queueing for a render after every change.
+        min_render_interval=1.0,
+        stale_wait=0.025,
     )
     # The web view shows what the aggregator fetches: the config plus URL reading lists.
     aggregator.on_config = web.use_config
