@@ -2,6 +2,8 @@
 
 The file is replaced with a rename after an fsync, so a reader (or a restart after
 ``kill -9``) always sees either the previous complete snapshot or the new complete one.
+A write that fails (a full disk) leaves the previous snapshot as it was and is retried
+sooner than the regular interval.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import IO, Any, Protocol
 
 from attrs import define, field, fields
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -133,10 +135,47 @@ def _fields_of(record: dict[str, Any], names: tuple[str, ...], dates: tuple[str,
     return values
 
 
-def write_atomic(path: str, data: bytes | Iterable[bytes]) -> int:
+class SnapshotFile(Protocol):
+    """A new file being written: where a full disk shows up, as ``OSError`` (``ENOSPC``)."""
+
+    def write(self, data: bytes) -> object: ...
+
+    def sync(self) -> None:
+        """Make everything written so far durable (flush and fsync)."""
+
+    def close(self) -> None: ...
+
+
+@define
+class DiskFile:
+    """A :class:`SnapshotFile` on the local disk, written through a buffer."""
+
+    _file: IO[bytes]
+
+    @classmethod
+    def create(cls, path: str) -> DiskFile:
+        return cls(open(path, "wb"))  # noqa: SIM115 - closed by write_atomic
+
+    def write(self, data: bytes) -> object:
+        return self._file.write(data)
+
+    def sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+#: Creates the temporary file a snapshot is written to; the seam tests fill the disk at.
+Opener = Callable[[str], SnapshotFile]
+
+
+def write_atomic(path: str, data: bytes | Iterable[bytes], opener: Opener = DiskFile.create) -> int:
     """Write ``data`` (bytes or chunks) to ``path`` so that ``path`` is always complete.
 
     Temporary file, fsync, rename, fsync of the directory. Returns the size written.
+    On any error before the rename the temporary file is removed and ``path`` untouched.
     """
     chunks = [data] if isinstance(data, bytes) else data
     size = 0
@@ -144,14 +183,18 @@ def write_atomic(path: str, data: bytes | Iterable[bytes]) -> int:
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
+        f = opener(tmp)
+        try:
             for chunk in chunks:
                 f.write(chunk)
                 size += len(chunk)
-            f.flush()
-            os.fsync(f.fileno())
+            f.sync()
+        finally:
+            # Closing flushes too, so it can fail the same way; it still releases the file.
+            f.close()
         os.replace(tmp, path)
     except BaseException:
+        # A partial temporary would hold on to the very space a retry needs.
         _remove_quietly(tmp)
         raise
     dir_fd = os.open(directory, os.O_RDONLY)
@@ -160,6 +203,14 @@ def write_atomic(path: str, data: bytes | Iterable[bytes]) -> int:
     finally:
         os.close(dir_fd)
     return size
+
+
+def _reason(failure: Failure) -> str:
+    """``No space left on device`` rather than ``[Errno 28] No space left on device: '...'``."""
+    value = failure.value
+    if isinstance(value, OSError) and value.strerror:
+        return value.strerror
+    return failure.getErrorMessage()
 
 
 def _remove_quietly(path: str) -> None:
@@ -189,7 +240,8 @@ class SnapshotService(Service):
     """Loads the snapshot at start, writes it every ``interval`` seconds and at stop.
 
     ``run_in_thread(f, *args)`` runs blocking work off the reactor thread
-    (``twisted.internet.threads.deferToThread`` in the daemon).
+    (``twisted.internet.threads.deferToThread`` in the daemon). A failed write is tried
+    again after ``retry_delay`` seconds (or the interval, if shorter) until one succeeds.
     """
 
     store: Store
@@ -198,7 +250,12 @@ class SnapshotService(Service):
     clock: IReactorTime
     run_in_thread: RunInThread
     metrics: Metrics = field(factory=Metrics)
+    retry_delay: float = 30.0
+    opener: Opener = DiskFile.create
     written_at: datetime | None = None
+    #: Writes that failed since the last one that succeeded.
+    failures: int = 0
+    _retry: IDelayedCall | None = None
     _written_version: int | None = None
     _loop: LoopingCall | None = None
     _writing: Deferred[None] | None = None
@@ -215,6 +272,8 @@ class SnapshotService(Service):
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        self._cancel_retry()
+        # Never fails: a last write that cannot be made is logged and the old file kept.
         return self.write()
 
     def load(self) -> None:
@@ -256,6 +315,15 @@ class SnapshotService(Service):
         # Errors are logged inside write(); the loop must never die.
         return self.write()
 
+    def _retry_now(self) -> None:
+        self._retry = None
+        self.write()
+
+    def _cancel_retry(self) -> None:
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+
     def write(self) -> Deferred[None]:
         """Write the snapshot if the store changed since the last write."""
         if self._writing is not None:
@@ -279,6 +347,7 @@ class SnapshotService(Service):
         def done(size: int) -> None:
             self._written_version = version
             self.written_at = when
+            self._cancel_retry()
             self.metrics.snapshot_written(self.clock.seconds() - started, size)
             self._log.info(
                 "Snapshot written to {path}: {n} entries, {size} bytes in {ms:.0f} ms",
@@ -287,13 +356,34 @@ class SnapshotService(Service):
                 size=size,
                 ms=(self.clock.seconds() - started) * 1000,
             )
+            if self.failures:
+                self._log.info(
+                    "Snapshot {path} is current again after {failures} failed writes",
+                    path=self.path,
+                    failures=self.failures,
+                )
+                self.failures = 0
 
         def failed(failure: Failure) -> None:
+            self.failures += 1
+            if not self.running:
+                # Stopping: nothing is left to retry, and the stop must not wait for one.
+                self._log.error(
+                    "snapshot not written to {path}: {reason}; keeping the previous snapshot "
+                    "(shutting down, not retried)",
+                    path=self.path,
+                    reason=_reason(failure),
+                )
+                return
+            delay = min(self.retry_delay, self.interval)
+            self._cancel_retry()
+            self._retry = self.clock.callLater(delay, self._retry_now)
             self._log.error(
-                "Snapshot write to {path} failed: {err}; the previous snapshot is intact, "
-                "retrying at the next interval",
+                "snapshot not written to {path}: {reason}; keeping the previous snapshot, "
+                "retrying in {delay:g} s",
                 path=self.path,
-                err=failure.getErrorMessage(),
+                reason=_reason(failure),
+                delay=delay,
             )
 
         def finished(_: None) -> None:
@@ -313,4 +403,6 @@ class SnapshotService(Service):
         when: datetime,
         lists: tuple[ListState, ...] = (),
     ) -> int:
-        return write_atomic(self.path, iter_encoded(entries, states, when, lists))
+        return write_atomic(
+            self.path, iter_encoded(entries, states, when, lists), opener=self.opener
+        )
