@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import html5lib
 import pytest
@@ -13,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from xsscheck import iter_url_attributes, tier_a_violations, tier_b_violations
 
-from planet.sanitize import html_to_text, safe_url, sanitize_html, strip_xml_illegal
+from planet.sanitize import (
+    compact_html,
+    html_to_text,
+    join_url,
+    safe_url,
+    sanitize_html,
+    strip_xml_illegal,
+)
 
 BASE = "http://example.com/blog/"
 PAYLOADS_PATH = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "xss" / "payloads.json"
@@ -437,3 +445,56 @@ def test_headings_demoted_below_the_page_outline():
     assert demote_headings(html) == (
         '<h4 title="a&gt;b">Big</h4><h5>Sub</h5><h6>x</h6><h6>y</h6><p>h1</p>'
     )
+
+
+# --- compact_html: the stored form of entry HTML -------------------------------------------
+
+
+def _text_of(markup: str) -> str:
+    return "".join(html5lib.parse(markup, namespaceHTMLElements=False).itertext())
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<p>It\u2019s a \u201cquote\u201d</p>",
+        '<p title="caf\u00e9 \u2013 bar">\U0001f600 ok</p>',
+        "<pre>x \u2192 y</pre>",
+    ],
+)
+def test_compact_html_is_ascii_and_reads_the_same(markup: str) -> None:
+    compact = compact_html(markup)
+    assert compact.isascii()
+    assert _text_of(compact) == _text_of(markup)
+    assert len(compact) < len(markup) * 2
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<p>plain ASCII</p>",
+        "<p>caf\u00e9</p>",  # Latin-1 is already one byte a character
+        "<p>\u6f22\u5b57\u306e\u6587\u7ae0\u3067\u3059\u3002\u65e5\u672c\u8a9e</p>",  # refs: larger
+        "<p>\u0085 and \u2019</p>",  # a C1 control's reference would read as windows-1252
+    ],
+)
+def test_compact_html_leaves_what_it_cannot_shrink(markup: str) -> None:
+    assert compact_html(markup) is markup
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    base=st.sampled_from(
+        [
+            "http://example.com/blog/post",
+            "https://Example.COM:8443/a/b/?q=1#f",
+            "HTTP://user:pw@example.com",
+            "ftp://example.com/x",
+            "example.com/relative",
+            "",
+        ]
+    ),
+    url=st.text(alphabet="/.\\?#;%:@abAB01 é", max_size=20).map(lambda s: "/" + s),
+)
+def test_join_url_is_urljoin(base: str, url: str) -> None:
+    assert join_url(base, url) == urljoin(base, url)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from html import unescape as _html_unescape
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 
@@ -115,11 +115,40 @@ def _check_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str
     if base_url is None:
         # A relative URL has no scheme to abuse; the page's own base applies.
         return url
-    resolved = urljoin(base_url, url)
+    try:
+        # The base may carry characters the URL was cleaned of ("http://\x1f/").
+        resolved = strip_xml_illegal(join_url(base_url, url))
+    except ValueError:  # urlsplit refuses the base or the URL ("http://[::1"): no link
+        return None
     resolved_scheme = _SCHEME.match(_URL_PROBE_JUNK.sub("", resolved))
     if resolved_scheme is None:
         return resolved
     return resolved if resolved_scheme.group(1).lower() in schemes else None
+
+
+_JOIN_SLOW = re.compile(r"[\\?#;]|/\.")
+
+
+@lru_cache(maxsize=256)
+def _origin(base_url: str) -> str | None:
+    parts = urlsplit(base_url)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def join_url(base_url: str, url: str) -> str:
+    """``urljoin(base_url, url)``, with a short cut for the common root-relative path.
+
+    Posts link and embed by "/path" far more than any other way, and a content sanitizer
+    resolves every URL attribute: urljoin's general parse of both URLs is most of its cost.
+    """
+    # Queries, fragments and parameters are left to urljoin: it drops empty ones.
+    if url[:1] == "/" and url[1:2] != "/" and not _JOIN_SLOW.search(url):
+        origin = _origin(base_url)
+        if origin is not None:
+            return origin + url
+    return urljoin(base_url, url)
 
 
 def safe_url(url: str | None, base_url: str | None = None) -> str | None:
@@ -212,3 +241,31 @@ def demote_headings(html: str, below: int = 3) -> str:
         return f"<{match.group(1)}h{level}"
 
     return _HEADING.sub(shift, html)
+
+
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def compact_html(html: str) -> str:
+    """``html`` with its non-ASCII characters as character references, when that is smaller.
+
+    CPython stores a string at 1, 2 or 4 bytes per character, by its widest one (PEP 393):
+    a single curly quote doubles the memory of an otherwise ASCII post, and the store holds
+    every entry. The same HTML in ASCII renders identically. Not done when the references
+    would take more room (mostly non-Latin text) or for C1 controls, whose references HTML
+    reads as windows-1252 characters.
+    """
+    if html.isascii():
+        return html
+    try:
+        html.encode("latin-1")
+    except UnicodeEncodeError:
+        pass  # wider than Latin-1: two or four bytes a character
+    else:
+        return html
+    if _C1_CONTROLS.search(html):
+        return html
+    compact = html.encode("ascii", "xmlcharrefreplace").decode("ascii")
+    width = 4 if _ASTRAL.search(html) else 2
+    return compact if len(compact) < len(html) * width else html
