@@ -117,7 +117,8 @@ def _check_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str
         return url
     try:
         # The base may carry characters the URL was cleaned of ("http://\x1f/").
-        resolved = strip_xml_illegal(join_url(base_url, url))
+        # urljoin drops an empty fragment or query, which can leave a space at the end.
+        resolved = strip_xml_illegal(join_url(base_url, url)).strip(_URL_EDGE_JUNK)
     except ValueError:  # urlsplit refuses the base or the URL ("http://[::1"): no link
         return None
     resolved_scheme = _SCHEME.match(_URL_PROBE_JUNK.sub("", resolved))
@@ -170,7 +171,12 @@ def safe_url(url: str | None, base_url: str | None = None) -> str | None:
 def _make_cleaner(base_url: str | None) -> nh3.Cleaner:
     def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
         if attribute in URL_ATTRIBUTES:
-            return _check_url(value, base_url, _CONTENT_SCHEMES)
+            result = _check_url(value, base_url, _CONTENT_SCHEMES)
+            # As in safe_url: the entity-decoded form must pass too ("jav&#x09;ascript:"
+            # left relative without a base, or taken from a hostile base).
+            if result is None or _check_url(_html_unescape(result), None, _CONTENT_SCHEMES) is None:
+                return None
+            return result
         return value
 
     return nh3.Cleaner(

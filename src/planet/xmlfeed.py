@@ -186,7 +186,9 @@ def read_feed(body: bytes, url: str, content_type: str | None) -> FastFeed | Non
     """
     try:
         return _Reader(url).read(body, content_type)
-    except (DeclineError, ET.ParseError, RecursionError):
+    # ValueError: convert_to_utf8 chokes on a declared encoding such as "\x80tf-8" or
+    # "\x00tf-8"; feedparser (behind parse's own guard) gets the document instead.
+    except (DeclineError, ET.ParseError, RecursionError, ValueError):
         return None
 
 
