@@ -174,7 +174,9 @@ def _make_cleaner(base_url: str | None) -> nh3.Cleaner:
             result = _check_url(value, base_url, _CONTENT_SCHEMES)
             # As in safe_url: the entity-decoded form must pass too ("jav&#x09;ascript:"
             # left relative without a base, or taken from a hostile base).
-            if result is None or _check_url(_html_unescape(result), None, _CONTENT_SCHEMES) is None:
+            if result is None:
+                return None
+            if "&" in result and _check_url(_html_unescape(result), None, _CONTENT_SCHEMES) is None:
                 return None
             return result
         return value
