@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import IO, Any, Protocol
@@ -235,7 +236,7 @@ def _remove_stale_temporaries(path: str) -> None:
 RunInThread = Callable[..., "Deferred[Any]"]
 
 
-@define
+@define(repr=False)
 class SnapshotService(Service):
     """Loads the snapshot at start, writes it every ``interval`` seconds and at stop.
 
@@ -278,6 +279,7 @@ class SnapshotService(Service):
 
     def load(self) -> None:
         """Read the snapshot into the store; a damaged file is moved aside, not fatal."""
+        started = time.perf_counter()
         _remove_stale_temporaries(self.path)
         try:
             with open(self.path, "rb") as f:
@@ -305,10 +307,11 @@ class SnapshotService(Service):
         self.store.load(entries, states, lists)
         self._written_version = self.store.version
         self._log.info(
-            "Loaded snapshot {path}: {n} entries, {f} feeds",
+            "Loaded snapshot {path}: {n} entries, {f} feeds in {ms:.0f} ms",
             path=self.path,
             n=len(entries),
             f=len(states),
+            ms=(time.perf_counter() - started) * 1000,
         )
 
     def _tick(self) -> Deferred[None]:

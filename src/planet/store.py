@@ -86,7 +86,7 @@ def _river_key(entry: Entry) -> tuple[datetime, datetime, str, str]:
     return (entry.published, entry.first_seen, entry.feed_url, entry.id)
 
 
-@define
+@define(repr=False)
 class Store:
     """Entries and feed states in memory.
 

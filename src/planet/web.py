@@ -153,7 +153,7 @@ def _finish(body: bytes, request: server.Request) -> None:
     request.finish()
 
 
-@define(slots=False)
+@define(slots=False, repr=False)
 class PlanetWeb:
     """Routes of the public web view. :meth:`site` gives the ``twisted.web`` Site."""
 
