@@ -384,8 +384,15 @@ class ThreadLike:
 
     def finish_all(self) -> None:
         jobs, self.jobs = self.jobs, []
-        for d, f, args in jobs:
-            d.callback(f(*args))
+        self.inside = True
+        try:
+            results = [(d, f(*args)) for d, f, args in jobs]
+        finally:
+            self.inside = False
+        for d, result in results:
+            d.callback(result)
+
+    inside = False
 
 
 class BusyStoreTests(SynchronousTestCase):
@@ -477,4 +484,33 @@ class BusyStoreTests(SynchronousTestCase):
         self.settle()
         self.h.store.retain(["http://b.example/feed"])
         answered = self.request("/?page=3")
+        # Found out in the render thread, which pages the river again.
+        self.settle()
         self.assertEqual(answered[0][0], 404)
+        # Forgotten: the next request is checked (and refused) on the reactor at once.
+        self.assertEqual(self.request("/?page=3")[0][0], 404)
+
+    def test_the_river_is_sorted_and_paged_in_the_render_thread(self) -> None:
+        import planet.web
+
+        sorts: list[bool] = []
+        real = planet.web.sort_river
+
+        def sort_river(entries: Any) -> Any:
+            sorts.append(self.thread.inside)
+            return real(entries)
+
+        self.patch(planet.web, "sort_river", sort_river)
+        self.request()
+        self.request("/atom.xml")
+        self.settle()
+        # A page number never served is checked against the river on the reactor.
+        self.assertEqual(sorts, [False])
+        self.h.clock.advance(2)
+        self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", BETA))
+        self.request()
+        self.request("/atom.xml")
+        self.settle()
+        # Sorting 20k entries costs ~20 ms, paging and deduplicating ~30 ms more: for pages
+        # already served that is done in the render thread, once per river version.
+        self.assertEqual(sorts, [False, True])

@@ -86,6 +86,51 @@ def _river_key(entry: Entry) -> tuple[datetime, datetime, str, str]:
     return (entry.published, entry.first_seen, entry.feed_url, entry.id)
 
 
+def sort_river(entries: Iterable[Entry]) -> tuple[Entry, ...]:
+    """``entries`` newest first by published date (ties: first seen, feed, id)."""
+    river = sorted(entries, key=_river_key, reverse=True)
+    return tuple(river)
+
+
+def build_items(
+    river: Sequence[Entry], dedupe: bool, forms: Mapping[str, str]
+) -> tuple[tuple[RiverItem, ...], dict[str, str]]:
+    """The river as items; with ``dedupe``, a post in several feeds is one item, under the
+    copy seen first, naming the other feeds in ``also_in``.
+
+    ``forms`` maps links to their :func:`normalize_link` form (normalizing 20k links costs
+    ~150 ms, and a link's form never changes); the forms of this river's links come back,
+    for the next call. Pure: safe in a thread on a river taken from the store.
+    """
+    if not dedupe:
+        return tuple(RiverItem(e) for e in river), dict(forms)
+    groups: dict[str, list[Entry]] = {}
+    known: dict[str, str] = {}
+    for entry in river:
+        link = entry.link
+        if link:
+            form = forms.get(link) or normalize_link(link)
+            known[link] = form
+            groups.setdefault(form, []).append(entry)
+    hidden: set[tuple[str, str]] = set()
+    also: dict[tuple[str, str], tuple[str, ...]] = {}
+    for group in groups.values():
+        if len(group) < 2 or len({e.feed_url for e in group}) < 2:
+            continue
+        first = min(group, key=lambda e: (e.first_seen, e.published, e.feed_url))
+        others = [e for e in group if e.feed_url != first.feed_url]
+        hidden.update((e.feed_url, e.id) for e in others)
+        also[(first.feed_url, first.id)] = tuple(dict.fromkeys(e.feed_url for e in others))
+    if not hidden:
+        return tuple(RiverItem(e, also.get((e.feed_url, e.id), ())) for e in river), known
+    items = tuple(
+        RiverItem(e, also.get((e.feed_url, e.id), ()))
+        for e in river
+        if (e.feed_url, e.id) not in hidden
+    )
+    return items, known
+
+
 @define(repr=False)
 class Store:
     """Entries and feed states in memory.
@@ -102,6 +147,8 @@ class Store:
     _river: tuple[int, tuple[Entry, ...]] | None = None
     _items: tuple[tuple[int, bool], tuple[RiverItem, ...]] | None = None
     _lists: dict[str, ListState] = field(factory=dict)
+    _link_forms: dict[str, str] = field(factory=dict)
+    _flat: tuple[int, tuple[Entry, ...]] | None = None
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
     _entries_version: int = 0
@@ -111,10 +158,16 @@ class Store:
     def river(self) -> Sequence[Entry]:
         """Every entry, newest first by published date (cached per version)."""
         if self._river is None or self._river[0] != self._entries_version:
-            entries = [e for by_id in self._entries.values() for e in by_id.values()]
-            entries.sort(key=_river_key, reverse=True)
-            self._river = (self._entries_version, tuple(entries))
+            self._river = (self._entries_version, sort_river(self.entries_snapshot()[1]))
         return self._river[1]
+
+    def entries_snapshot(self) -> tuple[int, tuple[Entry, ...]]:
+        """Every entry, unordered, and the entries version: cheap to take on the reactor
+        thread, for sorting and paging in another (see :func:`sort_river`)."""
+        if self._flat is None or self._flat[0] != self._entries_version:
+            flat = tuple(e for by_id in self._entries.values() for e in by_id.values())
+            self._flat = (self._entries_version, flat)
+        return self._flat
 
     def river_items(self, dedupe: bool = True) -> Sequence[RiverItem]:
         """The river as items; with ``dedupe``, a post in several feeds is one item, under
@@ -125,27 +178,8 @@ class Store:
         return self._items[1]
 
     def _build_items(self, dedupe: bool) -> tuple[RiverItem, ...]:
-        river = self.river()
-        if not dedupe:
-            return tuple(RiverItem(e) for e in river)
-        groups: dict[str, list[Entry]] = {}
-        for entry in river:
-            if entry.link:
-                groups.setdefault(normalize_link(entry.link), []).append(entry)
-        hidden: set[tuple[str, str]] = set()
-        also: dict[tuple[str, str], tuple[str, ...]] = {}
-        for group in groups.values():
-            if len({e.feed_url for e in group}) < 2:
-                continue
-            first = min(group, key=lambda e: (e.first_seen, e.published, e.feed_url))
-            others = [e for e in group if e.feed_url != first.feed_url]
-            hidden.update((e.feed_url, e.id) for e in others)
-            also[(first.feed_url, first.id)] = tuple(dict.fromkeys(e.feed_url for e in others))
-        return tuple(
-            RiverItem(e, also.get((e.feed_url, e.id), ()))
-            for e in river
-            if (e.feed_url, e.id) not in hidden
-        )
+        items, self._link_forms = build_items(self.river(), dedupe, self._link_forms)
+        return items
 
     def feed_states(self) -> Mapping[str, FeedState]:
         """Feed states keyed by subscription URL."""

@@ -32,8 +32,8 @@ from werkzeug.exceptions import NotFound
 from planet import formats, render
 from planet.config import Config
 from planet.metrics import Metrics, route_of
-from planet.model import utc_from_timestamp
-from planet.store import RiverItem, Store
+from planet.model import Entry, utc_from_timestamp
+from planet.store import RiverItem, Store, build_items, sort_river
 
 HTML = b"text/html; charset=utf-8"
 ATOM = b"application/atom+xml; charset=utf-8"
@@ -95,8 +95,33 @@ def rendered(body: bytes, modified: datetime) -> Rendered:
     return Rendered(body, _compress(body), digest, modified)
 
 
-def _render_job(modified: datetime, fn: Callable[..., bytes], *args: Any) -> Rendered:
-    return rendered(fn(*args), modified)
+class _PageGoneError(Exception):
+    """The page asked for no longer exists: the river shrank since it was served."""
+
+
+@frozen
+class _RiverSource:
+    """What the river's pages are made from: the store's entries at one version."""
+
+    version: int
+    entries: tuple[Entry, ...]
+    config: Config
+    feed_url: str | None
+
+
+def _render_job(modified: datetime, fn: Callable[..., bytes], *args: Any) -> Rendered | None:
+    """Render and compress in a thread; None when the page turned out not to exist."""
+    try:
+        return rendered(fn(*args), modified)
+    except _PageGoneError:
+        return None
+
+
+def _first_page_only(fn: Callable[..., bytes]) -> Callable[..., bytes]:
+    def first(config: Config, entries: Any, feeds: Any, now: datetime, *page: Any) -> bytes:
+        return fn(config, entries, feeds, now)
+
+    return first
 
 
 _STYLE = rendered(
@@ -176,9 +201,10 @@ class PlanetWeb:
     #: answered with the previous one (None: always wait).
     stale_wait: float | None = None
     _cache: dict[Key, _Cached] = field(factory=dict)
-    _pending: dict[Key, tuple[int, list[Deferred[Rendered]]]] = field(factory=dict)
+    _pending: dict[Key, tuple[int, list[Deferred[Rendered | None]]]] = field(factory=dict)
     _refreshes: dict[Key, IDelayedCall] = field(factory=dict)
     _generation: int = 0
+    _link_forms: dict[str, str] = field(factory=dict)
     _page_cache: dict[tuple[int, int, str], list[tuple[RiverItem, ...]]] = field(factory=dict)
     _started: datetime | None = None
     _log: Logger = field(factory=Logger)
@@ -308,23 +334,33 @@ class PlanetWeb:
 
     # --- pages -----------------------------------------------------------------------------
 
-    def _items(self, feed: render.FeedView | None) -> tuple[RiverItem, ...]:
-        if feed is None:
-            return tuple(self.store.river_items(self.config.dedupe))
-        return tuple(RiverItem(e) for e in self.store.river() if e.feed_url == feed.url)
+    def _source(self, feed: render.FeedView | None) -> _RiverSource:
+        """What the river's pages are made from, taken on the reactor thread: references."""
+        version, entries = self.store.entries_snapshot()
+        return _RiverSource(version, entries, self.config, feed.url if feed else None)
 
     def _pages(self, feed: render.FeedView | None) -> list[tuple[RiverItem, ...]]:
-        # Every request checks its page number against these: compute them once per version
-        # (and per config, which a reload replaces), not once per request.
-        key = (self.store.version, id(self.config), feed.url if feed else "")
+        return self._pages_of(self._source(feed))
+
+    def _pages_of(self, source: _RiverSource) -> list[tuple[RiverItem, ...]]:
+        """The pages of ``source``, once per entries version and config (any thread).
+
+        Sorting, deduplicating and paging 20k entries takes ~50 ms: renders do it in their
+        thread, and the reactor only for a page number it has not served yet.
+        """
+        key = (source.version, id(source.config), source.feed_url or "")
         cached = self._page_cache.get(key)
         if cached is None:
+            config = source.config
+            river = sort_river(source.entries)
+            if source.feed_url is None:
+                items, self._link_forms = build_items(river, config.dedupe, self._link_forms)
+            else:
+                items = tuple(RiverItem(e) for e in river if e.feed_url == source.feed_url)
             # A feed's own page shows all of it: new_feed_items caps only the shared river.
-            per_feed = self.config.new_feed_items if feed is None else 0
-            cached = render.paginate(
-                self._items(feed), self.config.items_per_page, self.config.days_per_page, per_feed
-            )
-            if len(self._page_cache) > 64:
+            per_feed = config.new_feed_items if source.feed_url is None else 0
+            cached = render.paginate(items, config.items_per_page, config.days_per_page, per_feed)
+            if len(self._page_cache) > 16:
                 self._page_cache.clear()
             self._page_cache[key] = cached
         return cached
@@ -354,7 +390,7 @@ class PlanetWeb:
         request: IRequest,
         key: Key,
         content_type: bytes,
-        inputs: Callable[..., tuple[Any, ...] | None],
+        inputs: Callable[..., tuple[Any, ...]],
         *args: Any,
     ) -> Any:
         """Answer with the page ``key``, rendered from ``inputs(*args)`` when it changed.
@@ -378,11 +414,14 @@ class PlanetWeb:
                     )
                 return self._send(hit.page, request, content_type)
         fresh = self._rendering(key, route, version, inputs, args)
-        if fresh is None:
-            return self._not_found(request)
         if hit is not None and self.stale_wait is not None and not fresh.called:
             fresh = _first_of(fresh, hit.page, self.stale_wait, self.clock)
-        return fresh.addCallback(self._send, request, content_type)
+        return fresh.addCallback(self._answer, request, content_type)
+
+    def _answer(self, page: Rendered | None, request: IRequest, content_type: bytes) -> bytes:
+        if page is None:
+            return self._not_found(request)
+        return self._send(page, request, content_type)
 
     def _refresh(
         self, key: Key, route: str, inputs: Callable[..., Any], args: tuple[Any, ...]
@@ -393,10 +432,6 @@ class PlanetWeb:
         if hit is None or hit.version == self.store.version or key in self._pending:
             return
         fresh = self._rendering(key, route, self.store.version, inputs, args)
-        if fresh is None:
-            # The page is gone (the river shrank): forget it, so it is checked again.
-            self._cache.pop(key, None)
-            return
         fresh.addErrback(lambda f: self._log.failure("rendering {key} failed", f, key=key))
 
     def _rendering(
@@ -406,33 +441,36 @@ class PlanetWeb:
         version: int,
         inputs: Callable[..., Any],
         args: tuple[Any, ...],
-    ) -> Deferred[Rendered] | None:
-        """A Deferred for the rendering of ``key`` at (about) ``version``: joins a running
-        render or starts one. None when ``inputs`` says the page no longer exists."""
+    ) -> Deferred[Rendered | None]:
+        """The rendering of ``key`` at (about) ``version``: joins a running render or starts
+        one. It fires with None when the page turned out not to exist any more."""
         pending = self._pending.get(key)
         # Rate-limited, a running render of an older version is good enough to join.
         if pending is not None and (pending[0] == version or self.min_render_interval > 0):
-            waiter: Deferred[Rendered] = Deferred()
+            waiter: Deferred[Rendered | None] = Deferred()
             pending[1].append(waiter)
             return waiter
         job = inputs(*args)
-        if job is None:
-            return None
-        waiters: list[Deferred[Rendered]] = []
+        waiters: list[Deferred[Rendered | None]] = []
         entry = self._pending[key] = (version, waiters)
         generation = self._generation
         # The inputs are taken on the reactor thread; rendering and gzip run elsewhere.
         started = time.perf_counter()
-        d: Deferred[Rendered] = self.run_in_thread(_render_job, self._now(), *job)
+        d: Deferred[Rendered | None] = self.run_in_thread(_render_job, self._now(), *job)
         self.renders += 1
 
-        def done(result: Rendered) -> Rendered:
+        def done(result: Rendered | None) -> Rendered | None:
             self.metrics.rendered(route, time.perf_counter() - started)
             if self._pending.get(key) is entry:
                 del self._pending[key]
             cached = self._cache.get(key)
             fresher = cached is None or cached.version < version
-            if generation == self._generation and fresher:
+            if generation != self._generation:
+                pass
+            elif result is None:
+                # The river shrank below this page: forget it, so it is checked again.
+                self._cache.pop(key, None)
+            elif fresher:
                 self._cache[key] = _Cached(version, result, self.clock.seconds())
             for w in waiters:
                 w.callback(result)
@@ -482,29 +520,51 @@ class PlanetWeb:
         fetched = [s.last_fetch for s in self.store.feed_states().values() if s.last_fetch]
         return max(fetched, default=None)
 
-    def _render_river(self, page: int, feed: render.FeedView | None) -> tuple[Any, ...] | None:
-        pages = self._pages(feed)
+    def _render_river(self, page: int, feed: render.FeedView | None) -> tuple[Any, ...]:
+        source, feeds = self._source(feed), self._feeds()
+        return (self._river_body, source, page, feed, feeds, self._updated(), self._now())
+
+    def _river_body(
+        self,
+        source: _RiverSource,
+        page: int,
+        feed: render.FeedView | None,
+        feeds: dict[str, render.FeedView],
+        updated: datetime | None,
+        now: datetime,
+    ) -> bytes:
+        pages = self._pages_of(source)
         if page > len(pages):
-            return None
+            raise _PageGoneError(page)
         view = render.PageView(
             items=pages[page - 1],
             page=page,
             has_next=page < len(pages),
-            updated=self._updated(),
+            updated=updated,
             feed=feed,
         )
-        return (render.render_river, self.config, view, self._feeds(), self._now())
+        return render.render_river(source.config, view, feeds, now)
 
-    def _render_feed(self, fn: Callable[..., bytes], page: int) -> tuple[Any, ...] | None:
-        pages = self._pages(None)
+    def _render_feed(self, fn: Callable[..., bytes], page: int) -> tuple[Any, ...]:
+        return (self._feed_body, self._source(None), fn, page, self._feeds(), self._now())
+
+    def _feed_body(
+        self,
+        source: _RiverSource,
+        fn: Callable[..., bytes],
+        page: int,
+        feeds: dict[str, render.FeedView],
+        now: datetime,
+    ) -> bytes:
+        pages = self._pages_of(source)
         if page > len(pages):
-            return None
+            raise _PageGoneError(page)
         entries = tuple(item.entry for item in pages[page - 1])
-        return (fn, self.config, entries, self._feeds(), self._now(), page, page < len(pages))
+        return fn(source.config, entries, feeds, now, page, page < len(pages))
 
     def _render_entries(self, fn: Callable[..., bytes]) -> tuple[Any, ...]:
-        entries = tuple(item.entry for item in self._pages(None)[0])
-        return (fn, self.config, entries, self._feeds(), self._now())
+        first_only = _first_page_only(fn)
+        return (self._feed_body, self._source(None), first_only, 1, self._feeds(), self._now())
 
     def _render_opml(self) -> tuple[Any, ...]:
         feeds = sorted(self._feeds().values(), key=lambda f: f.name.casefold())
@@ -553,10 +613,10 @@ def _cache_control(max_age: int) -> bytes:
 
 
 def _first_of(
-    fresh: Deferred[Rendered], stale: Rendered, timeout: float, clock: IReactorTime
-) -> Deferred[Rendered]:
+    fresh: Deferred[Rendered | None], stale: Rendered, timeout: float, clock: IReactorTime
+) -> Deferred[Rendered | None]:
     """``fresh``'s result if it comes within ``timeout`` seconds, else ``stale``."""
-    answer: Deferred[Rendered] = Deferred()
+    answer: Deferred[Rendered | None] = Deferred()
 
     def give(result: Any) -> None:
         # A render failing after the stale page went out has nobody left to tell.
