@@ -247,12 +247,12 @@ async def restart_child(reactor: Any, args: argparse.Namespace) -> None:
     marks: dict[str, Any] = {"imported_at": IMPORTED_AT}
 
     class TimedStore(Store):
-        def load(self, entries: Any, states: Any) -> None:
+        def load(self, entries: Any, states: Any, *rest: Any) -> None:
             t0 = time.perf_counter()
-            super().load(entries, states)
+            super().load(entries, states, *rest)
             marks["store_load_s"] = time.perf_counter() - t0
 
-    real_decode = snapshot.decode
+    real_decode = snapshot.decode_all
 
     def timed_decode(data: bytes) -> Any:
         t0 = time.perf_counter()
@@ -261,7 +261,7 @@ async def restart_child(reactor: Any, args: argparse.Namespace) -> None:
         finally:
             marks["decode_s"] = time.perf_counter() - t0
 
-    snapshot.decode = timed_decode  # SnapshotService.load looks the module-level name up
+    snapshot.decode_all = timed_decode  # SnapshotService.load looks the module-level name up
 
     store = TimedStore(max_entries_per_feed=200)
     service = SnapshotService(
