@@ -8,12 +8,10 @@ since feedparser 6.0 does not know it.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import html
 import json
 import re
-import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -32,6 +30,7 @@ from planet.sanitize import (
     strip_xml_illegal,
 )
 from planet.xmlfeed import RawEntry as _RawEntry
+from planet.xmlfeed import from_struct as _from_struct
 from planet.xmlfeed import read_feed as _read_fast
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
@@ -360,15 +359,6 @@ def _pick_content(e: Mapping[str, Any], feed_url: str) -> tuple[str, str, str]:
     else:
         return "", "text/plain", feed_url
     return c.get("value", ""), c.get("type", "text/html"), c.get("base") or feed_url
-
-
-def _from_struct(value: time.struct_time | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
-    except (OverflowError, ValueError, OSError):
-        return None
 
 
 # --- JSON Feed 1.0 / 1.1 ---------------------------------------------------------------

@@ -210,7 +210,8 @@ def _map_content_type(value: str) -> str:
     return _FeedParserMixin.map_content_type(value)
 
 
-def _from_struct(value: time.struct_time | None) -> datetime | None:
+def from_struct(value: time.struct_time | None) -> datetime | None:
+    """A feedparser time tuple as an aware UTC datetime; None when it names no real time."""
     if value is None:
         return None
     try:
@@ -647,8 +648,8 @@ class _Reader:
             content=text,
             content_is_html=kind in _HTML_TYPES,
             base=base,
-            published=_from_struct(dates.get("published_parsed") or dates.get("created_parsed")),
-            updated=_from_struct(dates.get("updated_parsed")),
+            published=from_struct(dates.get("published_parsed") or dates.get("created_parsed")),
+            updated=from_struct(dates.get("updated_parsed")),
         )
 
 
