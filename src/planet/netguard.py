@@ -173,7 +173,9 @@ class _GuardedReactor:
     nameResolver: IHostnameResolver
 
     def installNameResolver(self, resolver: IHostnameResolver) -> IHostnameResolver:
-        raise NotImplementedError("the guarded resolver is fixed")
+        # Part of the interface HostnameEndpoint checks for; swapping the resolver would
+        # bypass the guard, so it is refused rather than done.
+        raise TypeError("a guarded reactor's name resolver cannot be replaced")
 
     def connectTCP(
         self,

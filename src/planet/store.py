@@ -161,9 +161,7 @@ class Store:
     _entries: dict[str, dict[str, Entry]] = field(factory=dict)
     _states: dict[str, FeedState] = field(factory=dict)
     _river: tuple[int, tuple[Entry, ...]] | None = None
-    _items: tuple[tuple[int, bool], tuple[RiverItem, ...]] | None = None
     _lists: dict[str, ListState] = field(factory=dict)
-    _link_forms: dict[str, str] = field(factory=dict)
     _flat: tuple[int, tuple[Entry, ...]] | None = None
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
@@ -184,18 +182,6 @@ class Store:
             flat = tuple(e for by_id in self._entries.values() for e in by_id.values())
             self._flat = (self._entries_version, flat)
         return self._flat
-
-    def river_items(self, dedupe: bool = True) -> Sequence[RiverItem]:
-        """The river as items; with ``dedupe``, a post in several feeds is one item, under
-        the copy seen first, naming the other feeds in ``also_in``."""
-        key = (self._entries_version, dedupe)
-        if self._items is None or self._items[0] != key:
-            self._items = (key, self._build_items(dedupe))
-        return self._items[1]
-
-    def _build_items(self, dedupe: bool) -> tuple[RiverItem, ...]:
-        items, self._link_forms = build_items(self.river(), dedupe, self._link_forms)
-        return items
 
     def feed_states(self) -> Mapping[str, FeedState]:
         """Feed states keyed by subscription URL."""
