@@ -222,6 +222,37 @@ class RedirectAdoptionTests(SynchronousTestCase):
         self.assertEqual({e.feed_url for e in store.river()}, {A})
         self.assertEqual(store.state(B).duplicate_of, A)
 
+    def test_same_feed_by_final_url_and_feed_id(self) -> None:
+        store = Store()
+        C = "http://c.example/feed"
+        store.record_fetch(A, ok(A), feed(), NOW)
+        moved = FetchResult(url=B, final_url=A, status=200, body=b"x")
+        store.record_fetch(B, moved, feed(), NOW)
+        store.record_fetch(C, ok(C), evolve(feed(), feed_id="urn:blog"), NOW)
+        self.assertEqual(store.same_feed(A), {B})
+        self.assertEqual(store.same_feed(B), {A})
+        self.assertEqual(store.same_feed(C), set())
+        store.record_fetch(A, ok(A), evolve(feed(), feed_id="urn:blog"), NOW)
+        self.assertEqual(store.same_feed(C), {A})
+        self.assertEqual(store.same_feed(A), {B, C})
+        # The index follows every way a state changes or goes.
+        store.update_state(B, final_url="http://elsewhere.example/")
+        self.assertEqual(store.same_feed(A), {C})
+        store.retain([A, B])
+        self.assertEqual(store.same_feed(A), set())
+        self.assertEqual(store.same_feed("http://never.example/"), set())
+
+    def test_same_feed_after_load(self) -> None:
+        first = Store()
+        first.record_fetch(A, ok(A), evolve(feed(), feed_id="urn:x"), NOW)
+        first.record_fetch(B, ok(B), evolve(feed(), feed_id="urn:x"), NOW)
+        entries, states = first.snapshot_data()
+        second = Store()
+        second.record_fetch("http://stale.example/", ok(A), feed(), NOW)
+        second.load(entries, states)
+        self.assertEqual(second.same_feed(A), {B})
+        self.assertNotIn("http://stale.example/", second.same_feed(A))
+
     def test_feed_counts(self) -> None:
         store = Store()
         store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)

@@ -80,6 +80,7 @@ class Aggregator(Service):
     #: Told of every change of the effective config (base config plus URL reading lists).
     on_config: Callable[[Config], None] = lambda config: None
     _base: Config | None = None
+    _positions: tuple[Config, dict[str, int]] | None = None
     _log: Logger = field(factory=Logger)
 
     @property
@@ -356,28 +357,26 @@ class Aggregator(Service):
     def _check_duplicate(self, sub: Subscription) -> None:
         """Two subscriptions ending at the same URL or feed id: keep the first in the config."""
         states = self.store.feed_states()
-        me = states[sub.url]
-        order = {s.url: i for i, s in enumerate(self.config.subscriptions)}
-        for other in self.config.subscriptions:
-            theirs = states.get(other.url)
-            if (
-                other.url == sub.url
-                or theirs is None
-                or theirs.duplicate_of is not None
-                or theirs.last_success is None
-            ):
+        order = self._order()
+        for other in sorted(self.store.same_feed(sub.url), key=lambda u: order.get(u, len(order))):
+            theirs = states[other]
+            if other not in order or theirs.duplicate_of is not None or theirs.last_success is None:
                 continue
-            same_url = theirs.final_url is not None and theirs.final_url == me.final_url
-            same_id = me.feed_id is not None and theirs.feed_id == me.feed_id
-            if same_url or same_id:
-                first, later = sorted((sub.url, other.url), key=order.__getitem__)
-                self.store.mark_duplicate(later, first)
-                self._log.warn(
-                    "{later} is the same feed as {first}; fetching it once",
-                    later=later,
-                    first=first,
-                )
-                return
+            first, later = sorted((sub.url, other), key=order.__getitem__)
+            self.store.mark_duplicate(later, first)
+            self._log.warn(
+                "{later} is the same feed as {first}; fetching it once",
+                later=later,
+                first=first,
+            )
+            return
+
+    def _order(self) -> dict[str, int]:
+        """Each subscription's place in the config (the first of two duplicates is kept)."""
+        if self._positions is None or self._positions[0] is not self.config:
+            positions = {s.url: i for i, s in enumerate(self.config.subscriptions)}
+            self._positions = (self.config, positions)
+        return self._positions[1]
 
     async def _parse(self, result: FetchResult) -> ParsedFeed:
         assert result.body is not None

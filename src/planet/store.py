@@ -147,6 +147,17 @@ def build_items(
     return items, known
 
 
+def _identity(state: FeedState | None) -> tuple[tuple[str, str], ...]:
+    if state is None:
+        return ()
+    keys = []
+    if state.final_url is not None:
+        keys.append(("u", state.final_url))
+    if state.feed_id is not None:
+        keys.append(("i", state.feed_id))
+    return tuple(keys)
+
+
 @define(repr=False)
 class Store:
     """Entries and feed states in memory.
@@ -166,6 +177,9 @@ class Store:
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
     _entries_version: int = 0
+    # Subscription URLs by the feed they turned out to be ("u" final URL, "i" feed id), so
+    # finding a duplicate costs O(1) rather than a scan of every feed.
+    _identities: dict[tuple[str, str], set[str]] = field(factory=dict)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -189,6 +203,14 @@ class Store:
 
     def state(self, url: str) -> FeedState:
         return self._states.get(url) or FeedState(url=url)
+
+    def same_feed(self, url: str) -> set[str]:
+        """Other subscriptions whose final URL or feed id is that of ``url``."""
+        found: set[str] = set()
+        for key in _identity(self._states.get(url)):
+            found |= self._identities.get(key, set())
+        found.discard(url)
+        return found
 
     def entries_of(self, url: str) -> Sequence[Entry]:
         return tuple(self._entries.get(url, {}).values())
@@ -229,7 +251,10 @@ class Store:
         self._entries = {}
         for entry in entries:
             self._entries.setdefault(entry.feed_url, {})[entry.id] = entry
-        self._states = {s.url: s for s in states}
+        self._states = {}
+        self._identities = {}
+        for state in states:
+            self._set_state(state.url, state)
         for url in self._entries:
             self._trim(url)
         self._bump(entries=True)
@@ -240,7 +265,7 @@ class Store:
         gone = (set(self._entries) | set(self._states)) - keep
         for url in gone:
             self._entries.pop(url, None)
-            self._states.pop(url, None)
+            self._set_state(url, None)
         if gone:
             self._bump(entries=True)
 
@@ -259,8 +284,8 @@ class Store:
         if error is not None:
             if result.status == 410:
                 state = evolve(state, gone_since=state.gone_since or now)
-            self._states[url] = evolve(
-                state, error=error, consecutive_errors=state.consecutive_errors + 1
+            self._set_state(
+                url, evolve(state, error=error, consecutive_errors=state.consecutive_errors + 1)
             )
             self._bump()
             return ApplyStats()
@@ -285,15 +310,33 @@ class Store:
                 feed_id=parsed.feed_id,
             )
             stats = self._merge(url, self._recent(parsed.entries, now))
-        self._states[url] = state
+        self._set_state(url, state)
         self._bump(entries=bool(stats.new or stats.updated))
         return stats
 
     def update_state(self, url: str, **changes: Any) -> FeedState:
         """Change fields of a feed's state (schedule, discovery) and return the new state."""
-        state = self._states[url] = evolve(self.state(url), **changes)
+        state = evolve(self.state(url), **changes)
+        self._set_state(url, state)
         self._bump()
         return state
+
+    def _set_state(self, url: str, state: FeedState | None) -> None:
+        """The one place a state is replaced (or dropped): keeps the identity index true."""
+        old = self._states.pop(url, None) if state is None else self._states.get(url)
+        if state is not None:
+            self._states[url] = state
+        before, after = _identity(old), _identity(state)
+        if before == after:
+            return
+        for key in before:
+            urls = self._identities.get(key)
+            if urls is not None:
+                urls.discard(url)
+                if not urls:
+                    del self._identities[key]
+        for key in after:
+            self._identities.setdefault(key, set()).add(url)
 
     def mark_duplicate(self, url: str, of: str) -> None:
         """``url`` turned out to be the same feed as ``of``: keep one copy of the entries."""

@@ -23,6 +23,8 @@ from planet.model import ParsedFeed
 from planet.parse import parse_feed
 
 T = TypeVar("T")
+#: How much lower the parse workers' CPU priority is than the daemon's.
+WORKER_NICENESS = 10
 Parser = Callable[[bytes, str, datetime, "str | None", int], "Deferred[ParsedFeed]"]
 
 
@@ -75,6 +77,9 @@ class ProcessParser:
 
     reactor: Any
     workers: int = field(factory=lambda: max(1, os.cpu_count() or 1))
+    #: Added to the workers' nice value: on a busy VPS the reactor (readers' pages, fetches)
+    #: comes before parsing, which only delays when new entries appear.
+    niceness: int = WORKER_NICENESS
     _executor: ProcessPoolExecutor | None = None
     _closed: bool = False
 
@@ -84,7 +89,12 @@ class ProcessParser:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["planet.parse"])
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=os.nice,
+                initargs=(self.niceness,),
+            )
         return self._executor
 
     def __call__(
