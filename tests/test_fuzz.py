@@ -28,7 +28,6 @@ from planet.model import Entry, FetchResult, ParsedFeed
 from planet.parse import parse_feed
 from planet.render import feed_views, paginate
 from planet.sanitize import demote_headings, html_to_text, safe_url, sanitize_html
-from planet.store import build_items
 
 _FACTOR = (
     int(os.environ.get("PLANET_FUZZ_FACTOR", "40"))
@@ -175,7 +174,7 @@ def assert_xml(body: bytes, root: str) -> minidom.Document:
 
 
 def _river_page_size(h: Harness) -> int:
-    items, _ = build_items(h.store.river(), h.config.dedupe, {})
+    items = h.store.river_view().items(h.config.dedupe)
     config = h.config
     first = paginate(items, config.items_per_page, config.days_per_page, config.new_feed_items)
     return len(first[0])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from attrs import evolve
 from feeds import at
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet.model import Entry, FetchResult, ParsedFeed
-from planet.store import Store, _normalize_parts, normalize_link
+from planet.store import RiverItem, Store, _normalize_parts, normalize_link, sort_river
 
 NOW = at(2026, 6, 24)
 A = "http://a.example/feed"
@@ -280,3 +282,94 @@ def test_normalize_link_short_cut_agrees_with_the_long_way(url: str) -> None:
     except ValueError:
         return  # urlsplit refuses it: so may the short cut (it never matches such a URL)
     assert normalize_link(url) == expected
+
+
+# --- the river index against the plain definition ---------------------------------------
+
+
+def reference_items(river: Sequence[Entry], dedupe: bool) -> list[RiverItem]:
+    """The river's items the plain way: a post in several feeds is one item, under the
+    copy seen first, naming the other feeds (the definition the store's index must keep)."""
+    if not dedupe:
+        return [RiverItem(e) for e in river]
+    groups: dict[str, list[Entry]] = {}
+    for e in river:
+        if e.link:
+            groups.setdefault(normalize_link(e.link), []).append(e)
+    hidden: set[tuple[str, str]] = set()
+    also: dict[tuple[str, str], tuple[str, ...]] = {}
+    for group in groups.values():
+        if len({e.feed_url for e in group}) < 2:
+            continue
+        first = min(group, key=lambda e: (e.first_seen, e.published, e.feed_url))
+        others = [e for e in group if e.feed_url != first.feed_url]
+        hidden.update((e.feed_url, e.id) for e in others)
+        also[(first.feed_url, first.id)] = tuple(dict.fromkeys(e.feed_url for e in others))
+    return [
+        RiverItem(e, also.get((e.feed_url, e.id), ()))
+        for e in river
+        if (e.feed_url, e.id) not in hidden
+    ]
+
+
+_FEEDS = [A, B, "http://c.example/feed"]
+_SHARED_LINKS = [
+    None,
+    "http://post.example/1",
+    "http://POST.example/1/",
+    "http://post.example/1#comments",
+    "http://post.example/2",
+    "https://post.example/2?utm_source=rss",
+    "http://post.example/3",
+]
+_ENTRY = st.tuples(
+    st.integers(0, 6),  # id
+    st.sampled_from(_SHARED_LINKS),
+    st.integers(1, 9),  # published day
+    st.integers(0, 3),  # first seen, hours after NOW
+    st.sampled_from(["t", "u"]),  # title: an edit when it changes
+)
+_OPS = st.one_of(
+    st.tuples(st.just("fetch"), st.sampled_from(_FEEDS), st.lists(_ENTRY, max_size=6)),
+    st.tuples(st.just("expire"), st.integers(1, 9)),
+    st.tuples(st.just("retain"), st.sets(st.sampled_from(_FEEDS))),
+    st.tuples(st.just("duplicate"), st.sampled_from(_FEEDS), st.sampled_from(_FEEDS)),
+    st.tuples(st.just("reload")),
+)
+
+
+def _apply(store: Store, op: tuple[Any, ...]) -> None:
+    kind = op[0]
+    if kind == "fetch":
+        _, url, specs = op
+        entries = {}
+        for n, link, day, seen, title in specs:
+            e = entry(url, n, day, link=link, title=title, first_seen=NOW + timedelta(hours=seen))
+            entries[e.id] = e
+        store.record_fetch(url, ok(url), feed(*entries.values()), NOW)
+    elif kind == "expire":
+        store.max_entry_age = NOW - at(2026, 6, op[1])
+        store.expire(NOW)
+        store.max_entry_age = None
+    elif kind == "retain":
+        store.retain(op[1])
+    elif kind == "duplicate":
+        if op[1] != op[2]:
+            store.mark_duplicate(op[1], op[2])
+    else:
+        entries, states = store.snapshot_data()
+        store.load(entries, states)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_OPS, max_size=25), st.sampled_from([0, 3]))
+def test_river_index_matches_the_plain_definition(ops: list[Any], per_feed: int) -> None:
+    store = Store(max_entries_per_feed=per_feed)
+    for op in ops:
+        _apply(store, op)
+        everything = store.snapshot_data()[0]
+        river = sort_river(everything)
+        assert tuple(store.river()) == river
+        view = store.river_view()
+        assert list(view.items(True)) == reference_items(river, True)
+        assert list(view.items(False)) == reference_items(river, False)

@@ -487,30 +487,46 @@ class BusyStoreTests(SynchronousTestCase):
         # Found out in the render thread, which pages the river again.
         self.settle()
         self.assertEqual(answered[0][0], 404)
-        # Forgotten: the next request is checked (and refused) on the reactor at once.
-        self.assertEqual(self.request("/?page=3")[0][0], 404)
+        # Forgotten: the next request is checked again (by a render), and refused.
+        again = self.request("/?page=3")
+        self.settle()
+        self.assertEqual(again[0][0], 404)
 
-    def test_the_river_is_sorted_and_paged_in_the_render_thread(self) -> None:
+    def test_the_river_is_paged_in_the_render_thread_only(self) -> None:
         import planet.web
 
-        sorts: list[bool] = []
-        real = planet.web.sort_river
+        paged: list[bool] = []
+        real = planet.web.render.iter_pages
 
-        def sort_river(entries: Any) -> Any:
-            sorts.append(self.thread.inside)
-            return real(entries)
+        def iter_pages(*args: Any, **kw: Any) -> Any:
+            for page in real(*args, **kw):
+                paged.append(self.thread.inside)
+                yield page
 
-        self.patch(planet.web, "sort_river", sort_river)
+        self.patch(planet.web.render, "iter_pages", iter_pages)
         self.request()
         self.request("/atom.xml")
+        # A page number never served is found out by a render too, not on the reactor.
+        self.request("/?page=40")
         self.settle()
-        # A page number never served is checked against the river on the reactor.
-        self.assertEqual(sorts, [False])
         self.h.clock.advance(2)
         self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", BETA))
         self.request()
         self.request("/atom.xml")
         self.settle()
-        # Sorting 20k entries costs ~20 ms, paging and deduplicating ~30 ms more: for pages
-        # already served that is done in the render thread, once per river version.
-        self.assertEqual(sorts, [False, True])
+        self.assertTrue(paged)
+        self.assertTrue(all(paged), paged)
+
+    def test_first_page_makes_only_what_it_shows(self) -> None:
+        self.h.config = self.h.web.config = parse_config(CONFIG.format(per_page=2), "test.ini")
+        items = [
+            Item(f"Post {n}", f"http://b.example/{n}", at(2026, 6, 23, 10, n), "<p>x</p>")
+            for n in range(40)
+        ]
+        self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", items))
+        self.request()
+        self.settle()
+        (pages,) = self.h.web._page_cache.values()
+        # Page 1 and the first item of page 2 (is there a next page?), not all 21 pages.
+        self.assertEqual(len(pages._made), 2)
+        self.assertEqual(len(pages._made[0]), 2)

@@ -9,7 +9,7 @@ from feeds import Item, at, atom
 from test_web import NOW, Harness, entry_titles
 from twisted.trial.unittest import SynchronousTestCase
 
-from planet.store import build_items, normalize_link
+from planet.store import normalize_link
 
 GLYPH = Item(
     "Announcing Twisted 26.10",
@@ -98,7 +98,7 @@ class DedupeTests(SynchronousTestCase):
 
     def test_copy_seen_first_is_shown(self) -> None:
         h = seed(dedupe=True)
-        (item,) = [i for i in build_items(h.store.river(), True, {})[0] if i.also_in]
+        (item,) = [i for i in h.store.river_view().items(True) if i.also_in]
         self.assertEqual(item.entry.feed_url, "http://a.example/feed")
         self.assertEqual(item.also_in, ("http://c.example/feed",))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 from typing import Any
@@ -91,15 +91,23 @@ def feed_views(config: Config, states: Mapping[str, FeedState]) -> dict[str, Fee
 
 
 def paginate(
-    items: Sequence[RiverItem], per_page: int, days_per_page: int = 0, per_feed: int = 0
+    items: Iterable[RiverItem], per_page: int, days_per_page: int = 0, per_feed: int = 0
 ) -> list[tuple[RiverItem, ...]]:
-    """Split the river into pages of at most ``per_page`` items.
+    """Every page of the river (see :func:`iter_pages`)."""
+    return list(iter_pages(items, per_page, days_per_page, per_feed))
+
+
+def iter_pages(
+    items: Iterable[RiverItem], per_page: int, days_per_page: int = 0, per_feed: int = 0
+) -> Iterator[tuple[RiverItem, ...]]:
+    """Split the river into pages of at most ``per_page`` items, made as they are asked for.
 
     Venus's ``days_per_page`` also ends a page after that many distinct days, and its
     ``new_feed_items`` (``per_feed``) keeps at most that many items of one feed on a page:
     the rest of that feed's items are left out of the river (its own page shows them).
+    An empty river is one empty page.
     """
-    pages: list[tuple[RiverItem, ...]] = []
+    made = 0
     page: list[RiverItem] = []
     days: set[date] = set()
     per: dict[str, int] = {}
@@ -108,7 +116,8 @@ def paginate(
         if len(page) == per_page or (
             days_per_page and day not in days and len(days) == days_per_page
         ):
-            pages.append(tuple(page))
+            made += 1
+            yield tuple(page)
             page, days, per = [], set(), {}
         feed = item.entry.feed_url
         if per_feed and per.get(feed, 0) >= per_feed:
@@ -116,9 +125,8 @@ def paginate(
         per[feed] = per.get(feed, 0) + 1
         days.add(day)
         page.append(item)
-    if page or not pages:
-        pages.append(tuple(page))
-    return pages
+    if page or not made:
+        yield tuple(page)
 
 
 def _day(entry: Entry) -> date:

@@ -7,7 +7,8 @@ Everything that reads the store (web, snapshot) goes through the small read API 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -104,47 +105,49 @@ def _river_key(entry: Entry) -> tuple[datetime, datetime, str, str]:
 
 def sort_river(entries: Iterable[Entry]) -> tuple[Entry, ...]:
     """``entries`` newest first by published date (ties: first seen, feed, id)."""
-    river = sorted(entries, key=_river_key, reverse=True)
-    return tuple(river)
+    return tuple(sorted(entries, key=_river_key, reverse=True))
 
 
-def build_items(
-    river: Sequence[Entry], dedupe: bool, forms: Mapping[str, str]
-) -> tuple[tuple[RiverItem, ...], dict[str, str]]:
-    """The river as items; with ``dedupe``, a post in several feeds is one item, under the
-    copy seen first, naming the other feeds in ``also_in``.
+EntryKey = tuple[str, str]
 
-    ``forms`` maps links to their :func:`normalize_link` form (normalizing 20k links costs
-    ~150 ms, and a link's form never changes); the forms of this river's links come back,
-    for the next call. Pure: safe in a thread on a river taken from the store.
+
+@frozen
+class RiverView:
+    """The river at one entries version, immutable: safe to page in any thread.
+
+    With dedupe, a post carried by several feeds is one item, under the copy seen first;
+    ``hidden`` are the other copies and ``also`` names, for each kept copy, the other feeds.
     """
-    if not dedupe:
-        return tuple(RiverItem(e) for e in river), dict(forms)
-    groups: dict[str, list[Entry]] = {}
-    known: dict[str, str] = {}
-    for entry in river:
-        link = entry.link
-        if link:
-            form = forms.get(link) or normalize_link(link)
-            known[link] = form
-            groups.setdefault(form, []).append(entry)
-    hidden: set[tuple[str, str]] = set()
-    also: dict[tuple[str, str], tuple[str, ...]] = {}
-    for group in groups.values():
-        if len(group) < 2 or len({e.feed_url for e in group}) < 2:
-            continue
-        first = min(group, key=lambda e: (e.first_seen, e.published, e.feed_url))
-        others = [e for e in group if e.feed_url != first.feed_url]
-        hidden.update((e.feed_url, e.id) for e in others)
-        also[(first.feed_url, first.id)] = tuple(dict.fromkeys(e.feed_url for e in others))
-    if not hidden:
-        return tuple(RiverItem(e, also.get((e.feed_url, e.id), ())) for e in river), known
-    items = tuple(
-        RiverItem(e, also.get((e.feed_url, e.id), ()))
-        for e in river
-        if (e.feed_url, e.id) not in hidden
-    )
-    return items, known
+
+    version: int
+    #: Every entry, newest first (see :func:`sort_river`).
+    entries: tuple[Entry, ...]
+    hidden: frozenset[EntryKey] = frozenset()
+    also: Mapping[EntryKey, tuple[str, ...]] = field(factory=dict)
+
+    def items(self, dedupe: bool) -> Iterator[RiverItem]:
+        """The river's items, newest first, made as they are asked for."""
+        if not dedupe or not (self.hidden or self.also):
+            return (RiverItem(e) for e in self.entries)
+        return self._deduped()
+
+    def _deduped(self) -> Iterator[RiverItem]:
+        hidden, also = self.hidden, self.also
+        for e in self.entries:
+            key = (e.feed_url, e.id)
+            if key not in hidden:
+                yield RiverItem(e, also.get(key, ()))
+
+
+def _decide(group: Iterable[Entry]) -> tuple[list[EntryKey], EntryKey | None, tuple[str, ...]]:
+    """For entries sharing a link: the copies to hide, the one kept, the feeds it names."""
+    members = sorted(group, key=_river_key, reverse=True)
+    if len(members) < 2 or len({e.feed_url for e in members}) < 2:
+        return [], None, ()
+    first = min(members, key=lambda e: (e.first_seen, e.published, e.feed_url))
+    others = [e for e in members if e.feed_url != first.feed_url]
+    also = tuple(dict.fromkeys(e.feed_url for e in others))
+    return [(e.feed_url, e.id) for e in others], (first.feed_url, first.id), also
 
 
 def _identity(state: FeedState | None) -> tuple[tuple[str, str], ...]:
@@ -171,9 +174,16 @@ class Store:
     version: int = 0
     _entries: dict[str, dict[str, Entry]] = field(factory=dict)
     _states: dict[str, FeedState] = field(factory=dict)
-    _river: tuple[int, tuple[Entry, ...]] | None = None
     _lists: dict[str, ListState] = field(factory=dict)
-    _flat: tuple[int, tuple[Entry, ...]] | None = None
+    # The river kept in order as entries come and go (oldest first: appends are cheap), so
+    # no reader sorts 20k-100k entries after every fetch.
+    _sorted: list[Entry] = field(factory=list)
+    # Entries by the normalized form of their link (one Entry, or a list when shared),
+    # and the dedupe decisions of the links shared by several feeds.
+    _groups: dict[str, Entry | list[Entry]] = field(factory=dict)
+    _hidden: set[EntryKey] = field(factory=set)
+    _also: dict[EntryKey, tuple[str, ...]] = field(factory=dict)
+    _view: RiverView | None = None
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
     _entries_version: int = 0
@@ -184,18 +194,25 @@ class Store:
     # --- reading ---------------------------------------------------------------------
 
     def river(self) -> Sequence[Entry]:
-        """Every entry, newest first by published date (cached per version)."""
-        if self._river is None or self._river[0] != self._entries_version:
-            self._river = (self._entries_version, sort_river(self.entries_snapshot()[1]))
-        return self._river[1]
+        """Every entry, newest first by published date."""
+        return self.river_view().entries
 
-    def entries_snapshot(self) -> tuple[int, tuple[Entry, ...]]:
-        """Every entry, unordered, and the entries version: cheap to take on the reactor
-        thread, for sorting and paging in another (see :func:`sort_river`)."""
-        if self._flat is None or self._flat[0] != self._entries_version:
-            flat = tuple(e for by_id in self._entries.values() for e in by_id.values())
-            self._flat = (self._entries_version, flat)
-        return self._flat
+    @property
+    def entries_version(self) -> int:
+        """Bumped whenever entries change (not on feed state changes)."""
+        return self._entries_version
+
+    def river_view(self) -> RiverView:
+        """The river at the current entries version (a copy of references: ~0.5 ms at 100k
+        entries), for paging in another thread."""
+        if self._view is None or self._view.version != self._entries_version:
+            self._view = RiverView(
+                self._entries_version,
+                tuple(reversed(self._sorted)),
+                frozenset(self._hidden),
+                dict(self._also),
+            )
+        return self._view
 
     def feed_states(self) -> Mapping[str, FeedState]:
         """Feed states keyed by subscription URL."""
@@ -257,15 +274,19 @@ class Store:
             self._set_state(state.url, state)
         for url in self._entries:
             self._trim(url)
+        self._reindex()
         self._bump(entries=True)
 
     def retain(self, urls: Iterable[str]) -> None:
         """Drop every feed (state and entries) not in ``urls``."""
         keep = set(urls)
         gone = (set(self._entries) | set(self._states)) - keep
+        dropped = False
         for url in gone:
-            self._entries.pop(url, None)
+            dropped = bool(self._entries.pop(url, None)) or dropped
             self._set_state(url, None)
+        if dropped:
+            self._reindex()
         if gone:
             self._bump(entries=True)
 
@@ -340,7 +361,8 @@ class Store:
 
     def mark_duplicate(self, url: str, of: str) -> None:
         """``url`` turned out to be the same feed as ``of``: keep one copy of the entries."""
-        self._entries.pop(url, None)
+        if self._entries.pop(url, None):
+            self._reindex()
         self._bump(entries=True)
         self.update_state(url, duplicate_of=of, next_fetch=None)
 
@@ -355,15 +377,15 @@ class Store:
         if self.max_entry_age is None:
             return 0
         cutoff = now - self.max_entry_age
-        dropped = 0
-        for by_id in self._entries.values():
-            old = [key for key, e in by_id.items() if e.published < cutoff]
-            for key in old:
-                del by_id[key]
-            dropped += len(old)
-        if dropped:
+        # The river is oldest first: what expires is a prefix of it.
+        n = bisect_left(self._sorted, cutoff, key=lambda e: e.published)
+        for entry in self._sorted[:n]:
+            del self._entries[entry.feed_url][entry.id]
+            self._group_remove(entry)
+        del self._sorted[:n]
+        if n:
             self._bump(entries=True)
-        return dropped
+        return n
 
     def _merge(self, url: str, entries: Iterable[Entry]) -> ApplyStats:
         by_id = self._entries.setdefault(url, {})
@@ -375,6 +397,7 @@ class Store:
             old = by_id.get(entry.id)
             if old is None:
                 by_id[entry.id] = entry
+                self._index(entry)
                 new += 1
                 continue
             # An edited entry is updated in place: it keeps its place in the river.
@@ -386,16 +409,100 @@ class Store:
             )
             if not kept.same_content(old):
                 by_id[entry.id] = kept
+                self._replace(old, kept)
                 updated += 1
-        self._trim(url)
+        for entry in self._trim(url):
+            self._unindex(entry)
         return ApplyStats(new=new, updated=updated)
 
-    def _trim(self, url: str) -> None:
+    def _trim(self, url: str) -> list[Entry]:
+        """Keep the feed's newest ``max_entries_per_feed`` entries; returns the others."""
         by_id = self._entries.get(url)
         if not by_id or not self.max_entries_per_feed or len(by_id) <= self.max_entries_per_feed:
-            return
+            return []
         newest = sorted(by_id.values(), key=_river_key, reverse=True)
         self._entries[url] = {e.id: e for e in newest[: self.max_entries_per_feed]}
+        return newest[self.max_entries_per_feed :]
+
+    # --- the river index: order and shared links, kept as entries come and go -----------
+
+    def _reindex(self) -> None:
+        """Build the river index from scratch (a load, or a whole feed dropped)."""
+        self._sorted = sorted(
+            (e for by_id in self._entries.values() for e in by_id.values()), key=_river_key
+        )
+        self._groups, self._hidden, self._also = {}, set(), {}
+        shared: set[str] = set()
+        for entry in self._sorted:
+            if entry.link:
+                form = normalize_link(entry.link)
+                held = self._groups.get(form)
+                if held is None:
+                    self._groups[form] = entry
+                elif isinstance(held, list):
+                    held.append(entry)
+                else:
+                    self._groups[form] = [held, entry]
+                    shared.add(form)
+        for form in shared:
+            self._decide(form, ())
+
+    def _index(self, entry: Entry) -> None:
+        insort(self._sorted, entry, key=_river_key)
+        self._group_add(entry)
+
+    def _unindex(self, entry: Entry) -> None:
+        del self._sorted[self._position(entry)]
+        self._group_remove(entry)
+
+    def _replace(self, old: Entry, new: Entry) -> None:
+        """``new`` is an edit of ``old``: same feed, id and dates, so the same place."""
+        self._sorted[self._position(old)] = new
+        self._group_remove(old)
+        self._group_add(new)
+
+    def _position(self, entry: Entry) -> int:
+        i = bisect_left(self._sorted, _river_key(entry), key=_river_key)
+        if i < len(self._sorted) and self._sorted[i] is entry:
+            return i
+        return self._sorted.index(entry)  # not reached while the index is true
+
+    def _group_add(self, entry: Entry) -> None:
+        if not entry.link:
+            return
+        form = normalize_link(entry.link)
+        held = self._groups.get(form)
+        if held is None:
+            self._groups[form] = entry
+            return
+        before = held if isinstance(held, list) else [held]
+        self._groups[form] = [*before, entry]
+        self._decide(form, before)
+
+    def _group_remove(self, entry: Entry) -> None:
+        if not entry.link:
+            return
+        form = normalize_link(entry.link)
+        held = self._groups.get(form)
+        if held is entry:
+            del self._groups[form]
+        elif isinstance(held, list):
+            rest = [e for e in held if e is not entry]
+            self._groups[form] = rest if len(rest) > 1 else rest[0]
+            self._decide(form, held)
+
+    def _decide(self, form: str, before: Iterable[Entry]) -> None:
+        """Dedupe decisions for the link ``form`` after its group changed from ``before``."""
+        for e in before:
+            key = (e.feed_url, e.id)
+            self._hidden.discard(key)
+            self._also.pop(key, None)
+        held = self._groups.get(form)
+        if isinstance(held, list):
+            hidden, kept, also = _decide(held)
+            self._hidden.update(hidden)
+            if kept is not None:
+                self._also[kept] = also
 
     def invalidate(self) -> None:
         """Mark everything changed: what readers derived from the store is stale."""

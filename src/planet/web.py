@@ -11,8 +11,9 @@ import functools
 import gzip
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 from importlib import resources
@@ -33,7 +34,7 @@ from planet import formats, render
 from planet.config import Config
 from planet.metrics import Metrics, route_of
 from planet.model import Entry, utc_from_timestamp
-from planet.store import RiverItem, Store, build_items, sort_river
+from planet.store import RiverItem, RiverView, Store, sort_river
 
 HTML = b"text/html; charset=utf-8"
 ATOM = b"application/atom+xml; charset=utf-8"
@@ -101,12 +102,34 @@ class _PageGoneError(Exception):
 
 @frozen
 class _RiverSource:
-    """What the river's pages are made from: the store's entries at one version."""
+    """What the river's pages are made from: the river at one version, or a feed's entries."""
 
     version: int
-    entries: tuple[Entry, ...]
     config: Config
-    feed_url: str | None
+    river: RiverView | None
+    #: For a feed's own page: its entries, in no order.
+    feed_entries: Sequence[Entry] = ()
+    feed_url: str | None = None
+
+
+class _Pages:
+    """A river's pages, made only as far as they are asked for (page 1 of 100k entries
+    costs a page's worth of work). Renders in several threads share one."""
+
+    def __init__(self, pages: Iterator[tuple[RiverItem, ...]]) -> None:
+        self._source = pages
+        self._made: list[tuple[RiverItem, ...]] = []
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> tuple[RiverItem, ...] | None:
+        """Page ``number`` (from 1), or None when the river has fewer pages."""
+        with self._lock:
+            while len(self._made) < number:
+                page = next(self._source, None)
+                if page is None:
+                    return None
+                self._made.append(page)
+            return self._made[number - 1]
 
 
 def _render_job(modified: datetime, fn: Callable[..., bytes], *args: Any) -> Rendered | None:
@@ -204,8 +227,8 @@ class PlanetWeb:
     _pending: dict[Key, tuple[int, list[Deferred[Rendered | None]]]] = field(factory=dict)
     _refreshes: dict[Key, IDelayedCall] = field(factory=dict)
     _generation: int = 0
-    _link_forms: dict[str, str] = field(factory=dict)
-    _page_cache: dict[tuple[int, int, str], list[tuple[RiverItem, ...]]] = field(factory=dict)
+    _page_cache: dict[tuple[int, int, str], _Pages] = field(factory=dict)
+    _page_lock: threading.Lock = field(factory=threading.Lock)
     _started: datetime | None = None
     _log: Logger = field(factory=Logger)
 
@@ -336,41 +359,40 @@ class PlanetWeb:
 
     def _source(self, feed: render.FeedView | None) -> _RiverSource:
         """What the river's pages are made from, taken on the reactor thread: references."""
-        version, entries = self.store.entries_snapshot()
-        return _RiverSource(version, entries, self.config, feed.url if feed else None)
+        if feed is None:
+            river = self.store.river_view()
+            return _RiverSource(river.version, self.config, river)
+        version = self.store.entries_version
+        return _RiverSource(version, self.config, None, self.store.entries_of(feed.url), feed.url)
 
-    def _pages(self, feed: render.FeedView | None) -> list[tuple[RiverItem, ...]]:
-        return self._pages_of(self._source(feed))
-
-    def _pages_of(self, source: _RiverSource) -> list[tuple[RiverItem, ...]]:
-        """The pages of ``source``, once per entries version and config (any thread).
-
-        Sorting, deduplicating and paging 20k entries takes ~50 ms: renders do it in their
-        thread, and the reactor only for a page number it has not served yet.
-        """
+    def _pages_of(self, source: _RiverSource) -> _Pages:
+        """The pages of ``source``, shared per entries version and config (any thread)."""
         key = (source.version, id(source.config), source.feed_url or "")
-        cached = self._page_cache.get(key)
-        if cached is None:
-            config = source.config
-            river = sort_river(source.entries)
-            if source.feed_url is None:
-                items, self._link_forms = build_items(river, config.dedupe, self._link_forms)
-            else:
-                items = tuple(RiverItem(e) for e in river if e.feed_url == source.feed_url)
-            # A feed's own page shows all of it: new_feed_items caps only the shared river.
-            per_feed = config.new_feed_items if source.feed_url is None else 0
-            cached = render.paginate(items, config.items_per_page, config.days_per_page, per_feed)
-            if len(self._page_cache) > 16:
-                self._page_cache.clear()
-            self._page_cache[key] = cached
+        with self._page_lock:
+            cached = self._page_cache.get(key)
+            if cached is None:
+                config = source.config
+                if source.river is not None:
+                    items = source.river.items(config.dedupe)
+                    per_feed = config.new_feed_items
+                else:
+                    items = (RiverItem(e) for e in sort_river(source.feed_entries))
+                    # A feed's own page shows all of it: new_feed_items caps the river only.
+                    per_feed = 0
+                pages = render.iter_pages(
+                    items, config.items_per_page, config.days_per_page, per_feed
+                )
+                cached = _Pages(pages)
+                if len(self._page_cache) > 16:
+                    self._page_cache.clear()
+                self._page_cache[key] = cached
         return cached
 
     def _river_page(self, request: IRequest, feed: render.FeedView | None) -> Any:
         page = _page_number(request)
         key = ("river", feed.url if feed else "", str(page))
-        # A page served before exists; only an unknown one is checked against the river
-        # now (paginating the whole river on every request would cost the reactor dearly).
-        if page is None or (key not in self._cache and page > len(self._pages(feed))):
+        # A page number past the end is found out by its render (a 404 then).
+        if page is None:
             return self._not_found(request)
         return self._serve(request, key, HTML, self._render_river, page, feed)
 
@@ -379,7 +401,7 @@ class PlanetWeb:
     ) -> Any:
         page = _page_number(request)
         key = (name, str(page))
-        if page is None or (key not in self._cache and page > len(self._pages(None))):
+        if page is None:
             return self._not_found(request)
         return self._serve(request, key, content_type, self._render_feed, fn, page)
 
@@ -534,12 +556,13 @@ class PlanetWeb:
         now: datetime,
     ) -> bytes:
         pages = self._pages_of(source)
-        if page > len(pages):
+        items = pages.get(page)
+        if items is None:
             raise _PageGoneError(page)
         view = render.PageView(
-            items=pages[page - 1],
+            items=items,
             page=page,
-            has_next=page < len(pages),
+            has_next=pages.get(page + 1) is not None,
             updated=updated,
             feed=feed,
         )
@@ -557,10 +580,11 @@ class PlanetWeb:
         now: datetime,
     ) -> bytes:
         pages = self._pages_of(source)
-        if page > len(pages):
+        items = pages.get(page)
+        if items is None:
             raise _PageGoneError(page)
-        entries = tuple(item.entry for item in pages[page - 1])
-        return fn(source.config, entries, feeds, now, page, page < len(pages))
+        entries = tuple(item.entry for item in items)
+        return fn(source.config, entries, feeds, now, page, pages.get(page + 1) is not None)
 
     def _render_entries(self, fn: Callable[..., bytes]) -> tuple[Any, ...]:
         first_only = _first_page_only(fn)
