@@ -576,3 +576,20 @@ class RefreshTests(SynchronousTestCase):
                 "cycle 2 done: 2 feeds in 0.000 s (2 ok, 0 failing, 0 parsed)",
             ],
         )
+
+    def test_after_cycle_runs_once_per_cycle_and_cannot_stop_the_loop(self) -> None:
+        calls: list[int] = []
+        h = Harness(self, [GOOD])
+        h.server.serve(GOOD, GOOD_FEED)
+
+        def after() -> None:
+            calls.append(h.aggregator.cycles)
+            raise RuntimeError("broken hook")
+
+        h.aggregator.after_cycle = after
+        h.start()
+        h.aggregator.refresh_all()
+        self.assertEqual(calls, [1, 2])
+        h.aggregator.refresh_all()
+        self.assertEqual(calls, [1, 2, 3])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 3)

@@ -32,6 +32,7 @@ from planet.config import (
     with_listed_feeds,
 )
 from planet.fetch import SHUTTING_DOWN, Fetcher, make_client
+from planet.heap import HeapService
 from planet.logs import PlanetLogs
 from planet.metrics import Metrics, count_feed_states, host_of
 from planet.model import FetchResult, ListState, ParsedFeed, utc_from_timestamp
@@ -79,6 +80,8 @@ class Aggregator(Service):
     _cycle: Deferred[None] | None = None
     #: Told of every change of the effective config (base config plus URL reading lists).
     on_config: Callable[[Config], None] = lambda config: None
+    #: Called when a cycle is over (the heap is frozen then: see :mod:`planet.heap`).
+    after_cycle: Callable[[], None] = lambda: None
     _base: Config | None = None
     _positions: tuple[Config, dict[str, int]] | None = None
     _log: Logger = field(factory=Logger)
@@ -274,6 +277,10 @@ class Aggregator(Service):
                     failing=failing,
                     parsed=self.parses - parses_before,
                 )
+                try:
+                    self.after_cycle()
+                except Exception:
+                    self._log.failure("after the fetch cycle")
 
             cycle = DeferredList(updates, consumeErrors=True).addCallback(over)
             # The cycle may be over already (every fetch answered synchronously).
@@ -665,6 +672,10 @@ def build_service(
         log=logs.logger("planet"),
     )
     snapshot.setServiceParent(top)
+    # After the snapshot is loaded: what start-up made is frozen before the first cycle.
+    heap = HeapService(clock=reactor, log=logs.logger("planet.heap"))
+    heap.setServiceParent(top)
+    aggregator.after_cycle = heap.settle
     closer.setServiceParent(top)
     aggregator.setServiceParent(top)
     listener = _Listener(listen)
