@@ -30,13 +30,14 @@ from twisted.internet import error as neterr
 from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from planet.fetch import MAX_REDIRECTS, Fetcher
+from planet.fetch import MAX_REDIRECTS, Fetcher, make_client
 from planet.model import FetchResult
 
 UA = "planet-test/1.0 (+http://planet.example/)"
@@ -607,6 +608,21 @@ class LoopbackFetchTests(TestCase):
         # Ten rounds of `hold` in all; one host after the other would take twenty.
         self.assertGreaterEqual(wall, 10 * hold)
         self.assertLess(wall, 15 * hold)
+
+    async def test_connections_are_not_logged(self) -> None:
+        # Twisted's client factories log two lines per connection by default.
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        server = start_server(self, HoldingFeed(FEED, hold=0))
+        client, pool = make_client(reactor)
+        self.addCleanup(pool.closeCachedConnections)
+        result = await within(self.fetcher(client).fetch(server.url("/feed")), 15)
+        self.assertEqual(result.body, FEED)
+        self.assertGreater(result.elapsed, 0)
+        await pool.closeCachedConnections()
+        factory_lines = [e for e in events if "factory" in str(e.get("log_format", ""))]
+        self.assertEqual(factory_lines, [])
 
     async def test_gzip_body_is_decoded(self) -> None:
         feed = GzipFeed(FEED)

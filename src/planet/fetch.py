@@ -7,13 +7,14 @@ never an exception that travels.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
-from attrs import define, evolve, field
+from attrs import define, field
 from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.internet import error as neterr
@@ -28,7 +29,13 @@ from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
-from twisted.web.client import Agent, GzipDecoder, HTTPConnectionPool, ResponseDone
+from twisted.web.client import (
+    Agent,
+    GzipDecoder,
+    HTTPConnectionPool,
+    ResponseDone,
+    _HTTP11ClientFactory,
+)
 from twisted.web.iweb import IResponse
 
 from planet.model import FetchResult
@@ -61,6 +68,16 @@ class _RedirectError(Exception):
     """A redirect that is not followed (loop, too many hops, unsupported scheme)."""
 
 
+class _QuietFactory(_HTTP11ClientFactory):
+    # Twisted logs "Starting factory ..." and "Stopping factory ..." at info for every
+    # connection: hundreds of lines a cycle that tell an operator nothing.
+    noisy = False
+
+
+class _QuietPool(HTTPConnectionPool):
+    _factory = _QuietFactory
+
+
 def make_client(
     reactor: Any, connect_timeout: float = 10.0, guard: AddressPolicy | None = None
 ) -> tuple[HTTPClient, HTTPConnectionPool]:
@@ -69,7 +86,7 @@ def make_client(
     With a ``guard`` (see :mod:`planet.netguard`), no connection is made to an address it
     refuses, whether named in a feed URL, a redirect or a DNS answer.
     """
-    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool = _QuietPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
     pool.cachedConnectionTimeout = 60
     if guard is None:
@@ -106,7 +123,7 @@ class Fetcher:
         self, url: str, etag: str | None = None, last_modified: str | None = None
     ) -> Deferred[FetchResult]:
         """GET ``url`` conditionally; fires with a :class:`FetchResult`, never fails."""
-        host = (urlsplit(url).hostname or "").lower()
+        host = _host_of(url)
         limit = self._host_limits.get(host)
         if limit is None:
             limit = self._host_limits[host] = DeferredSemaphore(self.per_host)
@@ -137,7 +154,7 @@ class Fetcher:
             return succeed(FetchResult(url=url, final_url=url, status=None, error=error))
         started = self._clock.seconds()
         hops: list[tuple[int, str]] = []
-        d = Deferred.fromCoroutine(self._get(url, etag, last_modified, hops))
+        d = Deferred.fromCoroutine(self._get(url, etag, last_modified, hops, started))
         d.addTimeout(self.timeout, self._clock, onTimeoutCancel=_timed_out)
 
         def failed(failure: Failure) -> FetchResult:
@@ -148,17 +165,18 @@ class Fetcher:
                 status=None,
                 redirects=tuple(hops),
                 error=self.describe_failure(failure),
+                elapsed=self._clock.seconds() - started,
             )
 
-        def timed(result: FetchResult) -> FetchResult:
-            return evolve(result, elapsed=self._clock.seconds() - started)
-
-        d.addErrback(failed)
-        d.addCallback(timed)
-        return d
+        return d.addErrback(failed)
 
     async def _get(
-        self, url: str, etag: str | None, last_modified: str | None, hops: list[tuple[int, str]]
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        hops: list[tuple[int, str]],
+        started: float,
     ) -> FetchResult:
         headers: dict[bytes | str, bytes | str] = {"User-Agent": self.user_agent, "Accept": _ACCEPT}
         if etag:
@@ -194,8 +212,13 @@ class Fetcher:
         else:
             await _read_body(response, _DISCARD_LIMIT, self._clock, ignore_errors=True)
             phrase = _phrase(status)
-            return FetchResult(error=f"HTTP {status} {phrase}".strip(), **common)
+            return FetchResult(
+                error=f"HTTP {status} {phrase}".strip(),
+                elapsed=self._clock.seconds() - started,
+                **common,
+            )
         return FetchResult(
+            elapsed=self._clock.seconds() - started,
             body=body,
             body_hash=hashlib.sha256(body).hexdigest() if body is not None else None,
             etag=_header(response, b"etag"),
@@ -249,7 +272,18 @@ class Fetcher:
 
 
 def _is_http(url: str) -> bool:
-    return urlsplit(url).scheme.lower() in ("http", "https")
+    return _scheme_and_host(url)[0] in ("http", "https")
+
+
+def _host_of(url: str) -> str:
+    return _scheme_and_host(url)[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _scheme_and_host(url: str) -> tuple[str, str]:
+    # Asked of every feed URL on every fetch, which are the same few thousand URLs.
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower()
 
 
 def _timed_out(result: Any, timeout: float) -> Any:
