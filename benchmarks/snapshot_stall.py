@@ -8,15 +8,17 @@ each, as ``parse_feed`` leaves it) and, under a real reactor:
     and reactor lag during the write (``LoopingCall`` every 5 ms; lag = gap - 5 ms), plus
     the garbage collections that ran meanwhile;
 (c) the snapshot's size;
-(d) load as at startup, in a fresh child process: read + ``decode`` + ``Store.load``
-    (through ``SnapshotService.load``);
+(d) load as at startup, in a fresh child process: read + ``decode_all`` (msgspec straight
+    into the attrs classes) + ``Store.load`` (through ``SnapshotService.load``);
 (e) the first ``store.river()`` after the load, and again after one more fetch;
 (f) the first page served: ``GET /`` through ``PlanetWeb`` on a loopback port, and the
     whole restart (spawn of the child to the first page received).
 
 Then, unless ``--no-diagnose``: the write taken apart (each step alone in a thread, lag
-measured around it) and two fixes tried without touching ``src/``: a chunked, streamed
-encoder producing byte-identical output, and ``gc.freeze()`` after the store is loaded.
+measured around it) with the stdlib ``json`` steps the snapshot used before next to the
+msgspec ones it uses now (encoder, and ``decode_all`` against the stdlib decoder it falls
+back to); a chunked, streamed stdlib encoder producing byte-identical output (the
+approach ``snapshot.iter_encoded`` takes); and ``gc.freeze()`` after the store is loaded.
 
 Targets (issue 6): no reactor stall over 50 ms during the write; restart to first served
 page under 2 s.
@@ -177,6 +179,7 @@ def _records(entries: Sequence[Entry], states: Sequence[FeedState], when: dateti
     return {
         "schema": snapshot.SCHEMA_VERSION,
         "written_at": when.isoformat(),
+        "lists": [],
         "feeds": [
             snapshot._record(s, snapshot._STATE_FIELDS, snapshot._STATE_DATES) for s in states
         ],
@@ -205,6 +208,7 @@ def write_streaming(
         {
             "schema": snapshot.SCHEMA_VERSION,
             "written_at": when.isoformat(),
+            "lists": [],
             "feeds": [
                 snapshot._record(s, snapshot._STATE_FIELDS, snapshot._STATE_DATES) for s in states
             ],
@@ -365,24 +369,33 @@ async def diagnose(
     def write() -> None:
         write_atomic(path + ".diag", holder["data"])
 
+    def m_dumps() -> None:
+        holder["m"] = snapshot._dumps(holder["doc"])
+
+    def loads() -> None:
+        json.loads(holder["data"].decode("utf-8"))
+
+    def decode_stdlib() -> None:
+        snapshot._decode_generic(holder["data"])
+
+    def decode_fast() -> None:
+        snapshot.decode_all(holder["data"])
+
     steps = [
         ("thread: build records (_record x N)", build),
-        ("thread: json.dumps(doc)", dumps),
-        ("thread: str.encode('utf-8')", to_bytes),
+        ("thread: json.dumps(doc) (before)", dumps),
+        ("thread: str.encode('utf-8') (before)", to_bytes),
+        ("thread: msgspec encode(doc) to bytes (now)", m_dumps),
         ("thread: write_atomic (write+fsync+rename)", write),
+        ("thread: json.loads(snapshot) (before, startup)", loads),
+        ("thread: stdlib decode_all (before, startup)", decode_stdlib),
+        ("thread: decode_all, msgspec (now, startup)", decode_fast),
     ]
     for label, f in steps:
         rows.append(await measure(reactor, args, label, in_thread(f)))
     reference = encode(entries, states, when)
-    rows[1]["identical_bytes"] = holder["data"] == reference
-
-    def loads() -> None:
-        holder["loaded"] = json.loads(holder.pop("data").decode("utf-8"))
-
-    rows.append(
-        await measure(reactor, args, "thread: json.loads(snapshot) (startup)", in_thread(loads))
-    )
-    del holder["loaded"]
+    rows[2]["identical_bytes"] = holder["data"] == reference
+    rows[4]["identical_bytes"] = holder.pop("m") == reference
 
     try:
         import orjson  # type: ignore[import-not-found]
@@ -601,7 +614,7 @@ async def main(reactor: Any, *argv: str) -> None:
     summary += [
         ["(c) snapshot size", f"{size / 1e6:.1f} MB", f"{size / args.entries:.0f} B/entry"],
         ["(d) load: read", f"{restart['read_s'] * 1000:.0f} ms", ""],
-        ["(d) load: decode (json.loads + Entry())", f"{restart['decode_s'] * 1000:.0f} ms", ""],
+        ["(d) load: decode (decode_all)", f"{restart['decode_s'] * 1000:.0f} ms", ""],
         ["(d) load: Store.load", f"{restart['store_load_s'] * 1000:.0f} ms", ""],
         ["(d) load: total (SnapshotService.load)", f"{restart['load_s'] * 1000:.0f} ms", ""],
         ["(e) first store.river() after load", f"{restart['river_first_s'] * 1000:.0f} ms", ""],
@@ -637,7 +650,7 @@ async def main(reactor: Any, *argv: str) -> None:
         print("\nDiagnosis: each step alone (in a thread unless marked reactor), then fixes")
         print(step_table(diag))
         same = all(r["identical_bytes"] for r in diag if "identical_bytes" in r)
-        print(f"(step-by-step and streamed outputs byte-identical to snapshot.encode(): {same})")
+        print(f"(stdlib, msgspec and streamed outputs byte-identical to snapshot.encode(): {same})")
 
     doc = {
         "benchmark": "snapshot_stall",

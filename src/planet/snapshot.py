@@ -4,17 +4,28 @@ The file is replaced with a rename after an fsync, so a reader (or a restart aft
 ``kill -9``) always sees either the previous complete snapshot or the new complete one.
 A write that fails (a full disk) leaves the previous snapshot as it was and is retried
 sooner than the regular interval.
+
+The document is plain JSON (one object: ``schema``, ``written_at``, ``lists``, ``feeds``,
+``entries``; datetimes as ``isoformat()`` strings). ``msgspec`` encodes it, byte for byte
+what ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` made before, and
+decodes it straight into the ``attrs`` classes of :mod:`planet.model`; a document the
+fast path does not take (types it does not expect, an escaped lone surrogate, an offset
+with seconds) is read by the standard library exactly as before.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from operator import attrgetter
 from typing import IO, Any, Protocol
 
+import msgspec
 from attrs import define, field, fields
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -49,14 +60,54 @@ def _date(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value is not None else None
 
 
-#: Entries serialized per ``json.dumps`` call. A single call holds the GIL for its whole
-#: run, so encoding 100k entries at once froze the reactor for over a second (measured in
-#: benchmarks/snapshot_stall.py); chunks of 100 keep each hold to a few milliseconds.
+#: Entries serialized per encoder call. A single call holds the GIL for its whole run, so
+#: encoding 100k entries at once froze the reactor for over a second (measured in
+#: benchmarks/snapshot_stall.py); chunks of 100 keep each hold well under a millisecond.
 CHUNK = 100
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_JSON_TYPES: tuple[type[Any], ...] = (str, int, float, list, tuple, dict)
+
+
+def _plain(value: Any) -> Any:
+    """What ``json.dumps`` makes of a subclass of a JSON type that msgspec does not take."""
+    for kind in _JSON_TYPES:
+        if isinstance(value, kind):
+            return kind(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# Escapes exactly as json.dumps(ensure_ascii=False) does (tests/test_snapshot.py checks
+# every code point), and writes UTF-8 bytes without a str in between.
+_ENCODER = msgspec.json.Encoder(enc_hook=_plain)
+
+
+def _dumps(value: Any) -> bytes:
+    return _ENCODER.encode(value)
+
+
+def _recorder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """``value`` -> its snapshot record: every field in order, datetimes as isoformat()."""
+    names = tuple(f.name for f in fields(cls))
+    dates = tuple(f.name for f in fields(cls) if "datetime" in str(f.type))
+    # One C call for all the fields. (attrgetter of a single name gives the value, not a
+    # tuple: asking for it twice gives a pair, of which zip takes the first.)
+    values = attrgetter(*names) if len(names) > 1 else attrgetter(names[0], names[0])
+
+    def record(value: Any) -> dict[str, Any]:
+        result = dict(zip(names, values(value)))  # noqa: B905 - see above
+        for name in dates:
+            when = result[name]
+            if when is not None:
+                result[name] = when.isoformat()
+        return result
+
+    return record
+
+
+_entry_record = _recorder(Entry)
+_state_record = _recorder(FeedState)
+_list_record = _recorder(ListState)
 
 
 def iter_encoded(
@@ -67,17 +118,16 @@ def iter_encoded(
 ) -> Iterator[bytes]:
     """The snapshot document as a stream of byte chunks (one JSON object in all)."""
     head = {"schema": SCHEMA_VERSION, "written_at": written_at.isoformat()}
-    yield _dumps(head)[:-1].encode("utf-8")
-    for name, items, fields_, dates in (
-        ("lists", lists, _LIST_FIELDS, _LIST_DATES),
-        ("feeds", states, _STATE_FIELDS, _STATE_DATES),
-        ("entries", entries, _ENTRY_FIELDS, _ENTRY_DATES),
+    yield _dumps(head)[:-1]
+    for name, items, record in (
+        ("lists", lists, _list_record),
+        ("feeds", states, _state_record),
+        ("entries", entries, _entry_record),
     ):
         yield f',"{name}":['.encode()
         for start in range(0, len(items), CHUNK):
-            chunk = [_record(v, fields_, dates) for v in items[start : start + CHUNK]]
-            text = _dumps(chunk)[1:-1]
-            yield (("," if start else "") + text).encode("utf-8")
+            text = _dumps([record(v) for v in items[start : start + CHUNK]])[1:-1]
+            yield b"," + text if start else text
         yield b"]"
     yield b"}"
 
@@ -93,10 +143,59 @@ def encode(
 
 
 def _record(value: Any, names: tuple[str, ...], dates: tuple[str, ...]) -> dict[str, Any]:
+    """The generic form of a record (the recorders above are the fast one)."""
     record = {name: getattr(value, name) for name in names}
     for name in dates:
         record[name] = _iso(record[name])
     return record
+
+
+class _Document(msgspec.Struct):
+    """The snapshot as msgspec decodes it: into the model's attrs classes directly.
+
+    ``written_at`` and any key unknown here are skipped, as the generic decoder does.
+    """
+
+    schema: int
+    feeds: list[FeedState]
+    entries: list[Entry]
+    lists: list[ListState] = []
+
+
+def _typed_decoder() -> msgspec.json.Decoder[_Document] | None:
+    """The fast decoder, or None where it could build other objects than the generic path.
+
+    msgspec sets attrs fields without ``__init__``: it runs validators and
+    ``__attrs_post_init__`` but no converters, and names keys after attributes (not
+    init aliases). A model class using either is left to the generic path.
+    """
+    for cls in (Entry, FeedState, ListState):
+        for f in fields(cls):
+            if f.converter is not None or not f.init or f.alias != f.name:
+                return None
+    try:
+        return msgspec.json.Decoder(_Document)
+    except TypeError:  # a field type msgspec cannot decode
+        return None
+
+
+_TYPED = _typed_decoder()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No collections while a snapshot's objects are made: they are all kept anyway.
+
+    (At 100k entries the collector otherwise ran about 150 times during a decode, each
+    young-generation pass walking objects that all survive.) Nests; restores the state.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def decode(data: bytes) -> tuple[list[Entry], list[FeedState]]:
@@ -107,6 +206,23 @@ def decode(data: bytes) -> tuple[list[Entry], list[FeedState]]:
 
 def decode_all(data: bytes) -> tuple[list[Entry], list[FeedState], list[ListState]]:
     """Entries, feed states and reading lists of a snapshot (lists may be absent)."""
+    with _gc_paused():
+        if _TYPED is not None:
+            try:
+                doc = _TYPED.decode(data)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                # Damage, or a document msgspec is stricter about than json: the generic
+                # path decides, as it always did.
+                pass
+            else:
+                if doc.schema != SCHEMA_VERSION:
+                    raise SnapshotError(f"unknown snapshot schema {doc.schema!r}")
+                return doc.entries, doc.feeds, doc.lists
+        return _decode_generic(data)
+
+
+def _decode_generic(data: bytes) -> tuple[list[Entry], list[FeedState], list[ListState]]:
+    """The standard library's reading of a snapshot: the reference the fast path follows."""
     try:
         doc = json.loads(data.decode("utf-8"))
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
@@ -292,19 +408,23 @@ class SnapshotService(Service):
                 "Cannot read snapshot {path}: {err}; starting empty", path=self.path, err=exc
             )
             return
-        try:
-            entries, states, lists = decode_all(data)
-        except SnapshotError as exc:
-            aside = f"{self.path}.corrupt-{int(self.clock.seconds())}"
-            os.replace(self.path, aside)
-            self._log.error(
-                "Snapshot {path} is damaged ({err}); moved aside to {aside}, starting empty",
-                path=self.path,
-                err=exc,
-                aside=aside,
-            )
-            return
-        self.store.load(entries, states, lists)
+        # The store's own structures are made of the loaded objects too, all to be kept: the
+        # collector would only walk them again and again (about 100 ms at 100k entries).
+        with _gc_paused():
+            try:
+                entries, states, lists = decode_all(data)
+            except SnapshotError as exc:
+                aside = f"{self.path}.corrupt-{int(self.clock.seconds())}"
+                os.replace(self.path, aside)
+                self._log.error(
+                    "Snapshot {path} is damaged ({err}); moved aside to {aside}, starting empty",
+                    path=self.path,
+                    err=exc,
+                    aside=aside,
+                )
+                return
+            del data  # 200 MB at 100k entries, not needed while the store is filled
+            self.store.load(entries, states, lists)
         self._written_version = self.store.version
         self._log.info(
             "Loaded snapshot {path}: {n} entries, {f} feeds in {ms:.0f} ms",
