@@ -546,6 +546,14 @@ class PlanetWeb:
         source, feeds = self._source(feed), self._feeds()
         return (self._river_body, source, page, feed, feeds, self._updated(), self._now())
 
+    def _page(self, source: _RiverSource, page: int) -> tuple[tuple[RiverItem, ...], bool]:
+        """Page ``page`` of ``source`` and whether another follows (in the render thread)."""
+        pages = self._pages_of(source)
+        items = pages.get(page)
+        if items is None:
+            raise _PageGoneError(page)
+        return items, pages.get(page + 1) is not None
+
     def _river_body(
         self,
         source: _RiverSource,
@@ -555,14 +563,11 @@ class PlanetWeb:
         updated: datetime | None,
         now: datetime,
     ) -> bytes:
-        pages = self._pages_of(source)
-        items = pages.get(page)
-        if items is None:
-            raise _PageGoneError(page)
+        items, has_next = self._page(source, page)
         view = render.PageView(
             items=items,
             page=page,
-            has_next=pages.get(page + 1) is not None,
+            has_next=has_next,
             updated=updated,
             feed=feed,
         )
@@ -579,12 +584,9 @@ class PlanetWeb:
         feeds: dict[str, render.FeedView],
         now: datetime,
     ) -> bytes:
-        pages = self._pages_of(source)
-        items = pages.get(page)
-        if items is None:
-            raise _PageGoneError(page)
+        items, has_next = self._page(source, page)
         entries = tuple(item.entry for item in items)
-        return fn(source.config, entries, feeds, now, page, pages.get(page + 1) is not None)
+        return fn(source.config, entries, feeds, now, page, has_next)
 
     def _render_entries(self, fn: Callable[..., bytes]) -> tuple[Any, ...]:
         first_only = _first_page_only(fn)
