@@ -34,6 +34,7 @@ from planet.config import (
 from planet.fetch import SHUTTING_DOWN, Fetcher, make_client
 from planet.heap import HeapService
 from planet.logs import PlanetLogs
+from planet.memory import HeapTrimmer
 from planet.metrics import Metrics, count_feed_states, host_of
 from planet.model import FetchResult, ListState, ParsedFeed, utc_from_timestamp
 from planet.netguard import non_public_kind
@@ -676,6 +677,7 @@ def build_service(
     heap = HeapService(clock=reactor, log=logs.logger("planet.heap"))
     heap.setServiceParent(top)
     aggregator.after_cycle = heap.settle
+    HeapTrimmer(clock=reactor).setServiceParent(top)
     closer.setServiceParent(top)
     aggregator.setServiceParent(top)
     listener = _Listener(listen)

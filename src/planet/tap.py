@@ -11,6 +11,7 @@ import attrs
 from twisted.application.service import IService
 from twisted.python import usage
 
+from planet import memory
 from planet.config import Config, ConfigError, load_config
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
@@ -65,7 +66,11 @@ def fail(message: str) -> None:
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
-    """Load the config (exiting on any error in it) and build the daemon's service."""
+    """Load the config (exiting on any error in it) and build the daemon's service.
+
+    The process's malloc is set up here too, before any thread starts (two arenas, fixed
+    thresholds: see :mod:`planet.memory`).
+    """
     # Validation here rather than in postOptions: twistd answers a UsageError with its
     # whole help text, and an operator needs the one line that names the problem.
     if not options["config"]:
@@ -91,6 +96,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         loaded = load_config(path)
         return in_state_dir(loaded, state_dir) if state_dir is not None else loaded
 
+    memory.tune_malloc()
     try:
         return build_service(config, options["listen"], reactor, load=load)
     except (ValueError, KeyError) as exc:

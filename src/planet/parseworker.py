@@ -1,0 +1,63 @@
+"""The program a parse worker runs (see :class:`planet.workers.ProcessParser`).
+
+``python -c STARTER NICENESS PACKAGE_ROOT``: tasks ``(function, args)`` come in on stdin,
+``(ok, result or exception, traceback text)`` goes out on fd 3, each frame an 8-byte
+big-endian length and a pickle. stdout and stderr stay the daemon's, so a stray print cannot
+break a frame. The worker exits at the end of its input.
+
+This module imports only what parsing needs: not Twisted (~6 MB more in every worker).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+from typing import BinaryIO
+
+#: The header of every frame in both directions.
+HEADER = struct.Struct("!Q")
+
+#: What the daemon passes to ``python -c``: makes this package importable, then runs
+#: :func:`main`. Kept tiny: everything else is here, where linters and tests see it.
+STARTER = "import sys; sys.path.insert(0, sys.argv[2]); import planet.parseworker as w; w.main()"
+
+
+def serve(tasks: BinaryIO, results: BinaryIO) -> None:
+    """Answer every task read from ``tasks`` on ``results``, until ``tasks`` ends."""
+    while True:
+        head = tasks.read(HEADER.size)
+        if len(head) < HEADER.size:
+            return
+        task = tasks.read(HEADER.unpack(head)[0])
+        try:
+            function, args = pickle.loads(task)  # noqa: S301 - the daemon that spawned us
+            del task
+            outcome = (True, function(*args), "")
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the daemon
+            outcome = (False, exc, traceback.format_exc())
+        try:
+            data = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - an unpicklable result or exception
+            error = RuntimeError(f"unpicklable outcome: {exc!r}")
+            data = pickle.dumps((False, error, traceback.format_exc()))
+        del outcome
+        results.write(HEADER.pack(len(data)))
+        results.write(data)
+        results.flush()
+        del data
+
+
+def main() -> None:
+    """A worker's life: lower its priority, load the parser, serve stdin until it ends."""
+    # Ctrl-C in a terminal reaches the whole process group: it is for the daemon, which
+    # then stops us by closing our input.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(int(sys.argv[1]))
+    import planet.parse  # noqa: F401 - loaded once, before the first task
+
+    with os.fdopen(3, "wb") as results:
+        serve(sys.stdin.buffer, results)
