@@ -19,7 +19,8 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from planet import memory, tap
+from planet import memory, parseworker, tap
+from planet.heap import HeapTrimmer
 from planet.parseworker import HEADER, serve
 from planet.workers import WORKER_NICENESS, ProcessParser, WorkerDiedError
 
@@ -275,7 +276,7 @@ class MemoryTests(SynchronousTestCase):
     def test_the_trimmer_trims_every_interval_while_running(self) -> None:
         clock = Clock()
         results = iter([True, False, True])
-        trimmer = memory.HeapTrimmer(clock=clock, interval=1.0, trim=lambda: next(results))
+        trimmer = HeapTrimmer(clock=clock, interval=1.0, trim=lambda: next(results))
         trimmer.startService()
         clock.advance(0.5)
         self.assertEqual(trimmer.trims, 0)
@@ -303,7 +304,7 @@ class MemoryTests(SynchronousTestCase):
         top = build_service(
             load_config(str(self.mktemp_config())), "tcp:0", Clock(), parser=lambda *a: None
         )
-        self.assertEqual(sum(isinstance(s, memory.HeapTrimmer) for s in top), 1)
+        self.assertEqual(sum(isinstance(s, HeapTrimmer) for s in top), 1)
 
     def mktemp_config(self) -> Path:
         path = Path(self.mktemp())
@@ -354,3 +355,27 @@ class ServeTests(SynchronousTestCase):
         results = io.BytesIO()
         serve(io.BytesIO(frame((int, ("1",))) + b"\0\0"), results)
         self.assertEqual(frames(results.getvalue()), [(True, 1, "")])
+
+    def test_an_idle_worker_trims_once_per_quiet_spell(self) -> None:
+        self.patch(parseworker, "IDLE_SECONDS", 0.05)
+        read_end, write_end = os.pipe()
+        tasks = os.fdopen(read_end, "rb")
+        trims: list[float] = []
+
+        def feed() -> None:
+            with os.fdopen(write_end, "wb") as w:
+                w.write(frame((int, ("1",))))
+                w.flush()
+                time.sleep(0.3)  # a quiet spell: one trim
+                w.write(frame((int, ("2",))))
+
+        writer = threading.Thread(target=feed)
+        writer.start()
+        results = io.BytesIO()
+        with tasks:
+            serve(tasks, results, idle=lambda: trims.append(time.monotonic()))
+        writer.join()
+        self.assertEqual(frames(results.getvalue()), [(True, 1, ""), (True, 2, "")])
+        # One trim in the 0.3 s spell, not one per 0.05 s: after its trim the worker just
+        # waits for the next task. (A second only if the writer is slow to close the pipe.)
+        self.assertIn(len(trims), (1, 2))

@@ -1,4 +1,4 @@
-"""Keep CPython's cyclic garbage collector from stalling the reactor.
+"""Keep the daemon's heap in check: no collector stalls, freed memory handed back.
 
 A full collection examines every tracked object with the reactor stopped: with the
 interpreter's own objects and 20k entries that is ~40 ms on a small VPS, with 100k entries
@@ -8,18 +8,25 @@ is frozen (:func:`gc.freeze`): collections skip it, and only what is new is exam
 objects are still freed when their last reference goes; only cycles among them wait for the
 next full pass, which unfreezes everything once every ``full_interval`` seconds, right after
 a fetch cycle.
+
+:class:`HeapTrimmer` hands the memory malloc keeps after frees back to the system every
+second (see :mod:`planet.memory`).
 """
 
 from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 from attrs import define, field
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+
+from planet import memory
 
 
 @define(slots=False, repr=False)
@@ -66,3 +73,36 @@ class HeapService(Service):
             found=found,
             ms=(time.perf_counter() - started) * 1000,
         )
+
+
+@define(slots=False, repr=False)
+class HeapTrimmer(Service):
+    """Calls :func:`planet.memory.trim` every ``interval`` seconds while running."""
+
+    clock: IReactorTime
+    interval: float = 1.0
+    trim: Callable[[], bool] = memory.trim
+    #: Trims done, and how many of them returned memory.
+    trims: int = 0
+    returned: int = 0
+    _loop: LoopingCall | None = None
+    _log: Logger = field(factory=Logger)
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = LoopingCall(self._trim)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=False).addErrback(
+            lambda f: self._log.failure("heap trimming stopped", f)
+        )
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def _trim(self) -> None:
+        self.trims += 1
+        if self.trim():
+            self.returned += 1

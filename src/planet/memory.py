@@ -1,5 +1,7 @@
 """Hand freed memory back to the system (glibc's malloc; a no-op on any other C library).
 
+No Twisted here: the parse workers (:mod:`planet.parseworker`) use it too.
+
 glibc keeps what a long-running, threaded daemon frees:
 
 - each thread that allocates gets an arena of its own, up to 8 per CPU, which keeps what
@@ -8,7 +10,7 @@ glibc keeps what a long-running, threaded daemon frees:
 - ``free`` gives memory back only from the top of a heap: freed feed bodies and page
   buffers below a live allocation stay resident until something reuses them.
 
-So :func:`tune_malloc` caps the arenas at two, and :class:`HeapTrimmer` calls
+So :func:`tune_malloc` caps the arenas at two, and :class:`planet.heap.HeapTrimmer` calls
 :func:`trim` (``malloc_trim``: every free page of every arena back to the system) every
 second, a fraction of a millisecond when there is nothing to return, a few during a fetch
 cycle. With that trim, glibc's own returning of the heap's top at every ``free`` is a cost
@@ -27,14 +29,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-from attrs import define, field
-from twisted.application.service import Service
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 #: ``mallopt`` parameter numbers (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
@@ -107,36 +103,3 @@ def trim(libc: Any = None) -> bool:
     if libc is None:
         return False
     return bool(libc.malloc_trim(0))
-
-
-@define(slots=False, repr=False)
-class HeapTrimmer(Service):
-    """Calls :func:`trim` every ``interval`` seconds while running."""
-
-    clock: IReactorTime
-    interval: float = 1.0
-    trim: Callable[[], bool] = trim
-    #: Trims done, and how many of them returned memory.
-    trims: int = 0
-    returned: int = 0
-    _loop: LoopingCall | None = None
-    _log: Logger = field(factory=Logger)
-
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self._trim)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False).addErrback(
-            lambda f: self._log.failure("heap trimming stopped", f)
-        )
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-
-    def _trim(self) -> None:
-        self.trims += 1
-        if self.trim():
-            self.returned += 1

@@ -6,29 +6,48 @@ big-endian length and a pickle. stdout and stderr stay the daemon's, so a stray 
 break a frame. The worker exits at the end of its input.
 
 This module imports only what parsing needs: not Twisted (~6 MB more in every worker).
+
+A worker that has had no task for :data:`IDLE_SECONDS` hands the memory its last parse
+freed back to the system (:func:`planet.memory.trim`): a parse's working set is several MB,
+and glibc would keep it for the worker's whole life.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
 import traceback
+from collections.abc import Callable
 from typing import BinaryIO
+
+from planet import memory
 
 #: The header of every frame in both directions.
 HEADER = struct.Struct("!Q")
+
+#: Seconds without a task after which a worker trims its heap.
+IDLE_SECONDS = 1.0
 
 #: What the daemon passes to ``python -c``: makes this package importable, then runs
 #: :func:`main`. Kept tiny: everything else is here, where linters and tests see it.
 STARTER = "import sys; sys.path.insert(0, sys.argv[2]); import planet.parseworker as w; w.main()"
 
 
-def serve(tasks: BinaryIO, results: BinaryIO) -> None:
-    """Answer every task read from ``tasks`` on ``results``, until ``tasks`` ends."""
+def serve(tasks: BinaryIO, results: BinaryIO, idle: Callable[[], object] | None = None) -> None:
+    """Answer every task read from ``tasks`` on ``results``, until ``tasks`` ends.
+
+    ``idle`` (if given; ``tasks`` must then be a pipe or socket) runs each time no task came
+    for :data:`IDLE_SECONDS`.
+    """
     while True:
+        # The daemon sends a worker its next task only after its answer: nothing is
+        # buffered here when select looks at the pipe.
+        if idle is not None and not select.select([tasks], [], [], IDLE_SECONDS)[0]:
+            idle()
         head = tasks.read(HEADER.size)
         if len(head) < HEADER.size:
             return
@@ -60,4 +79,4 @@ def main() -> None:
     import planet.parse  # noqa: F401 - loaded once, before the first task
 
     with os.fdopen(3, "wb") as results:
-        serve(sys.stdin.buffer, results)
+        serve(sys.stdin.buffer, results, idle=memory.trim)

@@ -32,9 +32,8 @@ from planet.config import (
     with_listed_feeds,
 )
 from planet.fetch import SHUTTING_DOWN, Fetcher, make_client
-from planet.heap import HeapService
+from planet.heap import HeapService, HeapTrimmer
 from planet.logs import PlanetLogs
-from planet.memory import HeapTrimmer
 from planet.metrics import Metrics, count_feed_states, host_of
 from planet.model import FetchResult, ListState, ParsedFeed, utc_from_timestamp
 from planet.netguard import non_public_kind
