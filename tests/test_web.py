@@ -15,8 +15,12 @@ import treq
 from feeds import Item, at, atom
 from treq.testing import RequestTraversalAgent, StubTreq
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web import server
 from twisted.web.http_headers import Headers
 from xsscheck import tier_a_violations
 
@@ -25,7 +29,7 @@ from planet.model import FetchResult
 from planet.parse import parse_feed
 from planet.render import format_day, format_entry_time
 from planet.store import Store
-from planet.web import PlanetWeb
+from planet.web import BODY_SLICE, PlanetWeb, _SlicedBody
 
 NOW = at(2026, 6, 24, 9, 0)
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "xss" / "payloads.json"
@@ -530,3 +534,101 @@ class BusyStoreTests(SynchronousTestCase):
         # Page 1 and the first item of page 2 (is there a next page?), not all 21 pages.
         self.assertEqual(len(pages._made), 2)
         self.assertEqual(len(pages._made[0]), 2)
+
+
+class _PausingTransport(StringTransport):
+    """A connection whose send buffer holds ``limit`` bytes: past that it pauses its
+    producer, as a real transport does, until :meth:`drain`."""
+
+    def __init__(self, limit: int = 64 * 1024) -> None:
+        super().__init__()
+        self.limit = limit
+        self.most_buffered = 0
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.most_buffered = max(self.most_buffered, len(self.io.getvalue()))
+        if len(self.io.getvalue()) > self.limit and self.producer is not None:
+            self.producer.pauseProducing()
+
+    def writeSequence(self, data: Any) -> None:
+        for chunk in data:
+            self.write(chunk)
+
+    def drain(self) -> bytes:
+        sent = self.value()
+        self.clear()
+        if self.producer is not None:
+            self.producer.resumeProducing()
+        return sent
+
+
+def _response(sent: bytes) -> tuple[bytes, bytes]:
+    head, _, body = sent.partition(b"\r\n\r\n")
+    return head, body
+
+
+class SlicedBodyTests(SynchronousTestCase):
+    """A big cached page goes out as the connection drains, never copied whole per reader."""
+
+    def connect(self, method: bytes = b"GET") -> tuple[_PausingTransport, Any, Harness]:
+        harness = Harness(per_page=200)
+        harness.add("http://a.example/feed", big_feed())
+        site = server.Site(harness.web.resource())
+        channel = site.buildProtocol(None)
+        transport = _PausingTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(method + b" / HTTP/1.1\r\nHost: planet.example\r\n\r\n")
+        return transport, channel, harness
+
+    def test_the_body_is_written_a_slice_at_a_time(self) -> None:
+        transport, _, _ = self.connect()
+        sent, drains = drain_all(transport)
+        head, body = _response(sent)
+        length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+        self.assertGreater(length, 4 * BODY_SLICE, "the test needs a page several slices long")
+        self.assertEqual(len(body), length)
+        self.assertTrue(body.rstrip().endswith(b"</html>"))
+        self.assertGreater(drains, 4)
+        # Never much more than the connection's buffer plus one slice at once.
+        self.assertLessEqual(transport.most_buffered, transport.limit + BODY_SLICE + 2048)
+
+    def test_a_reader_who_leaves_stops_the_writing(self) -> None:
+        transport, channel, _ = self.connect()
+        transport.drain()
+        producer = channel._channel._requestProducer  # the HTTP/1.1 channel inside
+        self.assertIsInstance(producer, _SlicedBody)
+        # What a real transport does when the connection goes.
+        transport.producer.stopProducing()
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(producer._body, b"", "the page is no longer held for this reader")
+        transport.clear()
+        producer.resumeProducing()
+        self.assertEqual(transport.value(), b"")
+
+    def test_head_gets_the_length_and_no_body(self) -> None:
+        transport, _, _ = self.connect(b"HEAD")
+        sent, _ = drain_all(transport)
+        head, body = _response(sent)
+        self.assertGreater(int(re.search(rb"(?i)content-length: (\d+)", head)[1]), BODY_SLICE)  # type: ignore[index]
+        self.assertEqual(body, b"")
+
+
+def drain_all(transport: _PausingTransport) -> tuple[bytes, int]:
+    """Everything the connection is given, drained until nothing more comes; and how many
+    drains that took."""
+    sent, drains = b"", 0
+    while chunk := transport.drain():
+        sent += chunk
+        drains += 1
+        assert drains < 1000
+    return sent, drains
+
+
+def big_feed() -> bytes:
+    paragraph = "<p>" + "words and more words " * 40 + "</p>"
+    items = [
+        Item(f"Post {i}", f"http://a.example/{i}", at(2026, 6, 20, 9, i % 60), paragraph * 4)
+        for i in range(150)
+    ]
+    return atom("Alpha", "http://a.example/", items)
