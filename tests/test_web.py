@@ -574,7 +574,8 @@ class SlicedBodyTests(SynchronousTestCase):
     def connect(self, method: bytes = b"GET") -> tuple[_PausingTransport, Any, Harness]:
         harness = Harness(per_page=200)
         harness.add("http://a.example/feed", big_feed())
-        site = server.Site(harness.web.resource())
+        # No idle timeout: its timer would be left in the global reactor after the test.
+        site = server.Site(harness.web.resource(), timeout=None)
         channel = site.buildProtocol(None)
         transport = _PausingTransport()
         channel.makeConnection(transport)
