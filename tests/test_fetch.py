@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from feeds import Item, at, atom, rss2
+from hyperlink import EncodedURL
 from loopback import (
     HOST_A,
     HOST_B,
@@ -28,16 +29,27 @@ from OpenSSL import SSL
 from treq.testing import HasHeaders, RequestSequence, StringStubbingResource, StubTreq
 from twisted.internet import error as neterr
 from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.client import ResponseFailed, ResponseNeverReceived
+from twisted.web.client import URI, ResponseFailed, ResponseNeverReceived
+from twisted.web.error import SchemeNotSupported
+from twisted.web.iweb import IAgentEndpointFactory
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
+from zope.interface import implementer
 
-from planet.fetch import MAX_REDIRECTS, Fetcher, make_client
+from planet.fetch import (
+    MAX_REDIRECTS,
+    Fetcher,
+    _DirectEndpointFactory,
+    _EndpointCache,
+    _request_url,
+    make_client,
+)
 from planet.model import FetchResult
 
 UA = "planet-test/1.0 (+http://planet.example/)"
@@ -681,3 +693,181 @@ class LoopbackFetchTests(TestCase):
         result = await within(fetcher.fetch(f"http://127.0.0.1:{number}/feed"), 10)
         self.assertEqual(result.error, "connection refused")
         self.assertEqual(tracker.live, set())
+
+
+# --- the daemon's client: URLs and endpoints worked out once ----------------------------
+
+
+class ConditionalFeed(Resource):
+    """ETag/Last-Modified with 304s, a cookie on the first answer; records every request."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: (request URI, request headers with lowercase names and the last value of each).
+        self.requests: list[tuple[bytes, dict[str, str]]] = []
+
+    def render_GET(self, request: Request) -> bytes:
+        headers = {
+            k.decode().lower(): v[-1].decode("latin-1")
+            for k, v in request.requestHeaders.getAllRawHeaders()
+        }
+        self.requests.append((request.uri, headers))
+        request.setHeader("etag", '"v1"')
+        request.setHeader("last-modified", LAST_MODIFIED)
+        request.setHeader("cache-control", "max-age=600")
+        request.setHeader("retry-after", "120")
+        if len(self.requests) == 1:
+            request.addCookie("session", "abc", path="/")
+        if request.getHeader("if-none-match") == '"v1"':
+            request.setResponseCode(304)
+            return b""
+        request.setHeader("content-type", ATOM_TYPE)
+        return FEED
+
+
+class MadeClientTests(TestCase):
+    """The client :func:`make_client` builds sends what treq's plain client sends."""
+
+    def made_fetcher(self) -> Fetcher:
+        client, pool = make_client(reactor)
+        self.addCleanup(pool.closeCachedConnections)
+        return Fetcher(client, reactor, user_agent=UA, timeout=10)
+
+    async def test_conditional_get_and_304_repeatedly(self) -> None:
+        feed = ConditionalFeed()
+        server = start_server(self, feed)
+        fetcher = self.made_fetcher()
+        url = server.url("/feed?x=1&y=a%20b")
+        first = await within(fetcher.fetch(url), 10)
+        self.assertEqual((first.status, first.body, first.etag), (200, FEED, '"v1"'))
+        results = []
+        for _ in range(3):
+            results.append(await within(fetcher.fetch(url, first.etag, first.last_modified), 10))
+        for result in results:
+            self.assertIsNone(result.error)
+            self.assertTrue(result.not_modified)
+            self.assertIsNone(result.body)
+            self.assertEqual((result.etag, result.last_modified), ('"v1"', LAST_MODIFIED))
+            self.assertEqual((result.retry_after, result.cache_control), ("120", "max-age=600"))
+        self.assertEqual([uri for uri, _ in feed.requests], [b"/feed?x=1&y=a%20b"] * 4)
+        plain, *conditional = [headers for _, headers in feed.requests]
+        self.assertNotIn("if-none-match", plain)
+        for headers in conditional:
+            self.assertEqual(headers["if-none-match"], '"v1"')
+            self.assertEqual(headers["if-modified-since"], LAST_MODIFIED)
+            self.assertEqual(headers["user-agent"], UA)
+            self.assertIn("application/atom+xml", headers["accept"])
+            self.assertIn("gzip", headers["accept-encoding"])
+            # The cookie the first answer set goes back, as treq's client always did.
+            self.assertEqual(headers["cookie"], "session=abc")
+
+    async def test_same_request_uri_as_plain_treq(self) -> None:
+        feed = ConditionalFeed()
+        server = start_server(self, feed)
+        made = self.made_fetcher()
+        plain = Fetcher(server.client, reactor, user_agent=UA, timeout=10)
+        urls = [
+            server.url("/f\u00e9ed/\u2603?q=\u00fc&a=b%2Fc#frag"),
+            server.url("/a b/c?d e"),
+            server.url("/"),
+            f"http://127.0.0.1:{server.port}",
+        ]
+        for url in urls:
+            for fetcher in (plain, made):
+                result = await within(fetcher.fetch(url), 10)
+                self.assertEqual((result.error, result.status), (None, 200))
+        sent = [uri for uri, _ in feed.requests]
+        self.assertEqual(sent[0::2], sent[1::2])
+        self.assertEqual(sent[0], b"/f%C3%A9ed/%E2%98%83?q=%C3%BC&a=b%2Fc")
+
+    async def test_bad_urls_fail_as_with_plain_treq(self) -> None:
+        made = self.made_fetcher()
+        plain = Fetcher(loopback_client(ConnectionTracker()), reactor, user_agent=UA, timeout=10)
+        for url in ("http://[::1]:80/feed", "http://a.example:port/", "http://xn--a.example/"):
+            expected = (await within(plain.fetch(url), 10)).error
+            self.assertTrue(expected)
+            for _ in range(2):  # the second time, nothing cached may hide the error
+                self.assertEqual((await within(made.fetch(url), 10)).error, expected)
+
+
+class RequestURLTests(SynchronousTestCase):
+    def test_same_text_as_treq_makes(self) -> None:
+        for url in (
+            "http://a.example/feed",
+            "https://B\u00fccher.example/\u00e4/?q=\u00fc&r=a%20b#f",
+            "http://a.example:8080/a b?c d",
+            "http://user:secret@a.example/x",
+            "HTTP://A.EXAMPLE/Feed",
+        ):
+            expected = EncodedURL.from_text(url).to_uri().to_text()
+            made = _request_url(url)
+            self.assertEqual(made.to_uri().to_text(), expected)
+            self.assertEqual(made.to_text(), expected)
+            self.assertEqual(
+                made.to_text(with_password=True),
+                EncodedURL.from_text(url).to_uri().to_text(with_password=True),
+            )
+
+    def test_made_once_per_url(self) -> None:
+        self.assertIs(
+            _request_url("http://once.example/feed"), _request_url("http://once.example/feed")
+        )
+
+    def test_changed_copies_are_encoded_again(self) -> None:
+        made = _request_url("http://a.example/feed")
+        changed = made.replace(path=("\u00e9",))
+        self.assertEqual(changed.to_uri().to_text(), "http://a.example/%C3%A9")
+        self.assertEqual(made.to_text(), "http://a.example/feed")
+
+
+@implementer(IAgentEndpointFactory)
+class CountingEndpoints:
+    def __init__(self) -> None:
+        self.asked: list[tuple[bytes, bytes, int]] = []
+
+    def endpointForURI(self, uri: URI) -> Any:
+        self.asked.append((uri.scheme, uri.host, uri.port))
+        return object()
+
+
+class EndpointCacheTests(SynchronousTestCase):
+    def test_one_endpoint_per_scheme_host_and_port(self) -> None:
+        inner = CountingEndpoints()
+        cache = _EndpointCache(inner)
+        uris = [
+            b"http://a.example/1",
+            b"http://a.example/2?x",
+            b"http://a.example:8080/1",
+            b"https://a.example/1",
+            b"http://b.example/1",
+        ]
+        first = [cache.endpointForURI(URI.fromBytes(u)) for u in uris]
+        again = [cache.endpointForURI(URI.fromBytes(u)) for u in uris]
+        self.assertEqual(first, again)
+        self.assertIs(first[0], first[1])
+        self.assertEqual(len({id(e) for e in first}), 4)
+        self.assertEqual(
+            inner.asked,
+            [
+                (b"http", b"a.example", 80),
+                (b"http", b"a.example", 8080),
+                (b"https", b"a.example", 443),
+                (b"http", b"b.example", 80),
+            ],
+        )
+
+    def test_unsupported_schemes_are_refused_every_time(self) -> None:
+        cache = _EndpointCache(_DirectEndpointFactory(reactor, 5.0))
+        for _ in range(2):
+            self.assertRaises(
+                SchemeNotSupported, cache.endpointForURI, URI.fromBytes(b"ws://a.example/")
+            )
+
+    def test_direct_endpoints(self) -> None:
+        factory = _DirectEndpointFactory(reactor, 5.0)
+        plain = factory.endpointForURI(URI.fromBytes(b"http://a.example:81/"))
+        self.assertIsInstance(plain, HostnameEndpoint)
+        secure = factory.endpointForURI(URI.fromBytes(b"https://a.example/"))
+        self.assertNotIsInstance(secure, HostnameEndpoint)

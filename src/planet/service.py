@@ -6,13 +6,14 @@ config -> schedule -> fetch -> parse -> store -> web / snapshot.
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import define, evolve, field
+from attrs import define, evolve, field, frozen
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, maybeDeferred, succeed
@@ -415,19 +416,18 @@ class Aggregator(Service):
         outcome = "failing" if error else ("not-modified" if result.not_modified else "ok")
         size = len(result.body) if result.body is not None else 0
         # The configured URL's host: redirect targets must not grow the label set.
-        self.metrics.fetch_done(host_of(sub.url), outcome, result.elapsed, size)
-        self._log.info(
-            "fetch {url}: {outcome} {status} {size} bytes {ms:.0f} ms, "
-            "{new} new, {updated} updated{reason}",
-            url=sub.url,
-            outcome=outcome,
-            status=result.status if result.status is not None else "-",
-            size=len(result.body) if result.body is not None else 0,
-            ms=result.elapsed * 1000,
-            new=stats.new,
-            updated=stats.updated,
-            reason=f" ({error})" if error else "",
+        self.metrics.fetch_done(_metric_host(sub.url), outcome, result.elapsed, size)
+        line = _FetchLine(
+            sub.url,
+            outcome,
+            result.status,
+            size,
+            result.elapsed * 1000,
+            stats.new,
+            stats.updated,
+            error,
         )
+        self._log.info("{fetch}", fetch=line)
 
     def _unexpected(self, failure: Failure, sub: Subscription) -> None:
         # A bug, not a feed's fault: record it on the feed so it shows, keep the loop alive.
@@ -441,6 +441,41 @@ class Aggregator(Service):
             error=f"internal error: {failure.getErrorMessage()[:200]}",
         )
         self.store.record_fetch(sub.url, result, None, self._now())
+
+
+@functools.lru_cache(maxsize=16384)
+def _metric_host(url: str) -> str:
+    # Asked on every fetch of the same few thousand URLs: urlsplit each time was ~2 % of a 304.
+    return host_of(url)
+
+
+@frozen
+class _FetchLine:
+    """One fetch's log line; its text is made only when an observer formats the event.
+
+    One f-string here costs less than half of twisted.logger's own handling of a format
+    string with eight fields, and a cycle of 1000 304s logs 1000 of these lines.
+    """
+
+    url: str
+    outcome: str
+    status: int | None
+    size: int
+    ms: float
+    new: int
+    updated: int
+    error: str | None
+
+    def __format__(self, spec: str) -> str:
+        status = self.status if self.status is not None else "-"
+        reason = f" ({self.error})" if self.error else ""
+        return (
+            f"fetch {self.url}: {self.outcome} {status} {self.size} bytes {self.ms:.0f} ms, "
+            f"{self.new} new, {self.updated} updated{reason}"
+        )
+
+    def __str__(self) -> str:
+        return self.__format__("")
 
 
 @define(slots=False)
