@@ -4,7 +4,8 @@ Strategies (see ``planet.workers``):
 
 * ``inline``: ``inline_parser``, on the reactor thread;
 * ``thread``: ``ThreadParser(reactor, limit=2)``, the reactor's thread pool;
-* ``process``: ``ProcessParser(reactor, workers=cores)``, worker processes over pipes, warmed up first.
+* ``process``: ``ProcessParser(reactor, workers=cores)``, worker processes over pipes,
+  warmed up first.
 
 Feeds are handed to the parser the way the daemon's fetcher would: one per reactor
 iteration (``callLater(0)``), at most ``--window`` (default 16, the daemon's

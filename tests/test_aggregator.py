@@ -593,3 +593,51 @@ class RefreshTests(SynchronousTestCase):
         h.aggregator.refresh_all()
         self.assertEqual(calls, [1, 2, 3])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 3)
+
+
+class ParseBacklogTests(SynchronousTestCase):
+    """A cycle fetches no further ahead of the parser than twice ``max_concurrency`` feeds:
+    bodies waiting to be parsed are what a cold cycle's memory is made of."""
+
+    def setUp(self) -> None:
+        self.urls = [f"http://h{n}.example/feed" for n in range(50)]
+        self.parsing: list[tuple[Deferred[ParsedFeed], tuple[Any, ...]]] = []
+
+        def parser(*args: Any) -> Deferred[ParsedFeed]:
+            d: Deferred[ParsedFeed] = Deferred()
+            self.parsing.append((d, args))
+            return d
+
+        self.h = Harness(self, self.urls, parser=parser)
+        for n, url in enumerate(self.urls):
+            item = Item(f"Post {n}", f"http://h{n}.example/1", at(2026, 6, 1))
+            self.h.server.serve(url, atom(f"Feed {n}", f"http://h{n}.example/", [item]))
+        self.bound = 2 * self.h.config.max_concurrency
+
+    def parse_one(self) -> None:
+        d, args = self.parsing.pop(0)
+        inline_parser(*args).chainDeferred(d)
+        self.h.stub.flush()
+
+    def test_a_parse_done_lets_one_more_fetch_start(self) -> None:
+        self.h.start()
+        self.assertEqual((len(self.h.server.requests), len(self.parsing)), (self.bound, self.bound))
+        self.parse_one()
+        self.assertEqual(len(self.h.server.requests), self.bound + 1)
+        while self.parsing:
+            self.parse_one()
+            self.assertLessEqual(len(self.parsing), self.bound)
+        self.assertEqual(len(self.h.server.requests), len(self.urls))
+        self.assertEqual(sum(len(self.h.store.entries_of(url)) for url in self.urls), 50)
+        self.assertIsNone(self.h.aggregator._cycle)
+
+    def test_stop_with_bodies_waiting_for_the_parser(self) -> None:
+        self.h.start()
+        stopped = self.h.aggregator.stopService()
+        self.h.clock.advance(self.h.aggregator.grace)
+        self.h.stub.flush()
+        self.successResultOf(stopped)
+        # Parses abandoned, queued feeds never fetched, nothing recorded, nothing logged.
+        self.assertEqual(len(self.h.server.requests), self.bound)
+        self.assertEqual(dict(self.h.store.feed_states()), {})
+        self.assertEqual(self.flushLoggedErrors(), [])

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import zlib
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
 
 from attrs import define, field, frozen
@@ -167,6 +168,9 @@ class _EndpointCache:
         return endpoint
 
 
+T = TypeVar("T")
+
+
 @define
 class Fetcher:
     """Fetch feeds with at most ``per_host`` requests per host and ``max_concurrency`` in all.
@@ -182,34 +186,83 @@ class Fetcher:
     max_bytes: int = 15 * 1024 * 1024
     per_host: int = 2
     max_concurrency: int = 16
+    #: Feeds between :meth:`fetch_then`'s request and the end of its ``then``, at most
+    #: (None: twice ``max_concurrency``).
+    max_held: int | None = None
     closed: bool = False
     _host_limits: dict[str, DeferredSemaphore] = field(factory=dict)
     _all: DeferredSemaphore = field(init=False)
+    _held: DeferredSemaphore = field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._all = DeferredSemaphore(self.max_concurrency)
+        self._held = DeferredSemaphore(self.max_held or 2 * self.max_concurrency)
 
     def fetch(
         self, url: str, etag: str | None = None, last_modified: str | None = None
     ) -> Deferred[FetchResult]:
         """GET ``url`` conditionally; fires with a :class:`FetchResult`, never fails."""
+        limit = self._host_limit(url)
+        # Host first, then the global slot: a queue for one busy host must not hold
+        # global slots that other hosts could use.
+        d = limit.run(self._all.run, self._fetch_now, url, etag, last_modified)
+        d.addBoth(self._release_host, url, limit)
+        return d
+
+    def fetch_then(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        then: Callable[[FetchResult], Deferred[T]],
+    ) -> Deferred[T]:
+        """:meth:`fetch`, then ``then(result)``; fires with what ``then`` gives.
+
+        At most ``max_held`` feeds are between their request and the end of their
+        ``then`` (parsing, say): a cold cycle fetches far faster than it parses, and every
+        body waiting for the parser would otherwise be in memory at once. A feed takes
+        that slot once its host has a free one, so a queue for one host holds none.
+        """
+        return Deferred.fromCoroutine(self._fetch_held(url, etag, last_modified, then))
+
+    async def _fetch_held(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        then: Callable[[FetchResult], Deferred[T]],
+    ) -> T:
+        limit = self._host_limit(url)
+        await limit.acquire()
+        try:
+            await self._held.acquire()
+            try:
+                result = await self._all.run(self._fetch_now, url, etag, last_modified)
+            except BaseException:
+                self._held.release()
+                raise
+        finally:
+            limit.release()
+            self._release_host(None, url, limit)
+        try:
+            return await then(result)
+        finally:
+            self._held.release()
+
+    def _host_limit(self, url: str) -> DeferredSemaphore:
         host = _host_of(url)
         limit = self._host_limits.get(host)
         if limit is None:
             limit = self._host_limits[host] = DeferredSemaphore(self.per_host)
-        # Host first, then the global slot: a queue for one busy host must not hold
-        # global slots that other hosts could use.
-        d = limit.run(self._all.run, self._fetch_now, url, etag, last_modified)
-        d.addBoth(self._release_host, host, limit)
-        return d
+        return limit
 
     def close(self) -> None:
         """Start no more requests: queued fetches now end at once with ``SHUTTING_DOWN``."""
         self.closed = True
 
-    def _release_host(self, result: Any, host: str, limit: DeferredSemaphore) -> Any:
+    def _release_host(self, result: Any, url: str, limit: DeferredSemaphore) -> Any:
         if limit.tokens == limit.limit and not limit.waiting:
-            self._host_limits.pop(host, None)
+            self._host_limits.pop(_host_of(url), None)
         return result
 
     def _fetch_now(

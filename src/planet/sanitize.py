@@ -165,9 +165,10 @@ def safe_url(url: str | None, base_url: str | None = None) -> str | None:
     return result if _SCHEME.match(result) else None
 
 
-# Building a Cleaner costs about ten times more than using one, and a feed's
-# entries usually share a base, so keep the recent ones.
-@lru_cache(maxsize=128)
+# Building a Cleaner costs about ten times more than using one, and a feed's entries,
+# sanitized one after another, usually share a base: keep the last few. Not many more:
+# each holds ~24 KB in every parse worker, and the next feed has another base anyway.
+@lru_cache(maxsize=8)
 def _make_cleaner(base_url: str | None) -> nh3.Cleaner:
     def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
         if attribute in URL_ATTRIBUTES:

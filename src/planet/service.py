@@ -36,7 +36,7 @@ from planet.fetch import SHUTTING_DOWN, Fetcher, make_client
 from planet.heap import HeapService, HeapTrimmer
 from planet.logs import PlanetLogs
 from planet.metrics import Metrics, count_feed_states, host_of
-from planet.model import FetchResult, ListState, ParsedFeed, utc_from_timestamp
+from planet.model import FeedState, FetchResult, ListState, ParsedFeed, utc_from_timestamp
 from planet.netguard import non_public_kind
 from planet.readinglist import ListedFeed, ReadingListError, parse_opml
 from planet.snapshot import SnapshotService
@@ -300,18 +300,19 @@ class Aggregator(Service):
     async def _update_feed(self, sub: Subscription) -> None:
         try:
             before = self.store.state(sub.url)
-            result = await self._fetch(before.fetch_url, before.etag, before.last_modified)
-            if result.error == SHUTTING_DOWN:
-                return
-            parsed = None
-            if result.error is None and result.body is not None:
-                if result.body_hash == before.body_hash and not before.failing:
-                    # Byte-identical to the last body: nothing to parse (validators still kept).
-                    self.skipped_parses += 1
-                else:
-                    parsed = await self._parse(result)
-                    if parsed.alternates and before.discovered_url is None:
-                        result, parsed = await self._discover(sub, result, parsed)
+
+            def then(result: FetchResult) -> Deferred[tuple[FetchResult, ParsedFeed | None]]:
+                return Deferred.fromCoroutine(self._parse_new(sub, before, result))
+
+            # The parse runs in the fetcher's held slot: the body waits for it there.
+            fetching = self.fetcher.fetch_then(
+                before.fetch_url, before.etag, before.last_modified, then
+            )
+            self._in_flight[fetching] = None
+            try:
+                result, parsed = await fetching
+            finally:
+                self._in_flight.pop(fetching, None)
             if self._stopping or result.error == SHUTTING_DOWN:
                 # Abandoned at shutdown: the feed keeps the state it had.
                 return
@@ -337,6 +338,21 @@ class Aggregator(Service):
                 self._unexpected(Failure(), sub)
         except Exception:
             self._unexpected(Failure(), sub)
+
+    async def _parse_new(
+        self, sub: Subscription, before: FeedState, result: FetchResult
+    ) -> tuple[FetchResult, ParsedFeed | None]:
+        """The fetched body parsed, unless it is the one parsed last time."""
+        if result.error is not None or result.body is None:
+            return result, None
+        if result.body_hash == before.body_hash and not before.failing:
+            # Byte-identical to the last body: nothing to parse (validators still kept).
+            self.skipped_parses += 1
+            return result, None
+        parsed = await self._parse(result)
+        if parsed.alternates and before.discovered_url is None:
+            return await self._discover(sub, result, parsed)
+        return result, parsed
 
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         fetching = self.fetcher.fetch(url, etag, last_modified)
@@ -398,6 +414,8 @@ class Aggregator(Service):
                 result.content_type,
                 self.config.max_entries_per_feed,
             )
+        except CancelledError:
+            raise  # abandoned at shutdown: not the feed's fault
         except Exception as exc:
             self._log.failure("parser failed on {url}", Failure(), url=result.url)
             reason = f"parse error: {exc.__class__.__name__}: {str(exc)[:200]}"
