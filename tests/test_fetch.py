@@ -45,12 +45,12 @@ from zope.interface import implementer
 from planet.fetch import (
     MAX_REDIRECTS,
     Fetcher,
-    _DirectEndpointFactory,
     _EndpointCache,
     _request_url,
     make_client,
 )
 from planet.model import FetchResult
+from planet.netguard import GuardedEndpointFactory
 
 UA = "planet-test/1.0 (+http://planet.example/)"
 A = "http://a.example/feed"
@@ -859,14 +859,15 @@ class EndpointCacheTests(SynchronousTestCase):
         )
 
     def test_unsupported_schemes_are_refused_every_time(self) -> None:
-        cache = _EndpointCache(_DirectEndpointFactory(reactor, 5.0))
+        cache = _EndpointCache(GuardedEndpointFactory(reactor, None, 5.0))
         for _ in range(2):
             self.assertRaises(
                 SchemeNotSupported, cache.endpointForURI, URI.fromBytes(b"ws://a.example/")
             )
 
-    def test_direct_endpoints(self) -> None:
-        factory = _DirectEndpointFactory(reactor, 5.0)
+    def test_unguarded_endpoints(self) -> None:
+        # allow_private_networks: plain endpoints, as the Agent's own.
+        factory = GuardedEndpointFactory(reactor, None, 5.0)
         plain = factory.endpointForURI(URI.fromBytes(b"http://a.example:81/"))
         self.assertIsInstance(plain, HostnameEndpoint)
         secure = factory.endpointForURI(URI.fromBytes(b"https://a.example/"))

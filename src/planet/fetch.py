@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
 
-from attrs import define, field, frozen
+from attrs import define, field
 from hyperlink import EncodedURL
 from OpenSSL import SSL
 from treq.client import HTTPClient
@@ -27,7 +27,6 @@ from twisted.internet.defer import (
     TimeoutError,
     succeed,
 )
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IPushProducer, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -35,14 +34,12 @@ from twisted.web import http
 from twisted.web.client import (
     URI,
     Agent,
-    BrowserLikePolicyForHTTPS,
     GzipDecoder,
     HTTPConnectionPool,
     ResponseDone,
     _HTTP11ClientFactory,
 )
-from twisted.web.error import SchemeNotSupported
-from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS, IResponse
+from twisted.web.iweb import IAgentEndpointFactory, IResponse
 from zope.interface import implementer
 
 from planet.model import FetchResult
@@ -96,11 +93,7 @@ def make_client(
     pool = _QuietPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
     pool.cachedConnectionTimeout = 60
-    endpoints: IAgentEndpointFactory
-    if guard is None:
-        endpoints = _DirectEndpointFactory(reactor, connect_timeout)
-    else:
-        endpoints = GuardedEndpointFactory(reactor, guard, connect_timeout)
+    endpoints = GuardedEndpointFactory(reactor, guard, connect_timeout)
     agent = Agent.usingEndpointFactory(reactor, _EndpointCache(endpoints), pool=pool)
     return _URLCachingClient(agent), pool
 
@@ -112,31 +105,6 @@ class _URLCachingClient(HTTPClient):
         if isinstance(url, str):
             url = _request_url(url)
         return super().request(method, url, **kwargs)
-
-
-@implementer(IAgentEndpointFactory)
-@frozen
-class _DirectEndpointFactory:
-    """What ``Agent(reactor, connectTimeout=...)`` connects with for http (TCP) and https (TLS).
-
-    The Fetcher never asks for other schemes (ws:, which Agent's own factory would take).
-    """
-
-    _reactor: Any
-    _connect_timeout: float
-    _tls: IPolicyForHTTPS = field(factory=BrowserLikePolicyForHTTPS)
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
-        if uri.scheme not in (b"http", b"https"):
-            raise SchemeNotSupported(f"Unsupported scheme: {uri.scheme!r}")
-        try:
-            host = uri.host.decode("ascii")
-        except UnicodeDecodeError:
-            raise ValueError(f"non-ASCII host in {uri.toBytes()!r}") from None
-        endpoint = HostnameEndpoint(self._reactor, host, uri.port, timeout=self._connect_timeout)
-        if uri.scheme == b"https":
-            return wrapClientTLS(self._tls.creatorForNetloc(uri.host, uri.port), endpoint)
-        return endpoint
 
 
 #: Endpoints kept by :class:`_EndpointCache` before it starts over.

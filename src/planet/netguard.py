@@ -239,10 +239,11 @@ class _GuardedEndpoint:
 @implementer(IAgentEndpointFactory)
 @frozen
 class GuardedEndpointFactory:
-    """Agent endpoints (http and https only) that connect only where ``policy`` allows."""
+    """Agent endpoints (http and https only) that connect only where ``policy`` allows
+    (None: anywhere, as the Agent's own endpoints do)."""
 
     _reactor: Any
-    _policy: AddressPolicy = non_public_kind
+    _policy: AddressPolicy | None = non_public_kind
     _connect_timeout: float = 10.0
     _tls: IPolicyForHTTPS = field(factory=BrowserLikePolicyForHTTPS)
 
@@ -256,9 +257,15 @@ class GuardedEndpointFactory:
         # URI keeps the brackets of an IPv6 literal; the resolver wants the bare address.
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
-        endpoint = _GuardedEndpoint(
-            self._reactor, host, uri.port, self._connect_timeout, self._policy
-        )
+        endpoint: IStreamClientEndpoint
+        if self._policy is None:
+            endpoint = HostnameEndpoint(
+                self._reactor, host, uri.port, timeout=self._connect_timeout
+            )
+        else:
+            endpoint = _GuardedEndpoint(
+                self._reactor, host, uri.port, self._connect_timeout, self._policy
+            )
         if uri.scheme == b"https":
             return wrapClientTLS(self._tls.creatorForNetloc(uri.host, uri.port), endpoint)
         return endpoint
