@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from planet import memory, parseworker, tap
 from planet.heap import HeapTrimmer
 from planet.parseworker import HEADER, serve
-from planet.workers import WORKER_NICENESS, ProcessParser, WorkerDiedError
+from planet.workers import WORKER_NICENESS, ProcessParser, WorkerDiedError, _Worker
 
 reactor: Any = _reactor
 
@@ -275,16 +275,17 @@ class MemoryTests(SynchronousTestCase):
 
     def test_the_trimmer_trims_every_interval_while_running(self) -> None:
         clock = Clock()
-        results = iter([True, False, True])
+        results = iter([False, True, False, True])
         trimmer = HeapTrimmer(clock=clock, interval=1.0, trim=lambda: next(results))
         trimmer.startService()
+        self.assertEqual(trimmer.trims, 1, "once at start (after the snapshot's load)")
         clock.advance(0.5)
-        self.assertEqual(trimmer.trims, 0)
-        clock.pump([1.0, 1.0, 1.0])
-        self.assertEqual((trimmer.trims, trimmer.returned), (3, 2))
+        self.assertEqual(trimmer.trims, 1)
+        clock.pump([0.5, 1.0, 1.0])
+        self.assertEqual((trimmer.trims, trimmer.returned), (4, 2))
         trimmer.stopService()
         clock.advance(10)
-        self.assertEqual(trimmer.trims, 3)
+        self.assertEqual(trimmer.trims, 4)
 
     def test_twistd_planet_tunes_malloc(self) -> None:
         import planet.service
@@ -379,3 +380,27 @@ class ServeTests(SynchronousTestCase):
         # One trim in the 0.3 s spell, not one per 0.05 s: after its trim the worker just
         # waits for the next task. (A second only if the writer is slow to close the pipe.)
         self.assertIn(len(trims), (1, 2))
+
+
+class _RecordingPool:
+    def __init__(self) -> None:
+        self.done: list[tuple[Any, bytes]] = []
+
+    def _done(self, worker: Any, task: Any, frame: bytes) -> None:
+        self.done.append((task, frame))
+
+
+class FramingTests(SynchronousTestCase):
+    """The daemon's side: answers read back whole however the pipe cuts them."""
+
+    def test_frames_split_anywhere_and_joined(self) -> None:
+        answers = [pickle.dumps((True, "x" * size, "")) for size in (0, 5, 70_000, 300)]
+        stream = b"".join(HEADER.pack(len(a)) + a for a in answers)
+        for cut in (1, 3, 8, 8192, len(stream)):
+            pool = _RecordingPool()
+            worker = _Worker(pool)  # type: ignore[arg-type]
+            for start in range(0, len(stream), cut):
+                worker.childDataReceived(1, b"stray print")  # stdout is not a frame
+                worker.childDataReceived(3, stream[start : start + cut])
+            self.assertEqual([frame for _, frame in pool.done], answers, f"cut every {cut}")
+            self.assertEqual((worker._chunks, worker._have, worker._need), ([], 0, None))

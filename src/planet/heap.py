@@ -21,9 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from attrs import define, field
+from twisted.application.internet import TimerService
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from planet import memory
@@ -75,34 +75,20 @@ class HeapService(Service):
         )
 
 
-@define(slots=False, repr=False)
-class HeapTrimmer(Service):
-    """Calls :func:`planet.memory.trim` every ``interval`` seconds while running."""
+class HeapTrimmer(TimerService):
+    """Calls :func:`planet.memory.trim` at start and every ``interval`` seconds while running."""
 
-    clock: IReactorTime
-    interval: float = 1.0
-    trim: Callable[[], bool] = memory.trim
-    #: Trims done, and how many of them returned memory.
-    trims: int = 0
-    returned: int = 0
-    _loop: LoopingCall | None = None
-    _log: Logger = field(factory=Logger)
+    def __init__(
+        self, clock: IReactorTime, interval: float = 1.0, trim: Callable[[], bool] = memory.trim
+    ) -> None:
+        super().__init__(interval, self._trim_once)
+        self.clock = clock
+        self._trim = trim
+        #: Trims done, and how many of them returned memory.
+        self.trims = 0
+        self.returned = 0
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = LoopingCall(self._trim)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False).addErrback(
-            lambda f: self._log.failure("heap trimming stopped", f)
-        )
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-
-    def _trim(self) -> None:
+    def _trim_once(self) -> None:
         self.trims += 1
-        if self.trim():
+        if self._trim():
             self.returned += 1

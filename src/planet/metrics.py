@@ -15,6 +15,7 @@ must run on the reactor thread (it is cheap: two passes over the feeds).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -83,6 +84,8 @@ def route_of(path: bytes) -> str:
     return "other"
 
 
+# Asked on every fetch, of the same few thousand feed URLs.
+@functools.lru_cache(maxsize=16384)
 def host_of(url: str) -> str:
     """The host of a feed URL, for the ``host`` label (lower case, no port; ``""`` if none)."""
     try:

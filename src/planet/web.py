@@ -216,7 +216,9 @@ class _SlicedBody:
 
     Written whole, the transport would join it with the headers into a copy of its own:
     with the front page (~0.6 MB) and 32 readers at once, 18 MB of copies. Slices are
-    64 KB, and the transport pauses us once it holds 64 KB unsent.
+    64 KB, and the transport pauses us once it holds 64 KB unsent. (Twisted's FileSender
+    is a pull producer: the HTTP channel would drive it through the global cooperator, a
+    scheduling round per 16 KB chunk.)
     """
 
     def __init__(self, request: server.Request, body: bytes) -> None:
