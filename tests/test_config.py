@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 import planet
-from planet.config import Config, ConfigError, Subscription, load_config, parse_config
+from planet.config import (
+    Config,
+    ConfigError,
+    Subscription,
+    check_snapshot_file,
+    load_config,
+    parse_config,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PLANETPYTHON = str(FIXTURES / "config-planetpython.ini")
@@ -259,6 +266,14 @@ BAD_VALUES = [
     ("fetch_interval", "-5"),
     ("fetch_interval", "nan"),
     ("fetch_interval", "inf"),
+    ("fetch_interval", "59"),
+    ("fetch_interval", "0.5"),
+    ("parse_timeout", "0"),
+    ("parse_timeout", "soon"),
+    ("max_entry_bytes", "0"),
+    ("max_entry_bytes", "lots"),
+    ("max_bytes_per_feed", "-1"),
+    ("access_log", "maybe"),
     ("feed_timeout", "soon"),
     ("feed_timeout", "0"),
     ("feed_timeout", "-0.5"),
@@ -317,7 +332,55 @@ def test_bad_link_is_only_a_warning():
     ("value", "seconds"), [("1800", 1800.0), ("0.5", 0.5), ("1e3", 1000.0), ("+60", 60.0)]
 )
 def test_seconds(value, seconds):
-    assert parse(f"[Planet]\nfetch_interval = {value}\n").fetch_interval == seconds
+    assert parse(f"[Planet]\nfeed_timeout = {value}\n").feed_timeout == seconds
+
+
+@pytest.mark.parametrize("value", ["60", "60.0", "1800", "+90"])
+def test_fetch_interval_of_a_minute_or_more(value):
+    assert parse(f"[Planet]\nfetch_interval = {value}\n").fetch_interval == float(value)
+
+
+def test_fetch_interval_below_a_minute_is_refused():
+    assert error("[Planet]\nfetch_interval = 1\n") == (
+        "planet.ini: [Planet] fetch_interval: expected at least 60 seconds, got '1'"
+    )
+
+
+def test_hardening_keys():
+    config = parse(
+        "[Planet]\nparse_timeout = 5\nmax_entry_bytes = 64k\nmax_bytes_per_feed = 2M\n"
+        "access_log = yes\n"
+    )
+    assert (
+        config.parse_timeout,
+        config.max_entry_bytes,
+        config.max_bytes_per_feed,
+        config.access_log,
+    ) == (5.0, 64 * 1024, 2 * 1024**2, True)
+    default = parse("[Planet]\n")
+    assert (
+        default.parse_timeout,
+        default.max_entry_bytes,
+        default.max_bytes_per_feed,
+        default.access_log,
+    ) == (30.0, 512 * 1024, 8 * 1024**2, False)
+    assert config.warnings == ()
+
+
+def test_snapshot_file_that_is_a_directory_is_refused(tmp_path):
+    (tmp_path / "snap").mkdir()
+    config = parse(f"[Planet]\nsnapshot_file = {tmp_path / 'snap'}\n")
+    with pytest.raises(ConfigError) as caught:
+        check_snapshot_file(config)
+    assert str(caught.value) == (
+        f"planet.ini: [Planet] snapshot_file: {tmp_path / 'snap'} is a directory; "
+        "name a file planet may replace"
+    )
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        check_snapshot_file(parse(f"[Planet]\nsnapshot_file = {fifo}\n"))
+    check_snapshot_file(parse(f"[Planet]\nsnapshot_file = {tmp_path / 'new.json'}\n"))
 
 
 def test_integer_with_surrounding_whitespace():

@@ -32,6 +32,7 @@ import html
 import math
 import os
 import re
+import stat
 import types
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -67,7 +68,15 @@ _PLANET_TEXT_KEYS = (
 )
 # strftime formats: PlanetPlanet read these with raw=True, so they are never interpolated.
 _PLANET_FORMAT_KEYS = ("date_format", "new_date_format")
-_PLANET_SECONDS_KEYS = ("feed_timeout", "snapshot_interval", "fetch_interval", "max_backoff")
+_PLANET_SECONDS_KEYS = (
+    "feed_timeout",
+    "snapshot_interval",
+    "fetch_interval",
+    "max_backoff",
+    "parse_timeout",
+)
+# Fetching a publisher's feed more often than once a minute is never polite.
+_PLANET_SECONDS_MINIMUM = {"fetch_interval": 60.0}
 _PLANET_COUNT_KEYS = {
     "items_per_page": 1,
     "days_per_page": 0,
@@ -79,8 +88,8 @@ _PLANET_COUNT_KEYS = {
     "max_concurrency": 1,
     "max_entries_per_feed": 0,
 }
-_PLANET_SIZE_KEYS = ("max_feed_bytes",)
-_PLANET_BOOL_KEYS = ("dedupe", "allow_private_networks")
+_PLANET_SIZE_KEYS = ("max_feed_bytes", "max_entry_bytes", "max_bytes_per_feed")
+_PLANET_BOOL_KEYS = ("dedupe", "allow_private_networks", "access_log")
 _PLANET_CHOICE_KEYS = {"log_level": ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")}
 _TRUE = frozenset({"1", "yes", "true", "on"})
 _FALSE = frozenset({"0", "no", "false", "off"})
@@ -224,6 +233,14 @@ class Config:
     max_concurrency: int = 16
     max_feed_bytes: int = 15 * 1024 * 1024
     max_entries_per_feed: int = 200
+    #: Stored HTML of one entry; longer content is cut at an element boundary.
+    max_entry_bytes: int = 512 * 1024
+    #: Stored HTML of one feed's entries in all; the oldest beyond it are dropped.
+    max_bytes_per_feed: int = 8 * 1024 * 1024
+    #: Seconds one parse may take before its worker is killed and the feed fails.
+    parse_timeout: float = 30.0
+    #: One log line per request (off: the reverse proxy logs requests).
+    access_log: bool = False
     user_agent: str = Factory(_default_user_agent, takes_self=True)
     #: False: fetch nothing from loopback, private or link-local addresses (see netguard).
     allow_private_networks: bool = True
@@ -251,6 +268,23 @@ def load_config(path: str) -> Config:
             "save the file as UTF-8"
         ) from None
     return expand_file_lists(parse_config(text, path))
+
+
+def check_snapshot_file(config: Config) -> None:
+    """Refuse a snapshot path that exists and is not a regular file (it would be renamed over)."""
+    path = config.snapshot_file
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # not there yet (written at the first snapshot) or not reachable: fine
+    if not stat.S_ISREG(mode):
+        from_cache = config.cache_directory is not None and os.path.basename(path) == SNAPSHOT_NAME
+        key = "cache_directory" if from_cache else "snapshot_file"
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ConfigError(
+            f"{config.path}: [{PLANET_SECTION}] {key}: {path} is {kind}; "
+            "name a file planet may replace"
+        )
 
 
 def expand_file_lists(config: Config) -> Config:
@@ -444,6 +478,9 @@ class _Parser:
             raise self._error(
                 section, key, f"expected a number of seconds greater than 0, got {value!r}"
             )
+        minimum = _PLANET_SECONDS_MINIMUM.get(key, 0.0)
+        if seconds < minimum:
+            raise self._error(section, key, f"expected at least {minimum:g} seconds, got {value!r}")
         return seconds
 
     def count(self, section: str, key: str, minimum: int) -> int | None:

@@ -12,7 +12,7 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from planet import memory
-from planet.config import Config, ConfigError, load_config
+from planet.config import Config, ConfigError, check_snapshot_file, load_config
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 
@@ -85,6 +85,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             where = "--state-dir" if options["state-dir"] else "$STATE_DIRECTORY"
             fail(f"{where} {state_dir}: not a directory")
         config = in_state_dir(config, state_dir)
+    try:
+        check_snapshot_file(config)
+    except ConfigError as exc:
+        fail(str(exc))
     if reactor is None:
         from twisted.internet import reactor as installed
 
