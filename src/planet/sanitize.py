@@ -17,7 +17,11 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
-__all__ = ["html_to_text", "safe_url", "sanitize_html", "strip_xml_illegal"]
+__all__ = ["POLICY_VERSION", "html_to_text", "safe_url", "sanitize_html", "strip_xml_illegal"]
+
+#: Bumped whenever what the sanitizer lets through changes: entries stored (in a snapshot)
+#: under another version are sanitized again before they are served.
+POLICY_VERSION = 1
 
 # XML 1.0 Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 # Lone surrogates are included because they cannot even be encoded as UTF-8.
