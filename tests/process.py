@@ -471,3 +471,46 @@ def run_once(args: list[str], cwd: Path, timeout: float = 20.0) -> tuple[int, st
 def meaningful_lines(output: str) -> list[str]:
     """The non-empty output lines that are not twistd's own start-up chatter."""
     return [line for line in output.splitlines() if line.strip() and not STARTUP_NOISE.match(line)]
+
+
+class Refresher:
+    """Sends SIGUSR1 ("fetch every feed now") to a daemon while armed: cycles back to back.
+
+    ``fetch_interval`` is at least 60 s, so tests that need many fetch cycles in a few seconds
+    ask for them as an operator would. Arm it only once the daemon has answered over HTTP
+    (its SIGUSR1 handler is installed by then: before, SIGUSR1 would end the process), and
+    disarm it before stopping or killing the daemon.
+    """
+
+    def __init__(self, daemon: Daemon, every: float = 0.1) -> None:
+        self.daemon = daemon
+        self.every = every
+        self._armed = threading.Event()
+        self._done = threading.Event()
+        self._sending = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def arm(self) -> None:
+        self.daemon.health()  # answered: the reactor runs, the handler is installed
+        self._armed.set()
+
+    def disarm(self) -> None:
+        with self._sending:  # a signal being sent now is sent before the caller goes on
+            self._armed.clear()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            with self._sending:
+                proc = self.daemon.proc
+                if self._armed.is_set() and proc is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGUSR1)
+            self._done.wait(self.every)
+
+    def __enter__(self) -> Refresher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._armed.clear()
+        self._done.set()
+        self._thread.join(5)

@@ -342,6 +342,14 @@ class URLReadingListTests(SynchronousTestCase):
         self.assertEqual([s.url for s in h.aggregator.config.subscriptions], [GOOD])
         self.assertEqual({e.feed_url for e in h.store.river()}, {GOOD})
 
+    def test_feeds_a_list_adds_are_fetched_right_after_its_cycle(self) -> None:
+        h, _ = self.make()
+        h.server.serve(LIST_URL, opml(GOOD, OTHER), content_type="text/x-opml")
+        h.start()
+        # Not at the next tick (up to a minute later): a cycle follows the one that read it.
+        h.advance(0)
+        self.assertEqual({e.feed_url for e in h.store.river()}, {GOOD, OTHER})
+
     def test_broken_list_keeps_previous_feeds(self) -> None:
         h, _ = self.make()
         h.server.serve(LIST_URL, opml(GOOD), content_type="text/x-opml")
@@ -373,6 +381,68 @@ class URLReadingListTests(SynchronousTestCase):
 
 
 NOW_DT = utc_from_timestamp(0)
+
+
+class FetchIntervalTests(SynchronousTestCase):
+    def test_fetch_interval_is_kept(self) -> None:
+        """At the shortest fetch_interval (60 s), a feed is fetched every interval, not every
+        other one. (This was a process test at fetch_interval = 1, which is now refused.)"""
+        h = Harness(self, [GOOD], fetch_interval=60)
+        h.server.serve(GOOD, GOOD_FEED)
+        h.start()
+        times = [h.clock.seconds()]
+        while len(times) < 7:
+            fetched = h.server.count(GOOD)
+            h.advance(1)
+            if h.server.count(GOOD) > fetched:
+                times.append(h.clock.seconds())
+        # From the second fetch on: the gap after the first success may add a spreading offset.
+        gaps = [b - a for a, b in zip(times[1:], times[2:], strict=False)]
+        mean = sum(gaps) / len(gaps)
+        self.assertLess(mean, 1.5 * 60, gaps)
+        self.assertGreaterEqual(min(gaps), 60 * 0.9, gaps)
+
+
+class FileReadingListTests(SynchronousTestCase):
+    """Issue 17: a reading list named by a file path subscribes its feeds in the service."""
+
+    def test_file_list_feeds_subscribed_at_start_and_after_a_reload(self) -> None:
+        p = Planet(self, {})
+        list_path = os.path.join(p.dir, "blogs.opml")
+        with open(list_path, "wb") as f:
+            f.write(opml(GOOD, OTHER))
+        p.write({}, extra="\n[blogs.opml]\ncontent_type = opml\n")
+        self.assertTrue(p.service.reload())
+        p.h.stub.flush()
+        self.assertEqual(
+            [s.url for s in p.h.aggregator.config.subscriptions], [GOOD, OTHER], "at start"
+        )
+        self.assertEqual(p.feeds_in_river(), {GOOD, OTHER})
+        self.assertEqual(p.web.config, p.h.aggregator.config)
+        # The list edited on disk: OTHER dropped, NEW added, at the next reload.
+        with open(list_path, "wb") as f:
+            f.write(opml(GOOD, NEW))
+        self.assertTrue(p.service.reload())
+        p.h.stub.flush()
+        self.assertEqual([s.url for s in p.h.aggregator.config.subscriptions], [GOOD, NEW])
+        self.assertEqual(p.feeds_in_river(), {GOOD, NEW})
+        self.assertNotIn(OTHER, p.h.store.feed_states())
+
+    def test_file_list_feeds_survive_the_aggregator_start(self) -> None:
+        from planet.config import load_config
+
+        p = Planet(self, {})
+        with open(os.path.join(p.dir, "blogs.opml"), "wb") as f:
+            f.write(opml(GOOD))
+        p.write({}, extra="\n[blogs.opml]\ncontent_type = opml\n")
+        config = load_config(p.path)
+        h = Harness(self, [])
+        h.config = config
+        h.aggregator.config = config
+        h.server.serve(GOOD, GOOD_FEED)
+        h.start()
+        self.assertEqual([s.url for s in h.aggregator.config.subscriptions], [GOOD])
+        self.assertEqual({e.feed_url for e in h.store.river()}, {GOOD})
 
 
 class StopOrderTests(SynchronousTestCase):

@@ -50,7 +50,14 @@ from planet.readinglist import (
     unsupported_kind,
 )
 
-__all__ = ["Config", "ConfigError", "Subscription", "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Subscription",
+    "listed_feeds",
+    "load_config",
+    "parse_config",
+]
 
 PLANET_SECTION = "Planet"
 DEFAULT_SECTION = "DEFAULT"
@@ -304,7 +311,22 @@ def expand_file_lists(config: Config) -> Config:
             listed[location] = load_opml_file(path)
         except ReadingListError as exc:
             warnings.append(f"{config.path}: [{location}] reading list: {exc}; not subscribed")
+            continue
+        if not listed[location]:
+            warnings.append(
+                f"{config.path}: [{location}] reading list {path} names no feeds; "
+                "nothing subscribed from it"
+            )
     return evolve(with_listed_feeds(config, listed), warnings=tuple(warnings))
+
+
+def listed_feeds(config: Config) -> dict[str, list[ListedFeed]]:
+    """The feeds each reading list subscribed in ``config``, by list, in config order."""
+    listed: dict[str, list[ListedFeed]] = {}
+    for sub in config.subscriptions:
+        if sub.listed_by is not None:
+            listed.setdefault(sub.listed_by, []).append(ListedFeed(sub.url, sub.name))
+    return listed
 
 
 def with_listed_feeds(config: Config, listed: Mapping[str, Iterable[ListedFeed]]) -> Config:

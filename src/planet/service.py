@@ -28,6 +28,7 @@ from planet.config import (
     Config,
     ConfigError,
     Subscription,
+    listed_feeds,
     load_config,
     with_listed_feeds,
 )
@@ -78,6 +79,8 @@ class Aggregator(Service):
     _in_flight: dict[Deferred[Any], None] = field(factory=dict)
     _stopping: bool = False
     _cycle: Deferred[None] | None = None
+    #: A reading list changed during the cycle: run another one for its new feeds.
+    _again: bool = False
     #: Told of every change of the effective config (base config plus URL reading lists).
     on_config: Callable[[Config], None] = lambda config: None
     #: Called when a cycle is over (the heap is frozen then: see :mod:`planet.heap`).
@@ -179,13 +182,18 @@ class Aggregator(Service):
             )
 
     def _use(self, base: Config) -> None:
-        """Make ``base`` plus the feeds of its URL reading lists the effective config."""
+        """Make ``base`` plus the feeds of its URL reading lists the effective config.
+
+        ``base`` already holds what its file reading lists name (read with the config);
+        the URL lists' feeds are the ones the store remembers from their last fetch.
+        """
         self._base = base
-        listed = {
-            url: [ListedFeed(u, n) for u, n in state.feeds]
+        listed = listed_feeds(base)
+        listed.update(
+            (url, [ListedFeed(u, n) for u, n in state.feeds])
             for url, state in self.store.reading_lists().items()
             if url in base.reading_lists
-        }
+        )
         self.config = with_listed_feeds(base, listed)
         self.on_config(self.config)
 
@@ -228,6 +236,8 @@ class Aggregator(Service):
                     last_modified=result.last_modified or old.last_modified,
                 )
             self.store.record_list(state)
+            if state.error is None and not state.feeds and (old.feeds or old.last_fetch is None):
+                self._log.warn("reading list {url} names no feeds", url=url)
             if state.error:
                 self._log.warn(
                     "reading list {url}: {err}; keeping the feeds it named before",
@@ -240,6 +250,8 @@ class Aggregator(Service):
                 self._log.info(
                     "reading list {url} now names {n} feeds", url=url, n=len(state.feeds)
                 )
+                # Its new feeds are due now, but this cycle has already picked what it fetches.
+                self._again = True
         except Exception:
             self._log.failure("unexpected error reading the list {url}", url=url)
 
@@ -281,6 +293,9 @@ class Aggregator(Service):
                     self.after_cycle()
                 except Exception:
                     self._log.failure("after the fetch cycle")
+                if self._again:
+                    self._again = False
+                    self.clock.callLater(0, self.kick)
 
             cycle = DeferredList(updates, consumeErrors=True).addCallback(over)
             # The cycle may be over already (every fetch answered synchronously).
