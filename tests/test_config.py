@@ -678,7 +678,8 @@ def test_feed_content_type_is_not_a_reading_list():
 def test_reading_lists_key():
     config = parse("[Planet]\nreading_lists = http://l.example/list.opml\n")
     assert config.warnings == (
-        "planet.ini: [Planet] reading_lists: reading lists are not supported yet; ignored",
+        "planet.ini: [Planet] reading_lists: not a key planet reads: a reading list is a "
+        "section of its own with `content_type = opml`; ignored",
     )
 
 

@@ -109,9 +109,6 @@ _PLANET_HONOURED = frozenset(
     + _PLANET_BOOL_KEYS
     + tuple(_PLANET_CHOICE_KEYS)
 )
-# [Planet] keys of later features; each moves to _PLANET_HONOURED when it is implemented.
-# Until then they are warned about like any other key planet does not use.
-_PLANET_ACCEPTED: frozenset[str] = frozenset()
 # Keys Venus or PlanetPlanet know and planet does not use: the warning says so rather than
 # calling them unknown, which would suggest a typo.
 _LEGACY_KEYS = frozenset(
@@ -152,7 +149,7 @@ _LEGACY_KEYS = frozenset(
 )
 # Per-feed keys planet uses or will use; any other key in a feed section is warned about.
 _FEED_ACCEPTED = frozenset({"name"})
-_KNOWN_KEYS = sorted(_PLANET_HONOURED | _PLANET_ACCEPTED | _FEED_ACCEPTED)
+_KNOWN_KEYS = sorted(_PLANET_HONOURED | _FEED_ACCEPTED)
 _READING_LIST_TYPES = ("opml", "foaf", "csv", "config")
 
 # Python 2's ConfigParser stopped after 10 rounds of substitution; so do we.
@@ -617,13 +614,16 @@ class _Parser:
                 f"{link!r}; used as is"
             )
         for key in self.sections[PLANET_SECTION]:
-            if key in _PLANET_HONOURED or key in _PLANET_ACCEPTED or key in self.referenced:
+            if key in _PLANET_HONOURED or key in self.referenced:
                 continue
             yield f"{self.path}: [{PLANET_SECTION}] {key}: {self._why_unused(key)}"
 
     def _why_unused(self, key: str) -> str:
         if key == "reading_lists":
-            return "reading lists are not supported yet; ignored"
+            return (
+                "not a key planet reads: a reading list is a section of its own "
+                "with `content_type = opml`; ignored"
+            )
         if key in _LEGACY_KEYS:
             return "not used by planet; ignored"
         return f"unknown key{self._did_you_mean(key)}; ignored"
@@ -715,7 +715,7 @@ class _Parser:
                 f"{self.path}: key `{key}` in {where} is not used by planet"
                 f"{self._did_you_mean(key)}; ignored"
             )
-        used = _PLANET_HONOURED | _PLANET_ACCEPTED | _FEED_ACCEPTED | counts.keys()
+        used = _PLANET_HONOURED | _FEED_ACCEPTED | counts.keys()
         for key in self.defaults:
             if key not in used and key not in self.referenced:
                 yield f"{self.path}: [{DEFAULT_SECTION}] {key}: not used by planet; ignored"
