@@ -30,6 +30,8 @@ from process import (
 )
 from test_e2e import Page, get_page, planet_ini
 
+from planet import __version__
+
 pytestmark = pytest.mark.slow
 
 SIGTERM_EXITS = (0, -15)
@@ -301,6 +303,61 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(
     assert daemon.proc.pid == pid
     code, log = daemon.stop()
     assert code in SIGTERM_EXITS, log
+
+
+def test_sighup_applies_every_reloadable_setting(
+    server: FeedServer, daemons: list[Daemon], tmp_path: Path
+):
+    """Issue 17's lesson: what a reload rebuilds is checked in the running daemon, not only
+    at load_config. Each setting that takes effect without a restart, changed by SIGHUP."""
+    a, b = Feed(server, "Alpha", n=3, day=10), Feed(server, "Bravo", n=3, day=11)
+    for f in (a, b):
+        f.serve(server)
+    daemon = Daemon(tmp_path / "planet", config_of([(a, None), (b, None)]))
+    daemons.append(daemon)
+    daemon.start()
+    before = daemon.wait_health(lambda h: h["entries"] == 6, what="both feeds fetched")
+    page = get_page(daemon)
+    assert page.title == "Planet Operations" and len(page.entries) == 6
+    _, headers, _ = daemon.get("/")
+    assert headers["Cache-Control"] == "public, max-age=300"
+    assert {r.header("User-Agent") for r in server.requests_for(a.path)} == {
+        "planet/" + __version__
+    }
+
+    daemon.config_path.write_text(
+        config_of(
+            [(a, None), (b, None)],
+            items_per_page=4,
+            cache_max_age=42,
+            date_format="%Y-%m-%d %H:%M",
+            user_agent="reloaded-agent/1.0",
+            log_level="WARNING",
+        ).replace("Planet Operations", "Planet Reloaded"),
+        "utf-8",
+    )
+    sighup(daemon)
+    daemon.wait_health(
+        lambda h: h["config_loaded"] != before["config_loaded"], deadline=5, what="the reload"
+    )
+    page = get_page(daemon)
+    assert page.title == "Planet Reloaded"
+    assert len(page.entries) == 4 and page.next_href is not None
+    assert page.entries[0].time == "2026-06-11 10:00"
+    _, headers, body = daemon.get("/atom.xml")
+    assert b'<title type="text">Planet Reloaded</title>' in body
+    assert headers["Cache-Control"] == "public, max-age=42"
+    # The fetcher too: SIGUSR1 fetches every feed now, with the new User-Agent.
+    assert daemon.proc is not None
+    os.kill(daemon.proc.pid, signal.SIGUSR1)
+    daemon.wait_until(
+        lambda: len(server.requests_for(a.path)) == 2, deadline=5, what="a fetch after SIGUSR1"
+    )
+    assert server.requests_for(a.path)[-1].header("User-Agent") == "reloaded-agent/1.0"
+    # And the log level: no per-fetch INFO line after the reload.
+    time.sleep(0.3)
+    assert len(fetch_lines(daemon.log, a.url)) == 1, daemon.log
+    assert "Traceback" not in daemon.log
 
 
 # --- 3. graceful stop -------------------------------------------------------------------------
