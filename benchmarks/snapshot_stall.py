@@ -58,6 +58,7 @@ from planet.model import Entry, FeedState, FetchResult
 from planet.sanitize import sanitize_html
 from planet.snapshot import SnapshotService, encode, write_atomic
 from planet.store import Store
+from planet.testing import record_fetch
 from planet.web import PlanetWeb
 
 #: For the restart child: everything the daemon needs is imported by now.
@@ -140,7 +141,7 @@ def build_store(n_entries: int, n_feeds: int, seed: int, pool_size: int) -> Stor
 def bump(store: Store) -> None:
     """One more (304) fetch: the store's version changes, as it does after every fetch."""
     url = next(iter(store.feed_states()))
-    store.record_fetch(url, FetchResult(url=url, final_url=url, status=304), None, NOW)
+    record_fetch(store, url, FetchResult(url=url, final_url=url, status=304), None, NOW)
 
 
 # --- the write, measured ------------------------------------------------------------

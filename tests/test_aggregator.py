@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from feeds import Item, at, atom, rss2
-from treq.testing import StubTreq
+from rig import Rig
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.task import Clock
 from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,10 +22,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from planet.config import Config, parse_config
-from planet.fetch import Fetcher
-from planet.model import FetchResult, ParsedFeed
-from planet.service import Aggregator
+from planet.model import ParsedFeed
 from planet.store import Store
+from planet.update import FeedUpdate
 from planet.workers import inline_parser
 
 NOW = at(2026, 6, 24, 9, 0)
@@ -135,6 +133,7 @@ class Harness:
         max_feed_bytes: str = "16k",
         per_host: int = 2,
         parser: Callable[..., Deferred[ParsedFeed]] = inline_parser,
+        config: Config | None = None,
     ) -> None:
         self.test = test
         text = CONFIG.format(
@@ -143,44 +142,26 @@ class Harness:
             max_feed_bytes=max_feed_bytes,
             per_host=per_host,
         ) + "".join(f"\n[{url}]\nname = {url}\n" for url in urls)
-        self.config: Config = parse_config(text, "test.ini")
+        self.config: Config = config or parse_config(text, "test.ini")
         self.server = FeedServer()
-        self.stub = StubTreq(self.server)
-        self.clock = Clock()
-        self.clock.advance(NOW.timestamp())
-        self.fetcher = Fetcher(
-            self.stub,  # type: ignore[arg-type]
-            self.clock,
-            user_agent=self.config.user_agent,
-            timeout=self.config.feed_timeout,
-            max_bytes=self.config.max_feed_bytes,
-            per_host=self.config.per_host_concurrency,
-            max_concurrency=self.config.max_concurrency,
-        )
-        self.store = Store(max_entries_per_feed=self.config.max_entries_per_feed)
-        self.aggregator = Aggregator(
-            config=self.config,
-            store=self.store,
-            fetcher=self.fetcher,
-            parser=parser,
-            clock=self.clock,
-        )
+        self.rig = Rig(test, self.config, self.server, now=NOW, parser=parser)
+        self.clock = self.rig.clock
+        self.stub = self.rig.stub
+        self.fetcher = self.rig.fetcher
+        self.store = self.rig.store
+        self.aggregator = self.rig.aggregator
+        self.ingester = self.rig.ingester
 
     @property
     def tick(self) -> float:
         return self.aggregator.tick_interval
 
     def start(self) -> None:
-        self.aggregator.startService()
-        self.test.addCleanup(self.stop)
+        self.rig.start()
         self.stub.flush()
 
     def stop(self) -> None:
-        if self.aggregator.running:
-            stopped = self.aggregator.stopService()
-            self.clock.advance(self.aggregator.grace)
-            self.stub.flush()
-            self.test.successResultOf(stopped)
+        self.rig.stop()
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -204,8 +185,8 @@ class Harness:
 
     @property
     def running(self) -> bool:
-        loop = self.aggregator._loop
-        return loop is not None and loop.running
+        timer = self.aggregator._timer
+        return timer is not None and timer.running
 
 
 class CycleTests(SynchronousTestCase):
@@ -387,18 +368,16 @@ class LoopSurvivesTests(SynchronousTestCase):
         h = Harness(self, [GOOD, OTHER])
         h.server.serve(GOOD, GOOD_FEED)
         h.server.serve(OTHER, OTHER_FEED)
-        real = Store.record_fetch
+        real = Store.apply
         calls: list[str] = []
 
-        def flaky(
-            store: Store, url: str, result: FetchResult, parsed: ParsedFeed | None, now: datetime
-        ) -> Any:
+        def flaky(store: Store, url: str, update: FeedUpdate) -> Any:
             calls.append(url)
             if len(calls) == 1:
                 raise RuntimeError("store exploded")
-            return real(store, url, result, parsed, now)
+            return real(store, url, update)
 
-        self.patch(Store, "record_fetch", flaky)
+        self.patch(Store, "apply", flaky)
         h.start()
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         broken = calls[0]
@@ -420,7 +399,7 @@ class LoopSurvivesTests(SynchronousTestCase):
             raise RuntimeError("store is gone")
 
         h.server.serve(GOOD, GOOD_FEED)
-        self.patch(Store, "record_fetch", broken)
+        self.patch(Store, "apply", broken)
         h.start()
         self.assertEqual(h.server.count(GOOD), 1)
         self.assertTrue(h.running)

@@ -1,13 +1,36 @@
-"""Fetcher.fetch_then: fetched feeds waiting for their ``then`` (the parser) are bounded."""
+"""Fetcher.fetch_held: fetched feeds waiting for their parse are bounded.
+
+``fetch_then`` below uses the held slot as :class:`planet.ingest.Ingester` does: the
+fetch, then ``then`` (the parser) in the slot, then the release.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from test_fetch import FEED, Held, StubCase
 from twisted.internet.defer import CancelledError, Deferred
 
+from planet.fetch import Fetcher
 from planet.model import FetchResult
+
+
+def fetch_then(
+    fetcher: Fetcher,
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    then: Callable[[FetchResult], Deferred[Any]],
+) -> Deferred[Any]:
+    async def run() -> Any:
+        result, release = await fetcher.fetch_held(url, etag, last_modified)
+        try:
+            return await then(result)
+        finally:
+            release()
+
+    return Deferred.fromCoroutine(run())
 
 
 class Then:
@@ -27,12 +50,12 @@ class Then:
         return result
 
 
-class FetchThenTests(StubCase):
+class FetchHeldTests(StubCase):
     def test_at_most_max_held_feeds_between_request_and_then(self) -> None:
         held, then = Held(), Then()
         fetcher, _ = self.make(held, per_host=4, max_concurrency=4, max_held=3)
         urls = [f"http://{h}.example/{n}" for n in range(4) for h in "abcd"]
-        ds = [fetcher.fetch_then(url, None, None, then) for url in urls]
+        ds = [fetch_then(fetcher, url, None, None, then) for url in urls]
         self.stub.flush()
         self.assertEqual(held.in_flight(), 3)
         while held.open:
@@ -64,7 +87,7 @@ class FetchThenTests(StubCase):
             d.callback(len(result.body or b""))
             return d
 
-        d = fetcher.fetch_then("http://a.example/feed", None, None, then)
+        d = fetch_then(fetcher, "http://a.example/feed", None, None, then)
         self.stub.flush()
         held.finish("a.example")
         self.stub.flush()
@@ -75,9 +98,9 @@ class FetchThenTests(StubCase):
         held, then = Held(), Then()
         fetcher, _ = self.make(held, per_host=1, max_concurrency=4, max_held=2)
         a_fetches = [
-            fetcher.fetch_then(f"http://a.example/{n}", None, None, then) for n in range(5)
+            fetch_then(fetcher, f"http://a.example/{n}", None, None, then) for n in range(5)
         ]
-        d = fetcher.fetch_then("http://b.example/feed", None, None, then)
+        d = fetch_then(fetcher, "http://b.example/feed", None, None, then)
         self.stub.flush()
         self.assertEqual((held.in_flight("a.example"), held.in_flight("b.example")), (1, 1))
         held.finish("b.example")
@@ -98,7 +121,7 @@ class FetchThenTests(StubCase):
         # there could wait forever.
         held, then = Held(), Then()
         fetcher, _ = self.make(held, per_host=4, max_concurrency=4, max_held=1)
-        fetcher.fetch_then("http://a.example/page", None, None, then)
+        fetch_then(fetcher, "http://a.example/page", None, None, then)
         self.stub.flush()
         held.finish("a.example")
         self.stub.flush()
@@ -116,22 +139,22 @@ class FetchThenTests(StubCase):
         def failing(result: FetchResult) -> Deferred[Any]:
             raise ValueError("then failed")
 
-        d1 = fetcher.fetch_then("http://a.example/1", None, None, failing)
-        queued = fetcher.fetch_then("http://a.example/2", None, None, then)
+        d1 = fetch_then(fetcher, "http://a.example/1", None, None, failing)
+        queued = fetch_then(fetcher, "http://a.example/2", None, None, then)
         self.stub.flush()
         queued.cancel()  # waiting for the host
         self.failureResultOf(queued, CancelledError)
         held.finish("a.example")
         self.stub.flush()
         self.failureResultOf(d1, ValueError)
-        parsing = fetcher.fetch_then("http://a.example/3", None, None, then)
+        parsing = fetch_then(fetcher, "http://a.example/3", None, None, then)
         self.stub.flush()
         held.finish("a.example")
         self.stub.flush()
         self.assertEqual(len(then.waiting), 1)
         parsing.cancel()  # in its then
         self.failureResultOf(parsing, CancelledError)
-        d4 = fetcher.fetch_then("http://a.example/4", None, None, then)
+        d4 = fetch_then(fetcher, "http://a.example/4", None, None, then)
         self.stub.flush()
         held.finish("a.example")
         self.stub.flush()

@@ -28,6 +28,7 @@ from planet.model import Entry, FetchResult, ParsedFeed
 from planet.parse import parse_feed
 from planet.render import feed_views, paginate
 from planet.sanitize import demote_headings, html_to_text, safe_url, sanitize_html
+from planet.testing import record_fetch
 
 _FACTOR = (
     int(os.environ.get("PLANET_FUZZ_FACTOR", "40"))
@@ -189,7 +190,7 @@ def test_any_feeds_render_everywhere(
     for url, body in ((NAMED, named), (UNNAMED, unnamed)):
         parsed = parse_feed(body, url, NOW, content_type)
         result = FetchResult(url=url, final_url=url, status=200, body=body)
-        h.store.record_fetch(url, result, parsed, NOW)
+        record_fetch(h.store, url, result, parsed, NOW)
     views = feed_views(h.config, h.store.feed_states())
     shown = _river_page_size(h)
 

@@ -6,22 +6,23 @@ import os
 import shutil
 import tempfile
 from datetime import timedelta
+from random import Random
 from typing import Any
 
 from feeds import Item, at, atom
 from prometheus_client.parser import text_string_to_metric_families
-from test_aggregator import GOOD, GOOD_FEED, NOW, OTHER, OTHER_FEED, Harness
+from rig import Rig
+from test_aggregator import GOOD, GOOD_FEED, NOW, OTHER, OTHER_FEED, FeedServer, Harness
 from test_web import Harness as WebHarness
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet.logs import PlanetLogs
-from planet.metrics import Metrics
 from planet.model import FetchResult, utc_from_timestamp
 from planet.parse import parse_feed
 from planet.render import paginate
-from planet.service import PlanetService
 from planet.store import RiverItem
+from planet.update import update_feed
 from planet.web import PlanetWeb
 
 NEW = "http://new.example/feed"
@@ -33,6 +34,7 @@ BASE = """\
 [Planet]
 name = Reloaded
 fetch_interval = 300
+snapshot_file = {dir}/planet-snapshot.json
 {extra}
 """
 
@@ -44,44 +46,31 @@ def inline(f: Any, *args: Any) -> Any:
 
 
 class Planet:
-    """A PlanetService on a Clock and StubTreq, with its config in a real file."""
+    """The daemon from production's build_service on a Clock and StubTreq, its config in a
+    real file (so that reloads read it)."""
 
-    def __init__(self, test: SynchronousTestCase, feeds: dict[str, str]) -> None:
+    def __init__(self, test: SynchronousTestCase, feeds: dict[str, str], extra: str = "") -> None:
         self.dir = tempfile.mkdtemp(prefix="planet-ops-")
         test.addCleanup(shutil.rmtree, self.dir, True)
         self.path = os.path.join(self.dir, "planet.ini")
-        self.write(feeds)
-        self.h = Harness(test, [])
+        self.write(feeds, extra)
         from planet.config import load_config
 
         config = load_config(self.path)
-        self.h.config = config
-        self.h.aggregator.config = config
-        self.h.server.serve(GOOD, GOOD_FEED)
-        self.h.server.serve(OTHER, OTHER_FEED)
-        self.h.server.serve(NEW, NEW_FEED)
-        self.metrics = Metrics()
-        self.h.aggregator.metrics = self.metrics
-        self.web = PlanetWeb(
-            config=config,
-            store=self.h.store,
-            clock=self.h.clock,
-            run_in_thread=inline,
-            metrics=self.metrics,
-        )
-        self.service = PlanetService(
-            config=config,
-            store=self.h.store,
-            aggregator=self.h.aggregator,
-            fetcher=self.h.fetcher,
-            web=self.web,
-            logs=PlanetLogs(config.log_level),
-            clock=self.h.clock,
-        )
-        self.h.start()
+        server = FeedServer()
+        server.serve(GOOD, GOOD_FEED)
+        server.serve(OTHER, OTHER_FEED)
+        server.serve(NEW, NEW_FEED)
+        self.rig = self.h = Rig(test, config, server, now=NOW)
+        self.server = server
+        self.metrics = self.rig.ingester.metrics
+        self.web = self.rig.web
+        self.service = self.rig.service
+        self.rig.start()
+        self.rig.stub.flush()
 
     def write(self, feeds: dict[str, str], extra: str = "") -> None:
-        text = BASE.format(extra=extra) + "".join(
+        text = BASE.format(extra=extra, dir=self.dir) + "".join(
             f"\n[{url}]\nname = {name}\n" for url, name in feeds.items()
         )
         with open(self.path, "w", encoding="utf-8") as f:
@@ -96,7 +85,7 @@ class ReloadTests(SynchronousTestCase):
         p = Planet(self, {GOOD: "Good", OTHER: "Other"})
         self.assertEqual(p.feeds_in_river(), {GOOD, OTHER})
         p.write({GOOD: "Good renamed", NEW: "New"})
-        self.assertTrue(p.service.reload())
+        self.assertTrue(self.successResultOf(p.service.reload()))
         p.h.stub.flush()
         # The new feed is fetched at once (no tick needed); the removed one is gone.
         self.assertEqual(p.feeds_in_river(), {GOOD, NEW})
@@ -107,15 +96,15 @@ class ReloadTests(SynchronousTestCase):
 
     def test_broken_config_keeps_the_old_one(self) -> None:
         p = Planet(self, {GOOD: "Good"})
-        old = p.service.config
+        old, shown = p.service.config, p.web.config
         with open(p.path, "w", encoding="utf-8") as f:
             f.write("[Planet]\nfetch_interval = soon\n")
         errors: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(errors.append)
         self.addCleanup(globalLogPublisher.removeObserver, errors.append)
-        self.assertFalse(p.service.reload())
+        self.assertFalse(self.successResultOf(p.service.reload()))
         self.assertIs(p.service.config, old)
-        self.assertIs(p.web.config, old)
+        self.assertIs(p.web.config, shown)
         self.assertEqual(p.feeds_in_river(), {GOOD})
         failed = [e for e in errors if e.get("log_level") == LogLevel.error]
         self.assertEqual(len(failed), 1)
@@ -248,7 +237,7 @@ class MetricsTests(SynchronousTestCase):
         ]
         self.assertEqual(parse_count, [2.0])
         # Another cycle later, the counter has moved.
-        p.h.server.serve(GOOD, GOOD_FEED)
+        p.server.serve(GOOD, GOOD_FEED)
         for _ in range(int(p.h.config.fetch_interval * 2.2 / p.h.tick)):
             p.h.advance(p.h.tick)
         body = stub.get("/metrics")
@@ -310,16 +299,15 @@ class URLReadingListTests(SynchronousTestCase):
     def make(self) -> Any:
         from planet.config import parse_config
 
-        h = Harness(self, [])
         config = parse_config(
             f"[Planet]\nfetch_interval = 300\n[{LIST_URL}]\ncontent_type = opml\n", "t.ini"
         )
-        h.config = config
-        h.aggregator.config = config
+        h = Harness(self, [], config=config)
         h.server.serve(GOOD, GOOD_FEED)
         h.server.serve(OTHER, OTHER_FEED)
         seen: list[Any] = []
-        h.aggregator.on_config = seen.append
+        subscriptions = h.rig.subscriptions
+        subscriptions.listeners = (*subscriptions.listeners, seen.append)
         return h, seen
 
     def test_list_feeds_subscribed_refetched_and_dropped(self) -> None:
@@ -412,7 +400,7 @@ class FileReadingListTests(SynchronousTestCase):
         with open(list_path, "wb") as f:
             f.write(opml(GOOD, OTHER))
         p.write({}, extra="\n[blogs.opml]\ncontent_type = opml\n")
-        self.assertTrue(p.service.reload())
+        self.assertTrue(self.successResultOf(p.service.reload()))
         p.h.stub.flush()
         self.assertEqual(
             [s.url for s in p.h.aggregator.config.subscriptions], [GOOD, OTHER], "at start"
@@ -422,7 +410,7 @@ class FileReadingListTests(SynchronousTestCase):
         # The list edited on disk: OTHER dropped, NEW added, at the next reload.
         with open(list_path, "wb") as f:
             f.write(opml(GOOD, NEW))
-        self.assertTrue(p.service.reload())
+        self.assertTrue(self.successResultOf(p.service.reload()))
         p.h.stub.flush()
         self.assertEqual([s.url for s in p.h.aggregator.config.subscriptions], [GOOD, NEW])
         self.assertEqual(p.feeds_in_river(), {GOOD, NEW})
@@ -435,10 +423,7 @@ class FileReadingListTests(SynchronousTestCase):
         with open(os.path.join(p.dir, "blogs.opml"), "wb") as f:
             f.write(opml(GOOD))
         p.write({}, extra="\n[blogs.opml]\ncontent_type = opml\n")
-        config = load_config(p.path)
-        h = Harness(self, [])
-        h.config = config
-        h.aggregator.config = config
+        h = Harness(self, [], config=load_config(p.path))
         h.server.serve(GOOD, GOOD_FEED)
         h.start()
         self.assertEqual([s.url for s in h.aggregator.config.subscriptions], [GOOD])
@@ -485,7 +470,9 @@ class ReprTests(SynchronousTestCase):
         body = atom("Good", "http://good.example/", items)
         result = FetchResult(url=GOOD, final_url=GOOD, status=200, body=body)
         p.h.store.max_entries_per_feed = 0
-        p.h.store.record_fetch(GOOD, result, parse_feed(body, GOOD, NOW), NOW)
+        before = p.h.store.state(GOOD)
+        update = update_feed(p.h.config, before, result, parse_feed(body, GOOD, NOW), NOW, Random())
+        p.h.store.apply(GOOD, update)
         self.assertGreater(p.h.store.entry_count(), 500)
         for thing in (p.service, p.service._on_hup, p.h.store, p.h.aggregator, p.web):
             self.assertLess(len(repr(thing)), 300, type(thing))

@@ -28,6 +28,7 @@ import pytest
 from attrs import frozen
 from feeds import Item, at, atom, rss2
 from loopback import ConnectionTracker, HoldingFeed, loopback_client, reactor
+from rig import Rig
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.task import Clock, deferLater
@@ -37,15 +38,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from planet.config import Config, parse_config
-from planet.fetch import Fetcher
-from planet.model import FeedState, FetchResult, ParsedFeed, utc_from_timestamp
+from planet.model import Entry, FeedState, FetchResult, ParsedFeed, utc_from_timestamp
 from planet.parse import parse_feed
 from planet.render import format_entry_time
 from planet.schedule import stable_offset
-from planet.service import Aggregator
+from planet.service import build_service
 from planet.snapshot import decode, encode
-from planet.store import Store
-from planet.web import PlanetWeb
+from planet.update import update_feed
 from planet.workers import inline_parser
 
 NOW = at(2026, 6, 24, 9, 0)
@@ -270,7 +269,7 @@ class Farm:
         rng: random.Random | None = None,
         parser: Callable[..., Deferred[ParsedFeed]] = inline_parser,
         server: FeedServer | None = None,
-        store: Store | None = None,
+        loaded: tuple[list[Entry], list[FeedState]] | None = None,
         start: float | None = None,
         **config: Any,
     ) -> None:
@@ -281,28 +280,17 @@ class Farm:
         self.t0 = self.clock.seconds()
         self.server = server or FeedServer(self.clock)
         self.server.clock = self.clock
-        self.stub = StubTreq(self.server)
-        self.fetcher = Fetcher(
-            self.stub,
-            self.clock,
-            user_agent=self.config.user_agent,
-            timeout=self.config.feed_timeout,
-            max_bytes=self.config.max_feed_bytes,
-            per_host=self.config.per_host_concurrency,
-            max_concurrency=self.config.max_concurrency,
+        self.rig = Rig(
+            test, self.config, self.server, clock=self.clock, parser=parser, rng=rng or MidRandom()
         )
-        self.store = store or Store(max_entries_per_feed=self.config.max_entries_per_feed)
-        self.aggregator = Aggregator(
-            config=self.config,
-            store=self.store,
-            fetcher=self.fetcher,
-            parser=parser,
-            clock=self.clock,
-            rng=rng or MidRandom(),
-        )
-        self.web = PlanetWeb(
-            config=self.config, store=self.store, clock=self.clock, run_in_thread=_inline
-        )
+        self.stub = self.rig.stub
+        self.fetcher = self.rig.fetcher
+        self.store = self.rig.store
+        if loaded is not None:
+            self.store.load(*loaded)
+        self.aggregator = self.rig.aggregator
+        self.ingester = self.rig.ingester
+        self.web = self.rig.web
         self.web_stub: Any = StubTreq(self.web.app.resource())
 
     # --- running ---------------------------------------------------------------------
@@ -319,17 +307,12 @@ class Farm:
         return self.clock.seconds() - self.t0
 
     def start(self) -> None:
-        self.aggregator.startService()
-        self.test.addCleanup(self.stop)
+        self.rig.start()
         self.flush()
 
     def stop(self) -> None:
-        if self.aggregator.running:
-            stopped = self.aggregator.stopService()
-            # Running fetches get a grace period at stop before they are abandoned.
-            self.clock.advance(self.aggregator.grace)
-            self.flush()
-            self.test.successResultOf(stopped)
+        self.rig.stop()
+        self.flush()
 
     def flush(self) -> None:
         """Pump the stub connections until no new request reaches the server."""
@@ -504,10 +487,7 @@ class RedirectTests(FarmTestCase):
 
         # Restart an hour later from the snapshot bytes, into a fresh store and aggregator.
         data = encode(*f.store.snapshot_data(), utc_from_timestamp(f.clock.seconds()))
-        entries, states = decode(data)
-        store = Store(max_entries_per_feed=0)
-        store.load(entries, states)
-        g = Farm(self, [OLD], server=f.server, store=store, start=f.clock.seconds() + 3600)
+        g = Farm(self, [OLD], server=f.server, loaded=decode(data), start=f.clock.seconds() + 3600)
         g.start()
         self.assertEqual(f.server.urls()[seen:], [NEW])
         self.assertEqual(g.state(OLD).current_url, NEW)
@@ -780,16 +760,9 @@ class PerHostLoopbackTests(TestCase):
         self.addCleanup(servers.stop)
         urls = [servers.url(addresses[n % 6], f"/feed/{n}") for n in range(600)]
         config = make_config(urls, fetch_interval=3600, feed_timeout=60, per_host=2)
-        store = Store(max_entries_per_feed=0)
-        fetcher = Fetcher(
-            servers.client,
-            reactor,
-            user_agent=config.user_agent,
-            timeout=config.feed_timeout,
-            per_host=config.per_host_concurrency,
-            max_concurrency=config.max_concurrency,
-        )
-        aggregator = Aggregator(config, store, fetcher, inline_parser, reactor)
+        # Production's wiring on the real reactor, with the loopback servers' client.
+        service = build_service(config, None, reactor, parser=inline_parser, client=servers.client)
+        aggregator, store = service.aggregator, service.store
         started = time.monotonic()
         aggregator.startService()
         self.addCleanup(aggregator.stopService)
@@ -866,17 +839,17 @@ class UnchangedBodyTests(FarmTestCase):
         changed = feed("http://same.example/", n=3)
         f.server.plan(url, ok(body, ETag='"one"'), ok(body, ETag='"two"'), ok(changed, ETag='"3"'))
         f.start()
-        self.assertEqual((parser.calls, f.aggregator.skipped_parses), ([url], 0))
+        self.assertEqual((parser.calls, f.ingester.skipped_parses), ([url], 0))
         entries = list(f.store.river())
         f.run_until_count(url, 2, within=3 * f.interval)
         self.assertEqual(f.server.requests[-1].headers.get("if-none-match"), '"one"')
-        self.assertEqual((parser.calls, f.aggregator.skipped_parses), ([url], 1))
+        self.assertEqual((parser.calls, f.ingester.skipped_parses), ([url], 1))
         state = f.state(url)
         self.assertEqual((state.etag, state.http_status, state.error), ('"two"', 200, None))
         self.assertEqual(list(f.store.river()), entries)
         # A changed body is parsed again.
         f.run_until_count(url, 3, within=3 * f.interval)
-        self.assertEqual((parser.calls, f.aggregator.skipped_parses), ([url, url], 1))
+        self.assertEqual((parser.calls, f.ingester.skipped_parses), ([url, url], 1))
         self.assertEqual(len(f.store.river()), 3)
 
 
@@ -935,13 +908,11 @@ class DiscoveryTests(FarmTestCase):
         f.start()
         f.stop()
         data = encode(*f.store.snapshot_data(), utc_from_timestamp(f.clock.seconds()))
-        store = Store(max_entries_per_feed=0)
-        store.load(*decode(data))
-        g = Farm(self, [PAGE], server=f.server, store=store, start=f.clock.seconds() + 3600)
+        g = Farm(self, [PAGE], server=f.server, loaded=decode(data), start=f.clock.seconds() + 3600)
         g.start()
         # Fetched straight from the discovered URL; the (unchanged) body is not parsed again...
         self.assertEqual(f.server.urls(), [PAGE, PAGE_FEED, PAGE_FEED])
-        self.assertEqual(g.aggregator.skipped_parses, 1)
+        self.assertEqual(g.ingester.skipped_parses, 1)
         # ...so the entries must have come through the snapshot.
         self.assertEqual(len(g.store.entries_of(PAGE)), 2)
         self.assertEqual(g.row(PAGE)["entries"], 2)
@@ -1048,11 +1019,10 @@ class StatusFarmTests(FarmTestCase):
         # The not-modified feed was fetched by a previous run (its ETag is kept).
         earlier = NOW - timedelta(minutes=30)
         parsed = parse_feed(notmod_body, NOTMOD_URL, earlier)
-        f.store.record_fetch(
-            NOTMOD_URL,
-            ok_result(NOTMOD_URL, notmod_body, etag='"n1"'),
-            parsed,
-            earlier,
+        result = ok_result(NOTMOD_URL, notmod_body, etag='"n1"')
+        before = f.store.state(NOTMOD_URL)
+        f.store.apply(
+            NOTMOD_URL, update_feed(f.config, before, result, parsed, earlier, random.Random(0))
         )
         f.start()
         notmod = next(r for r in f.server.requests if r.url == NOTMOD_URL)
@@ -1253,7 +1223,8 @@ class FetchLogTests(FarmTestCase):
         f.run_for(0.5)
         f.stop()
 
-        mine = [e for e in events if e.get("log_logger") is f.aggregator._log]
+        loggers = (f.aggregator._log, f.ingester._log)
+        mine = [e for e in events if any(e.get("log_logger") is log for log in loggers)]
         every = [formatEvent(e) for e in mine]
         # Besides one line per fetch, each cycle ends with one summary line.
         cycles = [line for line in every if line.startswith("cycle ")]

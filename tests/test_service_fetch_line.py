@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.logger import formatEvent
 
-from planet.service import _FetchLine
+from planet.ingest import FetchLine as _FetchLine
 
 # The line as the Aggregator logged it before, field for field.
 OLD_FORMAT = (

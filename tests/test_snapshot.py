@@ -38,6 +38,7 @@ from planet.snapshot import (
     write_atomic,
 )
 from planet.store import Store
+from planet.testing import record_fetch
 
 NOW = at(2026, 6, 24)
 
@@ -168,7 +169,7 @@ class ServiceTests(SynchronousTestCase):
         svc, store, clock = self.make()
         svc.startService()
         self.assertFalse(os.path.exists(svc.path))
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
         clock.advance(300)
         self.assertTrue(os.path.exists(svc.path))
         mtime_written = svc.written_at
@@ -176,7 +177,7 @@ class ServiceTests(SynchronousTestCase):
         os.unlink(svc.path)
         clock.advance(300)  # nothing changed: no write
         self.assertFalse(os.path.exists(svc.path))
-        store.record_fetch(A, ok(A), feed(entry(A, 2, 11)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 2, 11)), NOW)
         clock.advance(300)
         entries, _ = decode(Path(svc.path).read_bytes())
         self.assertEqual(len(entries), 2)
@@ -184,7 +185,7 @@ class ServiceTests(SynchronousTestCase):
     def test_written_on_stop_and_loaded_on_start(self) -> None:
         svc, store, clock = self.make()
         svc.startService()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), title="Feed A"), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10), title="Feed A"), NOW)
         self.successResultOf(svc.stopService())
         svc2, store2, _ = self.make(path=svc.path)
         svc2.startService()
@@ -231,7 +232,7 @@ class ServiceTests(SynchronousTestCase):
     def first_snapshot(self, svc: SnapshotService, store: Store, clock: Clock) -> bytes:
         """Start ``svc`` and let it write one entry while there is room; returns the file."""
         svc.startService()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
         clock.advance(svc.interval)
         return Path(svc.path).read_bytes()
 
@@ -241,7 +242,7 @@ class ServiceTests(SynchronousTestCase):
         written_at = svc.written_at
 
         disk.full = "write"
-        store.record_fetch(A, ok(A), feed(entry(A, 2, 11)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 2, 11)), NOW)
         clock.advance(300)
         self.assertEqual(Path(svc.path).read_bytes(), good)
         self.assertEqual(os.listdir(os.path.dirname(svc.path)), ["snap.json"])
@@ -285,7 +286,7 @@ class ServiceTests(SynchronousTestCase):
                 svc, store, clock, disk, events = self.full_disk_service(interval=5)
                 svc.startService()
                 disk.full = where
-                store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+                record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
                 clock.advance(5)
                 self.assertFalse(os.path.exists(os.path.dirname(svc.path) + "/snap.json"))
                 self.assertEqual(os.listdir(os.path.dirname(svc.path)), [])
@@ -306,7 +307,7 @@ class ServiceTests(SynchronousTestCase):
         svc, store, clock, disk, events = self.full_disk_service()
         good = self.first_snapshot(svc, store, clock)
         disk.full = "sync"
-        store.record_fetch(A, ok(A), feed(entry(A, 2, 11)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 2, 11)), NOW)
         clock.advance(300)  # fails, and a retry is pending when the stop comes
         self.assertEqual(len(clock.getDelayedCalls()), 2)
         attempts = len(disk.opened)
@@ -334,7 +335,7 @@ class ServiceTests(SynchronousTestCase):
 
         svc, store, clock = self.make(run=flaky)
         svc.startService()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
         clock.advance(300)
         self.assertFalse(os.path.exists(svc.path))
         self.assertIsNone(svc.written_at)

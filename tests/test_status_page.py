@@ -12,6 +12,7 @@ from test_web import NOW, Harness
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet.model import FetchResult
+from planet.testing import record_fetch
 
 EXTRA = """
 [http://c.example/feed]
@@ -44,26 +45,30 @@ class StatusTests(SynchronousTestCase):
             ),
         )
         store.update_state("http://a.example/feed", next_fetch=NOW + timedelta(minutes=30))
-        store.record_fetch(
+        record_fetch(
+            store,
             "http://b.example/feed",
             FetchResult(url="b", final_url="b", status=404, error="HTTP 404 Not Found"),
             None,
             NOW,
         )
-        store.record_fetch(
+        record_fetch(
+            store,
             "http://c.example/feed",
             FetchResult(url="c", final_url="c", status=410, error="HTTP 410 Gone"),
             None,
             NOW,
         )
-        store.record_fetch(
+        record_fetch(
+            store,
             "http://d.example/feed",
             FetchResult(url="d", final_url="d", status=429, error="HTTP 429 Too Many Requests"),
             None,
             NOW,
         )
         store.update_state("http://d.example/feed", waiting_until=NOW + timedelta(hours=2))
-        store.record_fetch(
+        record_fetch(
+            store,
             "http://e.example/feed",
             FetchResult(url="e", final_url="e", status=304),
             None,

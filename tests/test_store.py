@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from planet.model import Entry, FetchResult, ParsedFeed
 from planet.store import RiverItem, Store, _normalize_parts, normalize_link, sort_river
+from planet.testing import record_fetch
 
 NOW = at(2026, 6, 24)
 A = "http://a.example/feed"
@@ -48,15 +49,15 @@ def feed(*entries: Entry, title: str = "T") -> ParsedFeed:
 class RiverTests(SynchronousTestCase):
     def test_newest_first_across_feeds(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
-        store.record_fetch(B, ok(B), feed(entry(B, 1, 11)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
+        record_fetch(store, B, ok(B), feed(entry(B, 1, 11)), NOW)
         self.assertEqual([e.id for e in store.river()], [f"{A}#2", f"{B}#1", f"{A}#1"])
 
     def test_update_in_place_does_not_jump(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
         edited = entry(A, 1, 10, content="<p>edited</p>", updated=at(2026, 6, 20))
-        stats = store.record_fetch(A, ok(A), feed(edited), NOW + timedelta(hours=1))
+        stats = record_fetch(store, A, ok(A), feed(edited), NOW + timedelta(hours=1))
         self.assertEqual((stats.new, stats.updated), (0, 1))
         river = store.river()
         self.assertEqual([e.id for e in river], [f"{A}#2", f"{A}#1"])
@@ -65,46 +66,46 @@ class RiverTests(SynchronousTestCase):
 
     def test_republished_date_does_not_move_entry(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
         bumped = entry(A, 1, 23)
-        store.record_fetch(A, ok(A), feed(bumped), NOW)
+        record_fetch(store, A, ok(A), feed(bumped), NOW)
         self.assertEqual(store.river()[1].id, f"{A}#1")
         self.assertEqual(store.river()[1].published, at(2026, 6, 10))
 
     def test_unchanged_entry_is_not_an_update(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
         version = store.version
-        stats = store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        stats = record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
         self.assertEqual((stats.new, stats.updated), (0, 0))
         self.assertGreater(store.version, version)  # the feed state still changed
 
     def test_undated_entry_keeps_its_first_seen_dates(self) -> None:
         store = Store()
         first = entry(A, 1, 10, published=NOW, updated=NOW, dated=False)
-        store.record_fetch(A, ok(A), feed(first), NOW)
+        record_fetch(store, A, ok(A), feed(first), NOW)
         later = NOW + timedelta(hours=2)
         again = entry(A, 1, 10, published=later, updated=later, first_seen=later, dated=False)
-        stats = store.record_fetch(A, ok(A), feed(again), later)
+        stats = record_fetch(store, A, ok(A), feed(again), later)
         self.assertEqual(stats.updated, 0)
         self.assertEqual(store.river()[0].published, NOW)
 
     def test_max_entries_per_feed_keeps_newest(self) -> None:
         store = Store(max_entries_per_feed=3)
-        store.record_fetch(A, ok(A), feed(*[entry(A, n, n) for n in range(1, 8)]), NOW)
+        record_fetch(store, A, ok(A), feed(*[entry(A, n, n) for n in range(1, 8)]), NOW)
         self.assertEqual([e.id for e in store.river()], [f"{A}#7", f"{A}#6", f"{A}#5"])
-        store.record_fetch(B, ok(B), feed(*[entry(B, n, n) for n in range(1, 3)]), NOW)
+        record_fetch(store, B, ok(B), feed(*[entry(B, n, n) for n in range(1, 3)]), NOW)
         self.assertEqual(store.entry_count(), 5)
 
     def test_zero_means_no_limit(self) -> None:
         store = Store(max_entries_per_feed=0)
-        store.record_fetch(A, ok(A), feed(*[entry(A, n, 1 + n % 28) for n in range(500)]), NOW)
+        record_fetch(store, A, ok(A), feed(*[entry(A, n, 1 + n % 28) for n in range(500)]), NOW)
         self.assertEqual(store.entry_count(), 500)
 
     def test_retain_drops_removed_feeds(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
-        store.record_fetch(B, ok(B), feed(entry(B, 1, 10)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, B, ok(B), feed(entry(B, 1, 10)), NOW)
         store.retain([A])
         self.assertEqual({e.feed_url for e in store.river()}, {A})
         self.assertNotIn(B, store.feed_states())
@@ -113,35 +114,36 @@ class RiverTests(SynchronousTestCase):
 class FeedStateTests(SynchronousTestCase):
     def test_failure_keeps_entries_and_counts(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A, etag='"1"'), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, A, ok(A, etag='"1"'), feed(entry(A, 1, 10)), NOW)
         failed = FetchResult(url=A, final_url=A, status=404, error="HTTP 404 Not Found")
-        store.record_fetch(A, failed, None, NOW)
-        store.record_fetch(A, failed, None, NOW)
+        record_fetch(store, A, failed, None, NOW)
+        record_fetch(store, A, failed, None, NOW)
         state = store.state(A)
         self.assertEqual(state.error, "HTTP 404 Not Found")
         self.assertEqual(state.consecutive_errors, 2)
         self.assertEqual(state.http_status, 404)
         self.assertEqual(state.etag, '"1"')
         self.assertEqual(store.entry_count(), 1)
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
         self.assertEqual(store.state(A).consecutive_errors, 0)
         self.assertFalse(store.state(A).failing)
 
     def test_not_a_feed_is_failing(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), ParsedFeed("", None, (), error="not a feed"), NOW)
+        record_fetch(store, A, ok(A), ParsedFeed("", None, (), error="not a feed"), NOW)
         self.assertEqual(store.state(A).error, "not a feed")
 
     def test_validators_refreshed_on_304(self) -> None:
         store = Store()
-        store.record_fetch(
+        record_fetch(
+            store,
             A,
             ok(A, etag='"1"', last_modified="Mon, 01 Jun 2026 00:00:00 GMT"),
             feed(entry(A, 1, 10)),
             NOW,
         )
         not_modified = FetchResult(url=A, final_url=A, status=304, etag='"2"')
-        store.record_fetch(A, not_modified, None, NOW)
+        record_fetch(store, A, not_modified, None, NOW)
         state = store.state(A)
         self.assertEqual(state.etag, '"2"')
         self.assertEqual(state.last_modified, "Mon, 01 Jun 2026 00:00:00 GMT")
@@ -165,34 +167,34 @@ class RedirectAdoptionTests(SynchronousTestCase):
     def test_permanent_chain_adopted_on_second_consecutive_fetch(self) -> None:
         store = Store()
         hops = [(301, "http://b.example/x"), (308, "http://c.example/feed")]
-        store.record_fetch(A, self.moved(hops), feed(), NOW)
+        record_fetch(store, A, self.moved(hops), feed(), NOW)
         self.assertIsNone(store.state(A).current_url)
         self.assertEqual(store.state(A).pending_move, "http://c.example/feed")
-        store.record_fetch(A, self.moved(hops), feed(), NOW)
+        record_fetch(store, A, self.moved(hops), feed(), NOW)
         self.assertEqual(store.state(A).current_url, "http://c.example/feed")
         self.assertEqual(store.state(A).fetch_url, "http://c.example/feed")
 
     def test_http_to_https_same_host_adopted_at_once(self) -> None:
         store = Store()
-        store.record_fetch(A, self.moved([(301, "https://a.example/feed")]), feed(), NOW)
+        record_fetch(store, A, self.moved([(301, "https://a.example/feed")]), feed(), NOW)
         self.assertEqual(store.state(A).current_url, "https://a.example/feed")
 
     def test_temporary_redirect_never_adopted(self) -> None:
         store = Store()
         for _ in range(5):
-            store.record_fetch(A, self.moved([(302, "http://c.example/feed")]), feed(), NOW)
+            record_fetch(store, A, self.moved([(302, "http://c.example/feed")]), feed(), NOW)
         self.assertIsNone(store.state(A).current_url)
         mixed = [(301, "http://b.example/x"), (307, "http://c.example/feed")]
         for _ in range(3):
-            store.record_fetch(A, self.moved(mixed), feed(), NOW)
+            record_fetch(store, A, self.moved(mixed), feed(), NOW)
         self.assertIsNone(store.state(A).current_url)
 
     def test_interrupted_sequence_resets(self) -> None:
         store = Store()
         hops = [(301, "http://c.example/feed")]
-        store.record_fetch(A, self.moved(hops), feed(), NOW)
-        store.record_fetch(A, ok(A), feed(), NOW)
-        store.record_fetch(A, self.moved(hops), feed(), NOW)
+        record_fetch(store, A, self.moved(hops), feed(), NOW)
+        record_fetch(store, A, ok(A), feed(), NOW)
+        record_fetch(store, A, self.moved(hops), feed(), NOW)
         self.assertIsNone(store.state(A).current_url)
 
     def test_failed_fetch_does_not_adopt(self) -> None:
@@ -204,22 +206,22 @@ class RedirectAdoptionTests(SynchronousTestCase):
             redirects=((301, "https://a.example/feed"),),
             error="HTTP 404 Not Found",
         )
-        store.record_fetch(A, bad, None, NOW)
+        record_fetch(store, A, bad, None, NOW)
         self.assertIsNone(store.state(A).current_url)
 
     def test_gone_keeps_entries(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
         gone = FetchResult(url=A, final_url=A, status=410, error="HTTP 410 Gone")
-        store.record_fetch(A, gone, None, NOW)
-        store.record_fetch(A, gone, None, NOW + timedelta(days=1))
+        record_fetch(store, A, gone, None, NOW)
+        record_fetch(store, A, gone, None, NOW + timedelta(days=1))
         self.assertEqual(store.state(A).gone_since, NOW)
         self.assertEqual(store.entry_count(), 1)
 
     def test_mark_duplicate_drops_its_entries(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10)), NOW)
-        store.record_fetch(B, ok(B), feed(entry(B, 1, 10)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10)), NOW)
+        record_fetch(store, B, ok(B), feed(entry(B, 1, 10)), NOW)
         store.mark_duplicate(B, A)
         self.assertEqual({e.feed_url for e in store.river()}, {A})
         self.assertEqual(store.state(B).duplicate_of, A)
@@ -227,14 +229,14 @@ class RedirectAdoptionTests(SynchronousTestCase):
     def test_same_feed_by_final_url_and_feed_id(self) -> None:
         store = Store()
         C = "http://c.example/feed"
-        store.record_fetch(A, ok(A), feed(), NOW)
+        record_fetch(store, A, ok(A), feed(), NOW)
         moved = FetchResult(url=B, final_url=A, status=200, body=b"x")
-        store.record_fetch(B, moved, feed(), NOW)
-        store.record_fetch(C, ok(C), evolve(feed(), feed_id="urn:blog"), NOW)
+        record_fetch(store, B, moved, feed(), NOW)
+        record_fetch(store, C, ok(C), evolve(feed(), feed_id="urn:blog"), NOW)
         self.assertEqual(store.same_feed(A), {B})
         self.assertEqual(store.same_feed(B), {A})
         self.assertEqual(store.same_feed(C), set())
-        store.record_fetch(A, ok(A), evolve(feed(), feed_id="urn:blog"), NOW)
+        record_fetch(store, A, ok(A), evolve(feed(), feed_id="urn:blog"), NOW)
         self.assertEqual(store.same_feed(C), {A})
         self.assertEqual(store.same_feed(A), {B, C})
         # The index follows every way a state changes or goes.
@@ -246,18 +248,18 @@ class RedirectAdoptionTests(SynchronousTestCase):
 
     def test_same_feed_after_load(self) -> None:
         first = Store()
-        first.record_fetch(A, ok(A), evolve(feed(), feed_id="urn:x"), NOW)
-        first.record_fetch(B, ok(B), evolve(feed(), feed_id="urn:x"), NOW)
+        record_fetch(first, A, ok(A), evolve(feed(), feed_id="urn:x"), NOW)
+        record_fetch(first, B, ok(B), evolve(feed(), feed_id="urn:x"), NOW)
         entries, states = first.snapshot_data()
         second = Store()
-        second.record_fetch("http://stale.example/", ok(A), feed(), NOW)
+        record_fetch(second, "http://stale.example/", ok(A), feed(), NOW)
         second.load(entries, states)
         self.assertEqual(second.same_feed(A), {B})
         self.assertNotIn("http://stale.example/", second.same_feed(A))
 
     def test_feed_counts(self) -> None:
         store = Store()
-        store.record_fetch(A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 12)), NOW)
         self.assertEqual(store.feed_counts(), {A: (2, at(2026, 6, 12))})
 
 
@@ -346,7 +348,7 @@ def _apply(store: Store, op: tuple[Any, ...]) -> None:
         for n, link, day, seen, title in specs:
             e = entry(url, n, day, link=link, title=title, first_seen=NOW + timedelta(hours=seen))
             entries[e.id] = e
-        store.record_fetch(url, ok(url), feed(*entries.values()), NOW)
+        record_fetch(store, url, ok(url), feed(*entries.values()), NOW)
     elif kind == "expire":
         store.max_entry_age = NOW - at(2026, 6, op[1])
         store.expire(NOW)

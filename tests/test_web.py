@@ -29,6 +29,7 @@ from planet.model import FetchResult
 from planet.parse import parse_feed
 from planet.render import format_day, format_entry_time
 from planet.store import Store
+from planet.testing import record_fetch
 from planet.web import BODY_SLICE, PlanetWeb, _SlicedBody
 
 NOW = at(2026, 6, 24, 9, 0)
@@ -68,7 +69,7 @@ class Harness:
         parsed = parse_feed(body, url, NOW)
         assert parsed.error is None, parsed.error
         result = FetchResult(url=url, final_url=url, status=200, body=body)
-        self.store.record_fetch(url, result, parsed, NOW)
+        record_fetch(self.store, url, result, parsed, NOW)
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[Any, bytes]:
         d = self.stub.get("http://planet.example" + path, headers=headers)
@@ -210,7 +211,7 @@ class RiverTests(SynchronousTestCase):
             status=404,
             error="HTTP 404 Not Found",
         )
-        self.h.store.record_fetch("http://b.example/feed", failed, None, NOW)
+        record_fetch(self.h.store, "http://b.example/feed", failed, None, NOW)
         _, body = self.h.get("/")
         self.assertRegex(body.decode(), r'<li class="failing">.*Beta Title.*HTTP 404 Not Found')
         self.assertIn("Beta Title: Noon post", entry_titles(body))
@@ -243,7 +244,8 @@ class AtomTests(SynchronousTestCase):
 
     def test_xml_illegal_character_never_reaches_atom(self) -> None:
         h = Harness()
-        h.store.record_fetch(
+        record_fetch(
+            h.store,
             "http://a.example/feed",
             FetchResult(url="x", final_url="x", status=200, body=b""),
             parse_feed(
@@ -268,7 +270,7 @@ class HealthTests(SynchronousTestCase):
         h.web.snapshot_written = lambda: at(2026, 6, 24, 8, 0)
         h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
         failed = FetchResult(url="b", final_url="b", status=500, error="HTTP 500")
-        h.store.record_fetch("http://b.example/feed", failed, None, NOW)
+        record_fetch(h.store, "http://b.example/feed", failed, None, NOW)
         response, body = h.get("/health")
         self.assertEqual(
             response.headers.getRawHeaders("content-type"), ["application/json; charset=utf-8"]

@@ -96,6 +96,14 @@ _PLANET_COUNT_KEYS = {
     "max_entries_per_feed": 0,
 }
 _PLANET_SIZE_KEYS = ("max_feed_bytes", "max_entry_bytes", "max_bytes_per_feed")
+#: Keys a reload (SIGHUP) cannot apply: the snapshot's place and the connection pool's shape
+#: (the pool is built with the network guard, and may hold connections it allowed).
+RESTART_KEYS = (
+    "snapshot_file",
+    "per_host_concurrency",
+    "max_concurrency",
+    "allow_private_networks",
+)
 _PLANET_BOOL_KEYS = ("dedupe", "allow_private_networks", "access_log")
 _PLANET_CHOICE_KEYS = {"log_level": ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")}
 _TRUE = frozenset({"1", "yes", "true", "on"})

@@ -12,7 +12,7 @@ import hashlib
 import zlib
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from attrs import define, field
@@ -42,6 +42,7 @@ from twisted.web.client import (
 from twisted.web.iweb import IAgentEndpointFactory, IResponse
 from zope.interface import implementer
 
+from planet.config import Config
 from planet.model import FetchResult
 from planet.netguard import AddressPolicy, AddressRefusedError, GuardedEndpointFactory
 
@@ -136,9 +137,6 @@ class _EndpointCache:
         return endpoint
 
 
-T = TypeVar("T")
-
-
 @define
 class Fetcher:
     """Fetch feeds with at most ``per_host`` requests per host and ``max_concurrency`` in all.
@@ -162,6 +160,19 @@ class Fetcher:
     _all: DeferredSemaphore = field(init=False)
     _held: DeferredSemaphore = field(init=False)
 
+    @classmethod
+    def from_config(cls, client: HTTPClient, clock: IReactorTime, config: Config) -> Fetcher:
+        """A fetcher with ``config``'s User-Agent, timeout, size cap and concurrency."""
+        return cls(
+            client,
+            clock,
+            user_agent=config.user_agent,
+            timeout=config.feed_timeout,
+            max_bytes=config.max_feed_bytes,
+            per_host=config.per_host_concurrency,
+            max_concurrency=config.max_concurrency,
+        )
+
     def __attrs_post_init__(self) -> None:
         self._all = DeferredSemaphore(self.max_concurrency)
         self._held = DeferredSemaphore(self.max_held or 2 * self.max_concurrency)
@@ -177,29 +188,21 @@ class Fetcher:
         d.addBoth(self._release_host, url, limit)
         return d
 
-    def fetch_then(
-        self,
-        url: str,
-        etag: str | None,
-        last_modified: str | None,
-        then: Callable[[FetchResult], Deferred[T]],
-    ) -> Deferred[T]:
-        """:meth:`fetch`, then ``then(result)``; fires with what ``then`` gives.
+    def fetch_held(
+        self, url: str, etag: str | None = None, last_modified: str | None = None
+    ) -> Deferred[tuple[FetchResult, Callable[[], None]]]:
+        """:meth:`fetch`, holding one of ``max_held`` slots until the caller releases it.
 
-        At most ``max_held`` feeds are between their request and the end of their
-        ``then`` (parsing, say): a cold cycle fetches far faster than it parses, and every
-        body waiting for the parser would otherwise be in memory at once. A feed takes
-        that slot once its host has a free one, so a queue for one host holds none.
+        Fires with the result and the function that releases the slot: call it once the
+        body is dealt with (parsed, say). A cold cycle fetches far faster than it parses,
+        and every body waiting for the parser would otherwise be in memory at once. A feed
+        takes its slot once its host has a free one, so a queue for one host holds none.
         """
-        return Deferred.fromCoroutine(self._fetch_held(url, etag, last_modified, then))
+        return Deferred.fromCoroutine(self._fetch_held(url, etag, last_modified))
 
     async def _fetch_held(
-        self,
-        url: str,
-        etag: str | None,
-        last_modified: str | None,
-        then: Callable[[FetchResult], Deferred[T]],
-    ) -> T:
+        self, url: str, etag: str | None, last_modified: str | None
+    ) -> tuple[FetchResult, Callable[[], None]]:
         limit = self._host_limit(url)
         await limit.acquire()
         try:
@@ -212,10 +215,16 @@ class Fetcher:
         finally:
             limit.release()
             self._release_host(None, url, limit)
-        try:
-            return await then(result)
-        finally:
-            self._held.release()
+        return result, _once(self._held.release)
+
+    def reconfigure(self, config: Config) -> None:
+        """Use ``config``'s User-Agent, timeout and size cap from the next request on.
+
+        The concurrency limits are the pool's shape and change only at a restart.
+        """
+        self.user_agent = config.user_agent
+        self.timeout = config.feed_timeout
+        self.max_bytes = config.max_feed_bytes
 
     def _host_limit(self, url: str) -> DeferredSemaphore:
         host = _host_of(url)
@@ -360,6 +369,19 @@ class Fetcher:
         if inner:
             return f"connection lost: {_first_line(inner[0].value)}"
         return f"fetch failed: {_first_line(failure.value)}"
+
+
+def _once(release: Callable[[], Any]) -> Callable[[], None]:
+    """``release``, callable any number of times, acting only the first."""
+    done = False
+
+    def once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            release()
+
+    return once
 
 
 def _is_http(url: str) -> bool:

@@ -10,12 +10,16 @@ import re
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from attrs import define, evolve, field, frozen
 
-from planet.model import Entry, FeedState, FetchResult, ListState, ParsedFeed
+from planet.config import Config
+from planet.model import Entry, FeedState, ListState
+
+if TYPE_CHECKING:
+    from planet.update import FeedUpdate
 
 
 @frozen
@@ -70,31 +74,8 @@ class ApplyStats:
     updated: int = 0
 
 
-def _moves(state: FeedState, result: FetchResult) -> dict[str, Any]:
-    """The state changes adopting a permanent move: at once for http->https on the same
-    host, else when seen twice. Only a chain of 301/308 hops counts; a temporary redirect
-    anywhere resets the count."""
-    hops = result.redirects
-    if not hops or any(code not in (301, 308) for code, _ in hops):
-        return {"pending_move": None, "pending_count": 0}
-    target = result.final_url
-    count = state.pending_count + 1 if state.pending_move == target else 1
-    if _https_upgrade(result.url, target) or count >= 2:
-        return {
-            "current_url": None if target == state.url else target,
-            "pending_move": None,
-            "pending_count": 0,
-        }
-    return {"pending_move": target, "pending_count": count}
-
-
-def _https_upgrade(origin: str, target: str) -> bool:
-    before, after = urlsplit(origin), urlsplit(target)
-    return (
-        before.scheme == "http"
-        and after.scheme == "https"
-        and (before.hostname or "") == (after.hostname or "")
-    )
+def _max_age(config: Config) -> timedelta | None:
+    return timedelta(days=config.max_entry_age_days) if config.max_entry_age_days else None
 
 
 def _river_key(entry: Entry) -> tuple[datetime, datetime, str, str]:
@@ -169,6 +150,12 @@ class Store:
     max_entries_per_feed: int = 200
     #: Entries published longer ago than this are dropped (None = kept for ever).
     max_entry_age: timedelta | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> Store:
+        """An empty store keeping entries by ``config``'s limits."""
+        return cls(max_entries_per_feed=config.max_entries_per_feed, max_entry_age=_max_age(config))
+
     version: int = 0
     _entries: dict[str, dict[str, Entry]] = field(factory=dict)
     _states: dict[str, FeedState] = field(factory=dict)
@@ -288,49 +275,21 @@ class Store:
         if gone:
             self._bump(entries=True)
 
-    def record_fetch(
-        self, url: str, result: FetchResult, parsed: ParsedFeed | None, now: datetime
-    ) -> ApplyStats:
-        """Apply one fetch (and its parse; None for a 304 or an unchanged body) to ``url``."""
-        old = self.state(url)
-        # One evolve per fetch: at 1000 feeds a cycle of 304s is mostly such bookkeeping.
-        changes: dict[str, Any] = dict(
-            last_fetch=now,
-            http_status=result.status,
-            final_url=result.final_url,
-            waiting_until=None,
-        )
-        error = result.error or (parsed.error if parsed is not None else None)
-        if error is not None:
-            if result.status == 410:
-                changes["gone_since"] = old.gone_since or now
-            changes.update(error=error, consecutive_errors=old.consecutive_errors + 1)
-            self._set_state(url, evolve(old, **changes))
-            self._bump()
-            return ApplyStats()
-        changes.update(_moves(old, result))
-        # Validators are refreshed on a 304 too: servers rotate them.
-        changes.update(
-            last_success=now,
-            error=None,
-            consecutive_errors=0,
-            gone_since=None,
-            etag=result.etag or (old.etag if result.not_modified else None),
-            last_modified=result.last_modified
-            or (old.last_modified if result.not_modified else None),
-            body_hash=result.body_hash or old.body_hash,
-        )
+    def apply(self, url: str, update: FeedUpdate) -> ApplyStats:
+        """Make ``update`` (decided by :func:`planet.update.update_feed`) the feed's state
+        and merge its entries; returns what changed."""
         stats = ApplyStats()
-        if parsed is not None:
-            changes.update(
-                title=parsed.title or old.title,
-                link=parsed.link or old.link,
-                feed_id=parsed.feed_id,
-            )
-            stats = self._merge(url, self._recent(parsed.entries, now))
-        self._set_state(url, evolve(old, **changes))
+        if update.entries is not None:
+            stats = self._merge(url, update.entries)
+        self._set_state(url, update.state)
         self._bump(entries=bool(stats.new or stats.updated))
         return stats
+
+    def reconfigure(self, config: Config) -> None:
+        """Keep entries by ``config``'s limits from now on; what readers derived is stale."""
+        self.max_entries_per_feed = config.max_entries_per_feed
+        self.max_entry_age = _max_age(config)
+        self.invalidate()
 
     def update_state(self, url: str, **changes: Any) -> FeedState:
         """Change fields of a feed's state (schedule, discovery) and return the new state."""
@@ -362,12 +321,6 @@ class Store:
             self._reindex()
         self._bump(entries=True)
         self.update_state(url, duplicate_of=of, next_fetch=None)
-
-    def _recent(self, entries: Iterable[Entry], now: datetime) -> Iterable[Entry]:
-        if self.max_entry_age is None:
-            return entries
-        cutoff = now - self.max_entry_age
-        return (e for e in entries if e.published >= cutoff)
 
     def expire(self, now: datetime) -> int:
         """Drop entries older than ``max_entry_age``; returns how many went."""

@@ -1,0 +1,208 @@
+"""The fetch cycle: every tick, bring the due feeds and reading lists up to date.
+
+One :class:`~twisted.application.internet.TimerService` ticks; a tick that finds due feeds
+starts a cycle, and a cycle never overlaps the previous one (the timer waits for its
+Deferred). What is due is :func:`planet.schedule.due`'s answer; each feed then goes
+through :class:`planet.ingest.Ingester`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from attrs import define, field
+from twisted.application.internet import TimerService
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from planet import schedule
+from planet.config import Config
+from planet.ingest import Ingester
+from planet.model import utc_from_timestamp
+from planet.store import Store
+from planet.subscriptions import Subscriptions
+
+__all__ = ["Aggregator"]
+
+#: Longest pause between checks for due feeds.
+MAX_TICK = 60.0
+#: Ticks per fetch interval at least, so due times spread over the interval are honoured.
+TICKS_PER_INTERVAL = 20
+
+
+def tick_interval(config: Config) -> float:
+    """Seconds between two checks for due feeds under ``config``."""
+    return min(MAX_TICK, config.fetch_interval / TICKS_PER_INTERVAL)
+
+
+@define(slots=False, repr=False)
+class Aggregator(Service):
+    """Runs fetch cycles; nothing a feed does can stop the loop.
+
+    At stop it starts no new fetch and gives the running ones ``grace`` seconds, then
+    abandons them (those feeds keep the state they had).
+    """
+
+    subscriptions: Subscriptions
+    ingester: Ingester
+    store: Store
+    clock: IReactorTime
+    #: Seconds running fetches may finish in at shutdown.
+    grace: float = 5.0
+    #: Called when a cycle is over (the heap is frozen then: see :mod:`planet.heap`).
+    after_cycle: Callable[[], None] = lambda: None
+    cycles: int = 0
+    _timer: TimerService | None = None
+    _cycle: Deferred[None] | None = None
+    #: A reading list changed during the cycle: run another one for its new feeds.
+    _again: bool = False
+    _log: Logger = field(factory=Logger)
+
+    @property
+    def config(self) -> Config:
+        """The effective config: subscriptions from the file and its reading lists."""
+        return self.subscriptions.effective
+
+    @property
+    def tick_interval(self) -> float:
+        return tick_interval(self.config)
+
+    def startService(self) -> None:
+        for warning in self.subscriptions.base.warnings:
+            self._log.warn("{warning}", warning=warning)
+        # The snapshot (loaded before us) remembers what URL reading lists named last.
+        self.subscriptions.start()
+        super().startService()
+        self.ingester.reopen()
+        self._start_timer()
+
+    def stopService(self) -> Deferred[None]:
+        """Stop starting fetches; give running ones ``grace`` seconds, then abandon them."""
+        super().stopService()
+        if self._timer is not None:
+            self._timer.stopService()  # the cycle it waits for is ours to time
+            self._timer = None
+        self.ingester.fetcher.close()
+        cycle = self._cycle
+        if cycle is None:
+            self.ingester.abandon()
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        timer = self.clock.callLater(self.grace, self._abandon)
+
+        def finished(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+            self.ingester.abandon()
+            done.callback(None)
+
+        cycle.addBoth(finished)
+        return done
+
+    def _abandon(self) -> None:
+        n = self.ingester.abandon()
+        if n:
+            self._log.warn(
+                "{n} fetches still running after {grace:g} s; abandoned", n=n, grace=self.grace
+            )
+
+    def reconfigure(self, config: Config) -> None:
+        """The effective config changed: the tick follows a new ``fetch_interval``."""
+        timer = self._timer
+        if timer is not None and timer.step != tick_interval(config):
+            timer.stopService()
+            self._start_timer()
+
+    def kick(self) -> None:
+        """Run a cycle now (new feeds after a reload), unless one is running."""
+        if self.running and self._cycle is None:
+            self.run_cycle()
+
+    def refresh_all(self) -> int:
+        """Make every feed due now (the operator's "fetch everything"); returns how many.
+
+        Gone feeds, duplicates and feeds whose server asked us to wait (Retry-After) or that
+        are backing off after errors keep their time: asking again early would be impolite.
+        """
+        now = self._now()
+        made_due = 0
+        for url, state in self.store.feed_states().items():
+            if state.gone_since is not None or state.duplicate_of is not None or state.failing:
+                continue
+            if state.waiting_until is not None and state.waiting_until > now:
+                continue
+            self.store.update_state(url, next_fetch=None)
+            made_due += 1
+        self.kick()
+        return made_due
+
+    def run_cycle(self) -> Deferred[None] | None:
+        """Fetch every due feed once; fires when all of them are done. Never fails."""
+        if self._cycle is not None:
+            # A kick while a cycle runs: the loop's next tick picks up what is due.
+            return None
+        try:
+            now = self._now()
+            expired = self.store.expire(now)
+            if expired:
+                self._log.info("dropped {n} entries older than the retention", n=expired)
+            lists = self.subscriptions.due_lists(now)
+            due = schedule.due(self.config, self.store.feed_states(), now)
+            if not due and not lists:
+                return None
+            self.cycles += 1
+            started, parses = self.clock.seconds(), self.ingester.parses
+            updates = [Deferred.fromCoroutine(self._update_list(url)) for url in lists]
+            updates += [self.ingester.update(sub) for sub in due]
+            cycle = DeferredList(updates, consumeErrors=True).addCallback(
+                self._over, self.cycles, due, started, parses
+            )
+            # The cycle may be over already (every fetch answered synchronously).
+            self._cycle = None if cycle.called else cycle
+            return cycle
+        except Exception:
+            self._log.failure("fetch cycle failed to start")
+            return None
+
+    async def _update_list(self, url: str) -> None:
+        changed = await self.subscriptions.update_list(url, self._now)
+        # Its new feeds are due now, but this cycle has already picked what it fetches.
+        self._again = self._again or changed
+
+    def _over(
+        self, _: object, number: int, due: list[Any], started: float, parses_before: int
+    ) -> None:
+        self._cycle = None
+        states = self.store.feed_states()
+        failing = sum(1 for s in due if s.url in states and states[s.url].failing)
+        # One line per cycle: the operator's (and the benchmark's) view of its cost.
+        self._log.info(
+            "cycle {number} done: {feeds} feeds in {seconds:.3f} s "
+            "({ok} ok, {failing} failing, {parsed} parsed)",
+            number=number,
+            feeds=len(due),
+            seconds=self.clock.seconds() - started,
+            ok=len(due) - failing,
+            failing=failing,
+            parsed=self.ingester.parses - parses_before,
+        )
+        try:
+            self.after_cycle()
+        except Exception:
+            self._log.failure("after the fetch cycle")
+        if self._again and self.running:
+            self._again = False
+            self.clock.callLater(0, self.kick)
+
+    def _start_timer(self) -> None:
+        timer = TimerService(self.tick_interval, self.run_cycle)
+        timer.clock = self.clock
+        timer.startService()
+        self._timer = timer
+
+    def _now(self) -> datetime:
+        return utc_from_timestamp(self.clock.seconds())
