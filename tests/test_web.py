@@ -16,9 +16,11 @@ import pytest
 import treq
 from feeds import Item, at, atom
 from treq.testing import RequestTraversalAgent, StubTreq
+from twisted.application import strports
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, formatEvent, globalLogPublisher
@@ -32,6 +34,7 @@ from planet.config import parse_config
 from planet.model import Entry, FetchResult, ParsedFeed
 from planet.parse import parse_feed
 from planet.render import format_day, format_entry_time
+from planet.service import _Listener
 from planet.store import Store
 from planet.web import BODY_SLICE, PlanetSite, PlanetWeb, _SlicedBody
 
@@ -836,3 +839,30 @@ class AccessLogTests(SynchronousTestCase):
         # A reload turning it off again applies at once.
         h.web.use_config(attrs.evolve(h.config, access_log=False))
         self.assertEqual(self.request(h)[0], [])
+
+
+class ListenErrorTests(SynchronousTestCase):
+    """Issue 19 item 9: ``--listen tcp:99999`` and a unix socket in a missing directory
+    ended start-up with a traceback (OverflowError, FileNotFoundError), not one line."""
+
+    def start(self, description: str) -> str:
+        listener = _Listener(description)
+        factory = Factory.forProtocol(Protocol)
+        strports.service(description, factory).setServiceParent(listener)
+        with self.assertRaises(SystemExit) as raised:
+            listener.privilegedStartService()
+        return str(raised.exception.code)
+
+    def test_port_out_of_range(self) -> None:
+        self.assertEqual(
+            self.start("tcp:99999"),
+            "planet: error: --listen tcp:99999: cannot listen: bind(): port must be 0-65535.",
+        )
+
+    def test_unix_socket_in_a_missing_directory(self) -> None:
+        missing = self.mktemp()  # a path under the test's directory, never created
+        self.assertEqual(
+            self.start(f"unix:{missing}/web.sock"),
+            f"planet: error: --listen unix:{missing}/web.sock: cannot listen: "
+            f"No such file or directory: {missing}/web.sock.lock",
+        )
