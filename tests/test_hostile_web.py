@@ -138,7 +138,8 @@ def test_bad_listen_is_one_error_line(tmp_path: Path, listen: str, reason: str) 
     assert "Traceback" not in output, output
     errors = [line for line in meaningful_lines(output) if "planet: error:" in line]
     assert len(errors) == 1, output
-    assert f"planet: error: --listen {listen}: cannot listen: {reason}" in errors[0], output
+    assert f"planet: error: --listen {listen}: cannot listen: " in errors[0], output
+    assert reason in errors[0], output
     # Nothing else but Twisted's own "Site starting on" (a unix port says it before its lock).
     others = [line for line in meaningful_lines(output) if line not in errors]
     assert all("Site starting on" in line for line in others), output
