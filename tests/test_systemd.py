@@ -703,6 +703,8 @@ def test_service_unit_settings() -> None:
         ("Service", "SystemCallFilter"): "@system-service",
         ("Service", "CapabilityBoundingSet"): "",
         ("Service", "MemoryMax"): "512M",
+        # Issue 19: 1,100 idle clients starved new connections at the default 1024.
+        ("Service", "LimitNOFILE"): "65536",
         ("Service", "TimeoutStopSec"): "30",
         ("Install", "WantedBy"): "multi-user.target",
     }
