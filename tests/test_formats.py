@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 import attrs
 import feedparser
+import pytest
 from feeds import Item, at, atom, rss2
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from xsscheck import tier_a_violations
 
 from planet.config import Config
 from planet.formats import (
     JSON_FEED_VERSION,
     document_url,
+    plain_text,
     render_atom,
     render_json_feed,
     render_opml,
@@ -25,11 +29,14 @@ from planet.formats import (
 )
 from planet.model import Entry
 from planet.parse import parse_feed
-from planet.render import FeedView, atom_entry_id
+from planet.render import FeedView, PageView, atom_entry_id, iso_utc, render_river
+from planet.sanitize import html_to_text
+from planet.store import RiverItem
 
 NOW = at(2026, 6, 24, 9, 0)
 ATOM = "{http://www.w3.org/2005/Atom}"
 DC = "{http://purl.org/dc/elements/1.1/}"
+XSS_PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "xss" / "payloads.json"
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 CONFIG = Config(
@@ -229,19 +236,24 @@ def test_rss20_is_valid_with_the_river() -> None:
     assert parsed.feed.link == "http://planet.example/"
     assert parsed.feed.updated == "Tue, 23 Jun 2026 20:06:00 GMT"
     assert links(parsed)["self"] == "http://planet.example/rss20.xml"
+    # Item-level text is plain text that reads the same as HTML (issue 19, item 11): what
+    # looks like a tag is dropped, as an HTML-rendering reader would have dropped it.
     assert [e.title for e in parsed.entries] == [
-        f"{FEEDS[e.feed_url].name}: {clean(e.title)}" for e in ENTRIES
+        f"{plain_text(FEEDS[e.feed_url].name)}: {plain_text(clean(e.title))}" for e in ENTRIES
     ]
+    assert parsed.entries[0].title == "Alpha & Blog: Evening &"
     assert [e.get("link") for e in parsed.entries] == [e.link for e in ENTRIES]
     assert [e.id for e in parsed.entries] == [atom_entry_id(e) for e in ENTRIES]
     assert [e.published_parsed[:5] for e in parsed.entries] == [
         e.published.timetuple()[:5] for e in ENTRIES
     ]
     assert [e.source.href for e in parsed.entries] == [e.feed_url for e in ENTRIES]
-    assert [e.source.title for e in parsed.entries] == [FEEDS[e.feed_url].name for e in ENTRIES]
+    assert [e.source.title for e in parsed.entries] == [
+        plain_text(FEEDS[e.feed_url].name) for e in ENTRIES
+    ]
     assert parsed.entries[0].author == "Alice"
     assert parsed.entries[1].author == "Борис"
-    assert parsed.entries[-1].author == "Alpha & <Omega> Blog"
+    assert parsed.entries[-1].author == "Alpha & Blog"
     assert parsed.entries[1].description == "<p>noon &amp; more</p>"
 
 
@@ -659,3 +671,157 @@ def test_any_text_gives_well_formed_outputs(
     assert check_json_feed(doc) == []
     assert len(doc["items"]) == len(entries)
     assert ("next_url" in doc) == has_next
+
+
+# -- issue 19, item 11: text that readers render as HTML; stored values of the wrong type -----
+
+HOSTILE_TEXT = [
+    # (stored text, what an RSS title / dc:creator must carry)
+    ("<img src=x onerror=alert(1)>", ""),
+    ("<script>alert(1)</script>Bob", "Bob"),
+    ("Tom & Jerry", "Tom & Jerry"),
+    ("1 < 2 > 0", "1 < 2 > 0"),
+    # Text that itself holds a reference: an HTML reader shows "a < b", so must a text one
+    # (this was escaped twice: "a &amp;lt; b" in the XML).
+    ("a &lt; b", "a < b"),
+    ("&lt;img src=x onerror=alert(1)&gt;", ""),
+    ("&amp;lt;b&amp;gt;bold&amp;lt;/b&amp;gt;", "bold"),
+]
+
+
+def _hostile_entries() -> list[Entry]:
+    base = ENTRIES[0]
+    return [
+        attrs.evolve(base, id=f"urn:h:{i}", title=text, author=text)
+        for i, (text, _) in enumerate(HOSTILE_TEXT)
+    ]
+
+
+def as_html_page(text: str) -> list[str]:
+    """Tier A violations of ``text`` put into a page as an HTML-rendering reader puts a title.
+
+    (A whole page, not fragment mode: its raw ``-->`` rule is about fragments that could end
+    up in a comment, and ``-->`` in a title's text is only text.)
+    """
+    page = f"<!DOCTYPE html><html><head><title>t</title></head><body><h2>{text}</h2></body></html>"
+    return tier_a_violations(page, fragment=False)
+
+
+def reads_as_text(text: str) -> bool:
+    """Whether an HTML reader shows ``text`` as a text reader does: no element, no reference."""
+    return html_to_text(text) == " ".join(text.split()) and as_html_page(text) == []
+
+
+def test_rss20_title_and_creator_are_plain_text() -> None:
+    feeds = {A_URL: FeedView(A_URL, "<b>Feed</b> &amp; co", None)}
+    root = ET.fromstring(render_rss20(CONFIG, _hostile_entries(), feeds, NOW))
+    items = root.findall("channel/item")
+    for item, (stored, expected) in zip(items, HOSTILE_TEXT, strict=True):
+        title, creator = item.findtext("title"), item.findtext(f"{DC}creator")
+        source = item.findtext("source")
+        assert title == (f"Feed & co: {expected}" if expected else "Feed & co"), stored
+        assert creator == (expected or "Feed & co"), stored
+        assert source == "Feed & co"
+        for text in (title, creator, source):
+            assert text is not None and reads_as_text(text), (stored, text)
+    # A reader taking the titles as HTML (feedparser does, as planet's parser does) gets
+    # the same text back.
+    parsed = feedparser.parse(render_rss20(CONFIG, _hostile_entries(), feeds, NOW))
+    assert [e.title for e in parsed.entries] == [item.findtext("title") for item in items]
+
+
+def test_rss20_text_of_every_xss_payload_reads_as_text() -> None:
+    payloads = [p["payload"] for p in _xss_payloads()]
+    entries = [
+        attrs.evolve(ENTRIES[0], id=f"urn:x:{i}", title=p, author=p) for i, p in enumerate(payloads)
+    ]
+    feeds = {A_URL: FeedView(A_URL, payloads[0], None)}
+    root = ET.fromstring(render_rss20(CONFIG, entries, feeds, NOW))
+    for item, payload in zip(root.findall("channel/item"), payloads, strict=True):
+        for text in (item.findtext("title"), item.findtext(f"{DC}creator")):
+            assert text is not None and as_html_page(text) == [], (payload, text)
+            assert reads_as_text(text), (payload, text)
+
+
+def _xss_payloads() -> list[dict[str, Any]]:
+    if not XSS_PAYLOADS.exists():
+        pytest.skip(f"XSS corpus not found at {XSS_PAYLOADS}")
+    return json.loads(XSS_PAYLOADS.read_text())
+
+
+def test_atom_and_json_feed_titles_are_text_consistently() -> None:
+    """Atom says type="text" for every title (feed, entry, source) and carries the stored
+    text as it is; JSON Feed's ``title`` is plain text by its spec: the same text."""
+    entries = _hostile_entries()
+    feeds = {A_URL: FeedView(A_URL, "<b>Feed</b>", None)}
+    root = ET.fromstring(render_atom(CONFIG, entries, feeds, NOW))
+    titles = root.findall(f".//{ATOM}title")
+    assert titles and {t.get("type") for t in titles} == {"text"}
+    shown = [e.findtext(f"{ATOM}title") for e in root.findall(f"{ATOM}entry")]
+    assert shown == [text for text, _ in HOSTILE_TEXT]
+    names = [e.findtext(f"{ATOM}author/{ATOM}name") for e in root.findall(f"{ATOM}entry")]
+    assert names == [text for text, _ in HOSTILE_TEXT]
+    doc = json.loads(render_json_feed(CONFIG, entries, feeds, NOW))
+    assert [i["title"] for i in doc["items"]] == [text for text, _ in HOSTILE_TEXT]
+    assert [i["authors"][0]["name"] for i in doc["items"]] == [t for t, _ in HOSTILE_TEXT]
+
+
+def _odd_entries() -> list[Entry]:
+    """Entries as a snapshot of another version might hold them: wrong types everywhere."""
+    naive = datetime(2026, 6, 20, 8, 0)
+    return [
+        Entry(
+            id=5,  # type: ignore[arg-type]
+            feed_url=A_URL,
+            title=None,  # type: ignore[arg-type]
+            link=7,  # type: ignore[arg-type]
+            author=None,  # type: ignore[arg-type]
+            content=None,  # type: ignore[arg-type]
+            published=naive,
+            updated=None,  # type: ignore[arg-type]
+            first_seen=naive,
+        ),
+        Entry(
+            id=None,  # type: ignore[arg-type]
+            feed_url=A_URL,
+            title=3.5,  # type: ignore[arg-type]
+            link="",
+            author=["x"],  # type: ignore[arg-type]
+            content=9,  # type: ignore[arg-type]
+            published=None,  # type: ignore[arg-type]
+            updated="yesterday",  # type: ignore[arg-type]
+            first_seen=NOW,
+        ),
+    ]
+
+
+def test_entries_of_the_wrong_type_never_fail_a_render() -> None:
+    entries = _odd_entries()
+    atom_root = ET.fromstring(render_atom(CONFIG, entries, FEEDS, NOW, page=1, has_next=True))
+    atom_entries = atom_root.findall(f"{ATOM}entry")
+    assert [e.findtext(f"{ATOM}title") for e in atom_entries] == [
+        "Alpha & <Omega> Blog",
+        "3.5",
+    ]
+    ids = [e.findtext(f"{ATOM}id") or "" for e in atom_entries]
+    assert all(i.startswith("urn:planet:") for i in ids) and len(set(ids)) == 2
+    assert [e.findtext(f"{ATOM}published") for e in atom_entries] == [
+        "2026-06-20T08:00:00Z",  # naive: taken as UTC
+        iso_utc(NOW),  # none: first seen
+    ]
+    assert not feedparser.parse(render_atom(CONFIG, entries, FEEDS, NOW)).bozo
+    rss = ET.fromstring(render_rss20(CONFIG, entries, FEEDS, NOW))
+    assert [i.findtext("title") for i in rss.findall("channel/item")] == [
+        "Alpha & Blog",
+        "Alpha & Blog: 3.5",
+    ]
+    assert [i.find("link") for i in rss.findall("channel/item")] == [None, None]
+    doc = json.loads(render_json_feed(CONFIG, entries, FEEDS, NOW))
+    assert check_json_feed(doc) == []
+    assert [i.get("title") for i in doc["items"]] == [None, "3.5"]
+    assert [i["content_html"] for i in doc["items"]] == ["", "9"]
+    view = PageView(
+        items=tuple(RiverItem(e) for e in entries), page=1, has_next=False, updated=None
+    )
+    html = render_river(CONFIG, view, FEEDS, NOW).decode()
+    assert "None" not in html and "2026-06-20T08:00:00Z" in html

@@ -43,6 +43,7 @@ from planet.systemd import SdNotifyService, sd_notify, watchdog_interval
 ROOT = Path(__file__).resolve().parent.parent
 ETC = ROOT / "etc"
 INSTALLED_TWISTD = "/opt/planet/venv/bin/twistd"
+INSTALLED_PLANET = "/opt/planet/venv/bin/planet"
 SIGTERM_EXITS = (0, -signal.SIGTERM)
 
 
@@ -703,12 +704,18 @@ def test_service_unit_settings() -> None:
         ("Service", "SystemCallFilter"): "@system-service",
         ("Service", "CapabilityBoundingSet"): "",
         ("Service", "MemoryMax"): "512M",
+        # Issue 19: 1,100 idle clients starved new connections at the default 1024.
+        ("Service", "LimitNOFILE"): "65536",
         ("Service", "TimeoutStopSec"): "30",
         ("Install", "WantedBy"): "multi-user.target",
     }
     for (section, key), value in expected.items():
         assert setting(unit, section, key) == [value], (section, key)
     assert setting(unit, "Service", "MemoryDenyWriteExecute") == []
+    # The config is checked as the daemon reads it, before the daemon starts.
+    assert setting(unit, "Service", "ExecStartPre") == [
+        f"{INSTALLED_PLANET} check /etc/planet/planet.ini"
+    ]
     assert setting(unit, "Service", "ExecStart") == [
         f"{INSTALLED_TWISTD} --nodaemon --pidfile= --logfile=- planet "
         "--config /etc/planet/planet.ini --listen tcp:8080:interface=127.0.0.1"
@@ -755,7 +762,10 @@ def installable_copy(directory: Path, *names: str) -> list[Path]:
         assert INSTALLED_TWISTD in text or not name.endswith(".service")
         copy = directory / name
         copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(text.replace(INSTALLED_TWISTD, str(TWISTD)))
+        planet = TWISTD.parent / "planet"
+        copy.write_text(
+            text.replace(INSTALLED_TWISTD, str(TWISTD)).replace(INSTALLED_PLANET, str(planet))
+        )
         copies.append(copy)
     return copies
 

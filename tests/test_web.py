@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+import attrs
 import feedparser
 import html5lib
 import pytest
 import treq
 from feeds import Item, at, atom
 from treq.testing import RequestTraversalAgent, StubTreq
+from twisted.application import strports
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import server
@@ -25,12 +31,13 @@ from twisted.web.http_headers import Headers
 from xsscheck import tier_a_violations
 
 from planet.config import parse_config
-from planet.model import FetchResult
+from planet.model import Entry, FetchResult, ParsedFeed
 from planet.parse import parse_feed
 from planet.render import format_day, format_entry_time
+from planet.service import _Listener
 from planet.store import Store
 from planet.testing import record_fetch
-from planet.web import BODY_SLICE, PlanetWeb, _SlicedBody
+from planet.web import BODY_SLICE, PlanetSite, PlanetWeb, _SlicedBody
 
 NOW = at(2026, 6, 24, 9, 0)
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "xss" / "payloads.json"
@@ -635,3 +642,229 @@ def big_feed() -> bytes:
         for i in range(150)
     ]
     return atom("Alpha", "http://a.example/", items)
+
+
+# --- issue 19: hostile clients, odd stored entries, the access log ---------------------------
+
+
+class _Events:
+    """Every event of the global log publisher while installed (a context manager)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __enter__(self) -> list[dict[str, Any]]:
+        globalLogPublisher.addObserver(self.events.append)
+        return self.events
+
+    def __exit__(self, *exc: object) -> None:
+        globalLogPublisher.removeObserver(self.events.append)
+
+
+def _connect(h: Harness, log: Logger | None = None) -> tuple[StringTransport, PlanetSite, Any]:
+    site = h.web.site(log=log)
+    # As a listening port does: Twisted's Site opens its access log here.
+    site.doStart()
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+    channel.makeConnection(transport)
+    return transport, site, channel
+
+
+def _status(sent: bytes) -> bytes:
+    return sent.split(b"\r\n", 1)[0]
+
+
+class BadURLTests(SynchronousTestCase):
+    """Issue 19 item 9: ``/feeds/%ff`` wrote a Klein traceback to the log (and a 400 with no
+    charset). Now a 400 in UTF-8 text, and nothing logged."""
+
+    def test_non_utf8_path_is_a_400_without_a_traceback(self) -> None:
+        h = Harness()
+        for path in ("/feeds/%ff", "/%ff", "/feeds/%c3%28?page=1", "/%ed%a0%80"):
+            with _Events() as events:
+                response, body = h.get(path)
+            self.assertEqual(response.code, 400, path)
+            self.assertEqual(
+                response.headers.getRawHeaders(b"content-type"), [b"text/plain; charset=utf-8"]
+            )
+            self.assertEqual(body, b"400 Bad Request: the URL is not UTF-8.\n")
+            self.assertEqual(
+                response.headers.getRawHeaders(b"x-content-type-options"), [b"nosniff"]
+            )
+            self.assertEqual([e for e in events if "log_failure" in e], [], path)
+        # A UTF-8 path that is percent-encoded still routes.
+        h.add("http://b.example/feed", atom("Bé", "http://b.example/", BETA))
+        self.assertEqual(h.get("/feeds/be")[0].code, 200)
+        self.assertEqual(h.get("/feeds/%62%65")[0].code, 200)
+
+    def test_non_utf8_host_is_a_400(self) -> None:
+        transport, _, channel = _connect(Harness())
+        with _Events() as events:
+            channel.dataReceived(b"GET /feeds/x HTTP/1.1\r\nHost: \xff.example\r\n\r\n")
+        self.assertEqual(_status(transport.value()), b"HTTP/1.1 400 Bad Request")
+        self.assertIn(b"charset=utf-8", transport.value())
+        self.assertEqual([e for e in events if "log_failure" in e], [])
+
+
+class OddStoredEntryTests(SynchronousTestCase):
+    """Issue 19 item 11: an entry with an integer id or a null title (as an old snapshot
+    may hold) made ``/atom.xml`` (and RSS, JSON Feed) answer 500."""
+
+    def test_every_page_and_feed_still_answers(self) -> None:
+        h = Harness()
+        url = "http://a.example/feed"
+        odd = (
+            Entry(
+                id=5,  # type: ignore[arg-type]
+                feed_url=url,
+                title=None,  # type: ignore[arg-type]
+                link=None,
+                author=None,  # type: ignore[arg-type]
+                content=None,  # type: ignore[arg-type]
+                published=NOW,
+                updated=NOW,
+                first_seen=NOW,
+            ),
+            Entry(
+                id=None,  # type: ignore[arg-type]
+                feed_url=url,
+                title=3,  # type: ignore[arg-type]
+                link=None,
+                author=4.5,  # type: ignore[arg-type]
+                content=9,  # type: ignore[arg-type]
+                published=NOW - timedelta(hours=1),
+                updated=NOW,
+                first_seen=NOW,
+            ),
+        )
+        result = FetchResult(url=url, final_url=url, status=200, body=b"x")
+        record_fetch(h.store, url, result, ParsedFeed(title="A", link=None, entries=odd), NOW)
+        self.assertEqual(h.store.entry_count(), 2)
+        for path in ("/", "/atom.xml", "/rss20.xml", "/feed.json", "/feeds/alpha-blog"):
+            response, body = h.get(path)
+            self.assertEqual(response.code, 200, path)
+        root = ET.fromstring(h.get("/atom.xml")[1])
+        titles = [t.text for t in root.iter("{http://www.w3.org/2005/Atom}title")]
+        self.assertIn("Alpha Blog", titles)  # the null title: the feed's name stands in
+        self.assertIn("3", titles)
+        self.assertEqual(json.loads(h.get("/feed.json")[1])["items"][1]["content_html"], "9")
+
+
+class OverlongRequestTests(SynchronousTestCase):
+    """Issue 19 item 13: Twisted answered an over-long request line or header section with
+    400, and simply hung up on one line over 16 KiB. Now 414 and 431."""
+
+    def send(self, data: bytes) -> tuple[bytes, StringTransport]:
+        transport, _, channel = _connect(Harness())
+        channel.dataReceived(data)
+        return transport.value(), transport
+
+    def assert_refused(self, data: bytes, status: bytes) -> None:
+        sent, transport = self.send(data)
+        self.assertEqual(_status(sent), b"HTTP/1.1 " + status)
+        self.assertIn(b"\r\ncontent-type: text/plain; charset=utf-8\r\n", sent)
+        self.assertIn(b"\r\nconnection: close\r\n", sent)
+        head, body = _response(sent)
+        self.assertEqual(body, status + b"\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_request_line_over_the_line_limit_is_414(self) -> None:
+        # No line end yet: LineReceiver gives up at MAX_LENGTH (Twisted: hang up, no answer).
+        self.assert_refused(b"GET /" + b"a" * 20_000, b"414 URI Too Long")
+        self.assert_refused(b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n", b"414 URI Too Long")
+
+    def test_request_line_just_over_the_limit_is_414(self) -> None:
+        line = b"GET /?q=" + b"a" * (16_384 - 17) + b" HTTP/1.1"
+        self.assertEqual(len(line), 16_384)
+        self.assert_refused(line + b"a\r\n", b"414 URI Too Long")
+        # At the limit it is read; a header on top then passes the 16 KiB budget: 431.
+        self.assert_refused(line + b"\r\nHost: x\r\n\r\n", b"431 Request Header Fields Too Large")
+
+    def test_headers_over_the_size_budget_are_431(self) -> None:
+        headers = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 1000) for i in range(20))
+        self.assert_refused(
+            b"GET / HTTP/1.1\r\nHost: planet.example\r\n" + headers,
+            b"431 Request Header Fields Too Large",
+        )
+        one_long = b"X-Long: " + b"v" * 17_000 + b"\r\n"
+        self.assert_refused(
+            b"GET / HTTP/1.1\r\n" + one_long, b"431 Request Header Fields Too Large"
+        )
+
+    def test_too_many_headers_are_431(self) -> None:
+        headers = b"".join(b"X-%d: v\r\n" % i for i in range(501))
+        self.assert_refused(
+            b"GET / HTTP/1.1\r\n" + headers + b"\r\n", b"431 Request Header Fields Too Large"
+        )
+
+    def test_requests_within_the_limits_are_served(self) -> None:
+        headers = b"".join(b"X-%d: v\r\n" % i for i in range(400))
+        sent, transport = self.send(
+            b"GET /?q=" + b"a" * 8000 + b" HTTP/1.1\r\nHost: planet.example\r\n" + headers + b"\r\n"
+        )
+        self.assertEqual(_status(sent), b"HTTP/1.1 200 OK")
+        self.assertFalse(transport.disconnecting)
+
+
+class AccessLogTests(SynchronousTestCase):
+    """Issue 19 item 9: every request wrote an access line to the log, although the README
+    says requests are not logged. Now only with ``access_log = yes``, through twisted.logger."""
+
+    def request(self, h: Harness) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        mine: list[dict[str, Any]] = []
+        transport, _, channel = _connect(h, Logger(namespace="planet.web", observer=mine.append))
+        with _Events() as everything:
+            channel.dataReceived(
+                b"GET /health HTTP/1.1\r\nHost: planet.example\r\nUser-Agent: probe/1\r\n\r\n"
+            )
+        self.assertEqual(_status(transport.value()), b"HTTP/1.1 200 OK")
+        return mine, everything
+
+    def test_no_access_log_by_default(self) -> None:
+        h = Harness()
+        self.assertFalse(h.config.access_log)
+        mine, everything = self.request(h)
+        self.assertEqual(mine, [])
+        self.assertEqual([e for e in everything if "/health" in formatEvent(e)], [])
+
+    def test_access_log_when_asked(self) -> None:
+        h = Harness(extra="")
+        h.web.use_config(attrs.evolve(h.config, access_log=True))
+        mine, _ = self.request(h)
+        self.assertEqual(len(mine), 1)
+        line = formatEvent(mine[0])
+        self.assertRegex(
+            line, r'^"127\.0\.0\.1" - - \[.*\] "GET /health HTTP/1\.1" 200 \d+ "-" "probe/1"$'
+        )
+        self.assertEqual(mine[0]["log_namespace"], "planet.web")
+        # A reload turning it off again applies at once.
+        h.web.use_config(attrs.evolve(h.config, access_log=False))
+        self.assertEqual(self.request(h)[0], [])
+
+
+class ListenErrorTests(SynchronousTestCase):
+    """Issue 19 item 9: ``--listen tcp:99999`` and a unix socket in a missing directory
+    ended start-up with a traceback (OverflowError, FileNotFoundError), not one line."""
+
+    def start(self, description: str) -> str:
+        listener = _Listener(description)
+        factory = Factory.forProtocol(Protocol)
+        strports.service(description, factory).setServiceParent(listener)
+        with self.assertRaises(SystemExit) as raised:
+            listener.privilegedStartService()
+        return str(raised.exception.code)
+
+    def test_port_out_of_range(self) -> None:
+        self.assertEqual(
+            self.start("tcp:99999"),
+            "planet: error: --listen tcp:99999: cannot listen: bind(): port must be 0-65535.",
+        )
+
+    def test_unix_socket_in_a_missing_directory(self) -> None:
+        missing = self.mktemp()  # a path under the test's directory, never created
+        self.assertEqual(
+            self.start(f"unix:{missing}/web.sock"),
+            f"planet: error: --listen unix:{missing}/web.sock: cannot listen: "
+            f"No such file or directory: {missing}/web.sock.lock",
+        )

@@ -33,8 +33,16 @@ from xml.etree import ElementTree as ET
 from planet import __version__
 from planet.config import Config
 from planet.model import Entry
-from planet.render import FeedView, atom_entry_id, feed_of, is_absolute_iri, iso_utc
-from planet.sanitize import strip_xml_illegal
+from planet.render import (
+    EntryFields,
+    FeedView,
+    atom_entry_id,
+    entry_fields,
+    feed_of,
+    is_absolute_iri,
+    iso_utc,
+)
+from planet.sanitize import html_to_text, strip_xml_illegal
 
 __all__ = [
     "ATOM_PATH",
@@ -125,8 +133,33 @@ def _rfc822(when: datetime) -> str:
     return format_datetime(when.astimezone(timezone.utc), usegmt=True)
 
 
-def _newest(entries: Sequence[Entry], now: datetime) -> datetime:
+def _newest(entries: Sequence[EntryFields], now: datetime) -> datetime:
     return max((e.updated for e in entries), default=now)
+
+
+#: How many times markup inside markup (``&amp;lt;b&amp;gt;``) is taken apart before the
+#: rest is given up on.
+_TEXT_ROUNDS = 8
+
+
+def plain_text(text: str) -> str:
+    """``text`` made to read the same as plain text and as HTML, for RSS 2.0 elements.
+
+    RSS 2.0 never said whether ``title`` or ``dc:creator`` hold text or HTML, and many
+    readers render them as HTML: a title whose text is ``<img src=x onerror=...>`` (stored
+    as text, so escaped once in the XML) becomes an element there. Tags are dropped and
+    character references decoded until nothing changes (what is left has no tag and no
+    reference, so both readings agree); ``Tom & Jerry`` and ``1 < 2`` stay as they are.
+    """
+    for _ in range(_TEXT_ROUNDS):
+        if "<" not in text and "&" not in text:
+            return text
+        plain = html_to_text(text)
+        if plain == text:
+            return text
+        text = plain
+    # Still changing after that many rounds: nothing of it can be markup any more.
+    return text.replace("<", "").replace("&", "")
 
 
 # -- Atom 1.0 with RFC 5005 paging ------------------------------------------------------------
@@ -145,6 +178,7 @@ def render_atom(
     ``entries`` are the entries of this page in river order; ``has_next`` says whether older
     entries follow on page ``page + 1``.
     """
+    shown = [entry_fields(e) for e in entries]
     root = ET.Element("feed", {"xmlns": ATOM_NS})
     _sub(root, "title", config.name, {"type": "text"})
     _sub(root, "id", _planet_id(config))
@@ -155,13 +189,13 @@ def render_atom(
         _link(root, "previous", document_url(config, ATOM_PATH, page - 1), "application/atom+xml")
     if has_next:
         _link(root, "next", document_url(config, ATOM_PATH, page + 1), "application/atom+xml")
-    _sub(root, "updated", iso_utc(_newest(entries, now)))
+    _sub(root, "updated", iso_utc(_newest(shown, now)))
     author = _sub(root, "author")
     _sub(author, "name", _first(config.owner_name, config.name))
     if config.owner_email:
         _sub(author, "email", config.owner_email)
     _sub(root, "generator", "planet", {"version": __version__})
-    for entry in entries:
+    for entry in shown:
         feed = feed_of(entry, feeds)
         el = _sub(root, "entry")
         _sub(el, "id", atom_entry_id(entry))
@@ -193,12 +227,13 @@ def render_rss20(
     config: Config, entries: Sequence[Entry], feeds: Mapping[str, FeedView], now: datetime
 ) -> bytes:
     """The river as RSS 2.0, items titled ``Feed name: Title`` as PlanetPlanet's rss20 was."""
+    shown = [entry_fields(e) for e in entries]
     root = ET.Element("rss", {"version": "2.0", "xmlns:atom": ATOM_NS, "xmlns:dc": DC_NS})
     channel = _sub(root, "channel")
     _sub(channel, "title", config.name)
     _sub(channel, "link", _home_url(config))
     _sub(channel, "description", f"{config.name} - {config.link}" if config.link else config.name)
-    _sub(channel, "lastBuildDate", _rfc822(_newest(entries, now)))
+    _sub(channel, "lastBuildDate", _rfc822(_newest(shown, now)))
     _sub(channel, "generator", f"planet {__version__}")
     _sub(
         channel,
@@ -209,21 +244,23 @@ def render_rss20(
             "type": "application/rss+xml",
         },
     )
-    for entry in entries:
+    for entry in shown:
         feed = feed_of(entry, feeds)
         item = _sub(channel, "item")
-        title = _clean(entry.title)
-        _sub(item, "title", f"{feed.name}: {title}" if title else feed.name)
+        # Text readers and HTML readers must both see text in title, dc:creator, source.
+        feed_name = plain_text(_clean(feed.name))
+        title = plain_text(_clean(entry.title))
+        _sub(item, "title", f"{feed_name}: {title}" if title else feed_name)
         if entry.link:
             _sub(item, "link", entry.link)
         guid = _clean(atom_entry_id(entry))
         permalink = entry.link is not None and guid == _clean(entry.link)
         _sub(item, "guid", guid, {"isPermaLink": "true" if permalink else "false"})
         _sub(item, "pubDate", _rfc822(entry.published))
-        _sub(item, "dc:creator", _first(entry.author, feed.name))
+        _sub(item, "dc:creator", plain_text(_clean(entry.author)) or feed_name)
         if entry.content:
             _sub(item, "description", entry.content)
-        _sub(item, "source", feed.name, {"url": feed.url})
+        _sub(item, "source", feed_name, {"url": feed.url})
     return _xml(root)
 
 
@@ -287,7 +324,7 @@ def render_json_feed(
             owner["url"] = "mailto:" + _clean(config.owner_email)
         doc["authors"] = [owner]
     items = []
-    for entry in entries:
+    for entry in map(entry_fields, entries):
         feed = feed_of(entry, feeds)
         item: dict[str, Any] = {"id": _clean(atom_entry_id(entry))}
         if entry.link:

@@ -66,71 +66,205 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "feed"
 
 
-def feed_views(config: Config, states: Mapping[str, FeedState]) -> dict[str, FeedView]:
-    """Display names, sites and slugs of every subscription: configured name, else title."""
-    views = {}
-    taken: set[str] = set()
-    for sub in config.subscriptions:
+def as_text(value: object) -> str:
+    """A stored text field as ``str``: None is ``""``, a number its digits, anything else ``""``.
+
+    Entries and feed states come from snapshots too; a value of the wrong type there must
+    cost a blank field, never a 500.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def as_url(value: object) -> str | None:
+    """A stored URL field: a non-empty ``str``, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def as_time(value: object, fallback: datetime) -> datetime:
+    """A stored time: an aware datetime (a naive one is taken as UTC), else ``fallback``."""
+    if not isinstance(value, datetime):
+        return fallback
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+#: A slug made for a name whose base slug was taken: ``<base>-<n>``, n >= 2.
+_SUFFIXED = re.compile(r"^(.*)-([0-9]+)$")
+
+
+def _slug_for(slug: str, base: str) -> bool:
+    """Whether ``slug`` is one :func:`feed_views` could give a name whose base is ``base``."""
+    if slug == base:
+        return True
+    match = _SUFFIXED.match(slug)
+    if match is None or match.group(1) != base:
+        return False
+    # Compared as text: int() refuses more than 4300 digits, and a title may hold them.
+    digits = match.group(2)
+    return digits[0] != "0" and digits != "1"
+
+
+def feed_views(
+    config: Config, states: Mapping[str, FeedState], previous: Mapping[str, str] | None = None
+) -> dict[str, FeedView]:
+    """Display names, sites and slugs of every subscription: configured name, else title.
+
+    A slug is made from the display name (:func:`slugify`); names that slugify alike get
+    ``-2``, ``-3``, ... The rule, so that no feed can take another's ``/feeds/<slug>``:
+
+    1. Subscriptions the operator named (``name =``) claim before those named by their
+       feed's title or host, so a feed retitling itself never displaces an operator's name.
+    2. ``previous`` maps subscription URLs to the slugs they were given last time: a
+       subscription keeps its slug while its own name still makes that slug (only an
+       operator-named subscription claiming it as its plain, unsuffixed slug takes it).
+       Suffixes for other names skip slugs kept this way.
+    3. Otherwise config order decides (first come, plain slug).
+
+    Without ``previous`` (at start-up) rules 1 and 3 alone decide: the same config and
+    titles give the same slugs. O(n log n) in the number of subscriptions.
+    """
+    subs = config.subscriptions
+    names = []
+    bases: dict[str, str] = {}
+    claims = []
+    for index, sub in enumerate(subs):
         state = states.get(sub.url)
-        title = state.title if state is not None else ""
-        name = sub.name or title or (urlsplit(sub.url).hostname or sub.url)
-        slug = base = slugify(name)
-        n = 2
-        while slug in taken:
-            slug, n = f"{base}-{n}", n + 1
+        title = as_text(state.title) if state is not None else ""
+        name = as_text(sub.name) or title or (_host(sub.url) or sub.url)
+        names.append(name)
+        base = bases.get(name)
+        if base is None:
+            base = bases[name] = slugify(name)
+        kept = previous.get(sub.url) if previous is not None else None
+        if kept is not None and not _slug_for(kept, base):
+            kept = None
+        claims.append((not sub.name, kept is None, index, base, kept))
+    # Indexes are unique: the order never looks past them.
+    claims.sort()
+    # Slugs kept by subscriptions not named by the operator: no suffix is made into one.
+    reserved = {kept for unnamed, _, _, _, kept in claims if unnamed and kept is not None}
+    taken: set[str] = set()
+    next_suffix: dict[str, int] = {}
+    slugs = [""] * len(subs)
+    for _, _, index, base, kept in claims:
+        if kept is not None and kept not in taken:
+            slug = kept
+        elif base not in taken:
+            slug = base
+        else:
+            # Each base's counter only grows, and a slug is skipped at most once overall
+            # (``<base>-<n>`` splits one way): linear in all, not quadratic per name.
+            n = next_suffix.get(base, 2)
+            while f"{base}-{n}" in taken or f"{base}-{n}" in reserved:
+                n += 1
+            slug = f"{base}-{n}"
+            next_suffix[base] = n + 1
         taken.add(slug)
+        slugs[index] = slug
+    views = {}
+    for index, sub in enumerate(subs):
+        state = states.get(sub.url)
         views[sub.url] = FeedView(
             url=sub.url,
-            name=name,
-            site=state.link if state is not None else None,
+            name=names[index],
+            site=as_url(state.link) if state is not None else None,
             failing=state is not None and state.failing,
-            reason=state.error if state is not None else None,
-            slug=slug,
+            reason=(as_text(state.error) or None) if state is not None else None,
+            slug=slugs[index],
         )
     return views
 
 
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+#: A river page also ends before the content of its items passes this many bytes (HTML of
+#: content and title, as UTF-8), so 60 entries of 512 KiB do not make a 30 MB page; a page
+#: holds at least one item whatever its size.
+MAX_PAGE_BYTES = 2 * 1024 * 1024
+
+
 def paginate(
-    items: Iterable[RiverItem], per_page: int, days_per_page: int = 0, per_feed: int = 0
+    items: Iterable[RiverItem],
+    per_page: int,
+    days_per_page: int = 0,
+    per_feed: int = 0,
+    max_bytes: int = MAX_PAGE_BYTES,
 ) -> list[tuple[RiverItem, ...]]:
     """Every page of the river (see :func:`iter_pages`)."""
-    return list(iter_pages(items, per_page, days_per_page, per_feed))
+    return list(iter_pages(items, per_page, days_per_page, per_feed, max_bytes))
 
 
 def iter_pages(
-    items: Iterable[RiverItem], per_page: int, days_per_page: int = 0, per_feed: int = 0
+    items: Iterable[RiverItem],
+    per_page: int,
+    days_per_page: int = 0,
+    per_feed: int = 0,
+    max_bytes: int = MAX_PAGE_BYTES,
 ) -> Iterator[tuple[RiverItem, ...]]:
     """Split the river into pages of at most ``per_page`` items, made as they are asked for.
 
     Venus's ``days_per_page`` also ends a page after that many distinct days, and its
     ``new_feed_items`` (``per_feed``) keeps at most that many items of one feed on a page:
     the rest of that feed's items are left out of the river (its own page shows them).
-    An empty river is one empty page.
+    A page also ends before an item that would take its content past ``max_bytes``
+    (0: no bound); the item opens the next page. An empty river is one empty page.
     """
     made = 0
     page: list[RiverItem] = []
     days: set[date] = set()
     per: dict[str, int] = {}
+    size = 0
     for item in items:
         day = _day(item.entry)
-        if len(page) == per_page or (
-            days_per_page and day not in days and len(days) == days_per_page
+        item_size = entry_bytes(item.entry) if max_bytes else 0
+        if page and (
+            len(page) == per_page
+            or (days_per_page and day not in days and len(days) == days_per_page)
+            or (max_bytes and size + item_size > max_bytes)
         ):
             made += 1
             yield tuple(page)
-            page, days, per = [], set(), {}
+            page, days, per, size = [], set(), {}, 0
         feed = item.entry.feed_url
         if per_feed and per.get(feed, 0) >= per_feed:
             continue
         per[feed] = per.get(feed, 0) + 1
         days.add(day)
         page.append(item)
+        size += item_size
     if page or not made:
         yield tuple(page)
 
 
+def entry_bytes(entry: Entry) -> int:
+    """What ``entry`` adds to a page: its content and title, in UTF-8 bytes."""
+    return _utf8_size(entry.content) + _utf8_size(entry.title)
+
+
+def _utf8_size(value: object) -> int:
+    if not isinstance(value, str):
+        return 0
+    # isascii() is a flag check in CPython; stored content is mostly ASCII (compact_html).
+    return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+
+
 def _day(entry: Entry) -> date:
-    return entry.published.astimezone(timezone.utc).date()
+    return _published(entry).astimezone(timezone.utc).date()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _published(entry: Entry) -> datetime:
+    return as_time(entry.published, as_time(entry.first_seen, _EPOCH))
 
 
 #: Order of states on the status page: the ones needing attention first.
@@ -255,18 +389,19 @@ def render_river(
         shown = []
         for item in group:
             entry = item.entry
+            published = _published(entry)
             shown.append(
                 {
-                    "entry": entry,
+                    "entry": entry_fields(entry),
                     "feed": feed_of(entry, feeds),
                     "also_in": [_feed_of_url(url, feeds) for url in item.also_in],
-                    "time": format_entry_time(entry.published, config.date_format),
-                    "iso": iso_utc(entry.published),
+                    "time": format_entry_time(published, config.date_format),
+                    "iso": iso_utc(published),
                 }
             )
         days.append(
             {
-                "label": format_day(group[0].entry.published, config.new_date_format),
+                "label": format_day(_published(group[0].entry), config.new_date_format),
                 "iso": day.isoformat(),
                 "items": shown,
             }
@@ -289,9 +424,38 @@ def render_river(
     return strip_xml_illegal(html).encode("utf-8")
 
 
-def feed_of(entry: Entry, feeds: Mapping[str, FeedView]) -> FeedView:
+@frozen
+class EntryFields:
+    """An entry's fields as the outputs show them, each of its type whatever was stored."""
+
+    id: str
+    feed_url: str
+    title: str
+    link: str | None
+    author: str
+    content: str
+    published: datetime
+    updated: datetime
+
+
+def entry_fields(entry: Entry) -> EntryFields:
+    """``entry`` with every field coerced (:func:`as_text`, :func:`as_url`, :func:`as_time`)."""
+    published = _published(entry)
+    return EntryFields(
+        id=as_text(entry.id),
+        feed_url=as_text(entry.feed_url),
+        title=as_text(entry.title),
+        link=as_url(entry.link),
+        author=as_text(entry.author),
+        content=as_text(entry.content),
+        published=published,
+        updated=as_time(entry.updated, published),
+    )
+
+
+def feed_of(entry: Entry | EntryFields, feeds: Mapping[str, FeedView]) -> FeedView:
     """The view of the feed ``entry`` belongs to (its URL as name if it is unknown)."""
-    return _feed_of_url(entry.feed_url, feeds)
+    return _feed_of_url(as_text(entry.feed_url), feeds)
 
 
 def _feed_of_url(url: str, feeds: Mapping[str, FeedView]) -> FeedView:
@@ -311,10 +475,11 @@ def is_absolute_iri(value: str) -> bool:
     return bool(ABSOLUTE_IRI.match(value)) and not any(c.isspace() for c in value)
 
 
-def atom_entry_id(entry: Entry) -> str:
+def atom_entry_id(entry: Entry | EntryFields) -> str:
     """The entry's own id when it is an IRI, else a stable URN derived from feed and id."""
-    if is_absolute_iri(entry.id):
-        return entry.id
-    key = f"{entry.feed_url}\0{entry.id}".encode("utf-8", "surrogatepass")
+    entry_id = as_text(entry.id)
+    if is_absolute_iri(entry_id):
+        return entry_id
+    key = f"{as_text(entry.feed_url)}\0{entry_id}".encode("utf-8", "surrogatepass")
     digest = hashlib.sha256(key).hexdigest()[:32]
     return f"urn:planet:{digest}"

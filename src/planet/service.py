@@ -50,7 +50,12 @@ class _Closer(Service):
 
 
 class _Listener(MultiService):
-    """Holds the web listener; a port that cannot be bound stops start-up with one line."""
+    """Holds the web listener; an endpoint that cannot listen stops start-up with one line.
+
+    Besides CannotListenError (a port in use), the reactor raises what the socket calls
+    raise: OverflowError for ``tcp:99999``, FileNotFoundError (from the lock file) for a
+    unix socket in a missing directory, PermissionError, ...
+    """
 
     def __init__(self, description: str) -> None:
         super().__init__()
@@ -61,9 +66,19 @@ class _Listener(MultiService):
             super().privilegedStartService()
         except CannotListenError as exc:
             reason = exc.socketError.strerror if hasattr(exc.socketError, "strerror") else exc
-            raise SystemExit(
-                f"planet: error: --listen {self.description}: cannot listen: {reason}"
-            ) from None
+            raise SystemExit(self._error(str(reason))) from None
+        except OSError as exc:
+            # A two-path call (the unix socket's lock file is a symlink) fails on the second.
+            name = exc.filename2 if exc.filename2 is not None else exc.filename
+            if isinstance(name, bytes):
+                name = name.decode("utf-8", "replace")
+            where = f": {name}" if name is not None else ""
+            raise SystemExit(self._error(f"{exc.strerror or exc}{where}")) from None
+        except (OverflowError, ValueError) as exc:
+            raise SystemExit(self._error(str(exc))) from None
+
+    def _error(self, reason: str) -> str:
+        return f"planet: error: --listen {self.description}: cannot listen: {reason}"
 
 
 # repr=False here and on everything holding the store: signal.signal() puts its old handler,
@@ -288,7 +303,8 @@ def build_service(
         child.setServiceParent(top)
     if listen is not None:
         listener = _Listener(listen)
-        strports.service(listen, web.site(), reactor=reactor).setServiceParent(listener)
+        site = web.site(log=logs.logger("planet.web"))
+        strports.service(listen, site, reactor=reactor).setServiceParent(listener)
         listener.setServiceParent(top)
     # Last: READY=1 goes out once the snapshot is loaded and the port listens.
     top.notify = SdNotifyService(

@@ -78,6 +78,16 @@ class Rendered:
 
 
 @frozen
+class _Views:
+    """The feed views made at one store version and config."""
+
+    version: int
+    config: Config
+    feeds: dict[str, render.FeedView]
+    by_slug: dict[str, render.FeedView]
+
+
+@frozen
 class _Cached:
     """A page in the cache: the store version it shows and when its render finished."""
 
@@ -162,16 +172,24 @@ class _Secured(Resource):
 
     ``hot`` answers the most requested URLs (the front page and the feeds, without a query)
     before Klein's routing, which costs more than the rest of such a request; it gives None
-    for everything else.
+    for everything else. A path or host that is not UTF-8 once percent-decoded gets a 400
+    here: Klein would answer it too, but with a traceback in the log.
     """
 
     isLeaf = True
 
-    def __init__(self, inner: IResource, metrics: Metrics, hot: Callable[[IRequest], Any]) -> None:
+    def __init__(
+        self,
+        inner: IResource,
+        metrics: Metrics,
+        hot: Callable[[IRequest], Any],
+        bad_request: Callable[[IRequest], bytes],
+    ) -> None:
         super().__init__()
         self._inner = inner
         self._metrics = metrics
         self._hot = hot
+        self._bad_request = bad_request
 
     def render(self, request: IRequest) -> Any:
         for name, value in SECURITY_HEADERS.items():
@@ -185,12 +203,24 @@ class _Secured(Resource):
         done.notifyFinish().addBoth(count)
         answer = self._hot(request)
         if answer is None:
+            if not _utf8_url(done):
+                return self._bad_request(request)
             return self._inner.render(request)
         if isinstance(answer, bytes):
             _finish(answer, done)
         else:
             answer.addCallbacks(_finish, done.processingFailed, callbackArgs=(done,))
         return server.NOT_DONE_YET
+
+
+def _utf8_url(request: server.Request) -> bool:
+    """Whether the decoded path and the host are UTF-8, as Klein needs them."""
+    try:
+        b"/".join((request.prepath or []) + (request.postpath or [])).decode("utf-8")
+        request.getRequestHostname().decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 #: Bytes of a cached body handed to a connection at a time.
@@ -277,6 +307,8 @@ class PlanetWeb:
     #: How long a request for a changed page waits for its new rendering before it is
     #: answered with the previous one (None: always wait).
     stale_wait: float | None = None
+    #: A page (river, Atom, JSON Feed) ends before its items' content passes this many bytes.
+    max_page_bytes: int = render.MAX_PAGE_BYTES
     _cache: dict[Key, _Cached] = field(factory=dict)
     _pending: dict[Key, tuple[int, list[Deferred[Rendered | None]]]] = field(factory=dict)
     _refreshes: dict[Key, IDelayedCall] = field(factory=dict)
@@ -284,6 +316,10 @@ class PlanetWeb:
     _page_cache: dict[tuple[int, int, str], _Pages] = field(factory=dict)
     _page_lock: threading.Lock = field(factory=threading.Lock)
     _started: datetime | None = None
+    #: The feed views at one store version and config, with an index by slug.
+    _views: _Views | None = None
+    #: The slug each subscription was given last: it keeps it (see render.feed_views).
+    _slugs: dict[str, str] = field(factory=dict)
     _log: Logger = field(factory=Logger)
 
     def use_config(self, config: Config) -> None:
@@ -299,13 +335,17 @@ class PlanetWeb:
         """The root resource: every route, with the security headers on every response."""
         if self._started is None:
             self._started = self._now()
-        return _Secured(self.app.resource(), self.metrics, self._hot)
+        return _Secured(self.app.resource(), self.metrics, self._hot, self._bad_request)
 
-    def site(self) -> server.Site:
-        """A Site serving this view, showing no tracebacks."""
-        site = server.Site(self.resource())
-        site.displayTracebacks = False
-        return site
+    def site(self, log: Logger | None = None) -> PlanetSite:
+        """A Site serving this view: no tracebacks shown, requests logged to ``log`` only
+        while the config's ``access_log`` is on."""
+        return PlanetSite(
+            self.resource(),
+            access_log=lambda: self.config.access_log,
+            log=log or Logger(namespace="planet.web"),
+            reactor=self.clock,
+        )
 
     def _hot(self, request: IRequest) -> Any:
         """The river and its feeds, when asked for with no query; None for anything else."""
@@ -331,7 +371,9 @@ class PlanetWeb:
 
     @app.route("/feeds/<string:slug>", methods=["GET", "HEAD"])
     def feed_river(self, request: IRequest, slug: str) -> Any:
-        feed = next((f for f in self._feeds().values() if f.slug == slug), None)
+        self._feeds()
+        assert self._views is not None
+        feed = self._views.by_slug.get(slug)
         if feed is None:
             return self._not_found(request)
         return self._river_page(request, feed)
@@ -434,7 +476,11 @@ class PlanetWeb:
                     # A feed's own page shows all of it: new_feed_items caps the river only.
                     per_feed = 0
                 pages = render.iter_pages(
-                    items, config.items_per_page, config.days_per_page, per_feed
+                    items,
+                    config.items_per_page,
+                    config.days_per_page,
+                    per_feed,
+                    self.max_page_bytes,
                 )
                 cached = _Pages(pages)
                 if len(self._page_cache) > 16:
@@ -590,7 +636,16 @@ class PlanetWeb:
         return utc_from_timestamp(self.clock.seconds())
 
     def _feeds(self) -> dict[str, render.FeedView]:
-        return render.feed_views(self.config, self.store.feed_states())
+        """Every subscription's view, made once per store version and config (O(n log n)
+        in subscriptions); each keeps the slug it was given while its name makes it."""
+        views, version = self._views, self.store.version
+        if views is not None and views.version == version and views.config is self.config:
+            return views.feeds
+        feeds = render.feed_views(self.config, self.store.feed_states(), self._slugs)
+        self._slugs = {url: view.slug for url, view in feeds.items()}
+        by_slug = {view.slug: view for view in feeds.values()}
+        self._views = _Views(version, self.config, feeds, by_slug)
+        return feeds
 
     def _updated(self) -> datetime | None:
         fetched = [s.last_fetch for s in self.store.feed_states().values() if s.last_fetch]
@@ -661,10 +716,93 @@ class PlanetWeb:
     def _render_status_json(self) -> tuple[Any, ...]:
         return (_json_bytes, self._status_rows())
 
+    def _bad_request(self, request: IRequest) -> bytes:
+        request.setResponseCode(http.BAD_REQUEST)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", _cache_control(60))
+        return b"400 Bad Request: the URL is not UTF-8.\n"
+
     def _not_found(self, request: IRequest) -> bytes:
         request.setResponseCode(404)
         body = rendered(render.render_not_found(self.config), self._started or self._now())
         return self._send(body, request, HTML, max_age=60, conditional=False)
+
+
+class _Channel(http.HTTPChannel):
+    """An HTTP channel that answers 414 to an over-long request line and 431 to too many or
+    too large header lines (Twisted answers 400, or hangs up on one line over ``MAX_LENGTH``).
+
+    The limits are Twisted's: ``totalHeadersSize`` (16 KiB) for the request line and headers
+    together, ``MAX_LENGTH`` per line (the same), ``maxHeaders`` (500).
+    """
+
+    def _on_request_line(self) -> bool:
+        # HTTPChannel's own (name-mangled) flag: set while the request line is awaited.
+        return bool(getattr(self, "_HTTPChannel__first_line", 0))
+
+    def lineReceived(self, line: bytes) -> None:
+        # HTTPChannel makes this check first too (and answers 400).
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse(self._on_request_line())
+            return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._refuse(self._on_request_line())
+
+    def headerReceived(self, line: bytes) -> bool:
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._refuse(False)
+            return False
+        return bool(super().headerReceived(line))
+
+    def _refuse(self, uri: bool) -> None:
+        if uri:
+            status, body = b"414 URI Too Long", b"414 URI Too Long\n"
+        else:
+            status = b"431 Request Header Fields Too Large"
+            body = b"431 Request Header Fields Too Large\n"
+        assert self.transport is not None
+        self.transport.write(
+            b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nx-content-type-options: nosniff\r\n"
+            b"connection: close\r\n\r\n%s" % (status, len(body), body)
+        )
+        self.loseConnection()
+
+
+class PlanetSite(server.Site):
+    """The Site: no tracebacks for readers, 414/431 from :class:`_Channel`, and an access
+    log line per request (combined log format, through ``twisted.logger``) only while
+    ``access_log()`` says so (Twisted's Site writes one for every request)."""
+
+    # A plain HTTP/1.1 channel: Site's default wraps one for h2 negotiation, not offered here.
+    protocol = _Channel  # type: ignore[assignment]
+    displayTracebacks = False
+
+    def __init__(
+        self,
+        resource: IResource,
+        access_log: Callable[[], bool],
+        log: Logger,
+        reactor: IReactorTime | None = None,
+    ) -> None:
+        super().__init__(resource, reactor=reactor)
+        self._access_log = access_log
+        self._access = log
+
+    def logPrefix(self) -> str:
+        # "Site starting on 8080", as before: log watchers look for that line.
+        return "Site"
+
+    def acceptableProtocols(self) -> list[bytes]:
+        # _Channel is HTTP/1.1 only: never offer h2 through ALPN.
+        return [b"http/1.1"]
+
+    def log(self, request: http.Request) -> None:
+        if self._access_log():
+            when = http.datetimeToLogString(self.reactor.seconds())
+            self._access.info("{line}", line=http.combinedLogFormatter(when, request))
 
 
 def _not_modified(request: IRequest, etag: bytes, modified: datetime) -> bool:
