@@ -587,6 +587,18 @@ class BytesPerFeedTests(SynchronousTestCase):
         self.assertLessEqual(store.feed_bytes(A), 5000)
         self.assertIn(f"{A}#11", {e.id for e in store.entries_of(A)})
 
+    def test_the_daemon_takes_the_key_at_start_and_at_reload(self) -> None:
+        from planet.config import parse_config
+        from planet.service import build_service
+
+        def config(size: str) -> Config:
+            return parse_config(f"[Planet]\nmax_bytes_per_feed = {size}\n", "planet.ini")
+
+        top = build_service(config("3M"), "tcp:0", Clock(), parser=lambda *a: None)
+        self.assertEqual(top.store.max_bytes_per_feed, 3 * MiB)
+        top.apply(config("5k"))
+        self.assertEqual(top.store.max_bytes_per_feed, 5 * 1024)
+
     def test_zero_is_no_bound(self) -> None:
         store = Store(max_bytes_per_feed=0, max_entries_per_feed=0)
         store.record_fetch(A, ok(A), feed(*[big(A, n, 100_000) for n in range(100)]), NOW)
