@@ -651,6 +651,7 @@ class PlanetService(MultiService):
                 self._log.warn("config reload: {key} changes take effect at restart", key=key)
         self.logs.set_level(new.log_level)
         self.store.max_entries_per_feed = new.max_entries_per_feed
+        self.store.max_bytes_per_feed = new.max_bytes_per_feed
         self.store.max_entry_age = _max_age(new)
         self.store.invalidate()
         self.fetcher.user_agent = new.user_agent
@@ -681,7 +682,11 @@ def build_service(
     """The whole daemon as one service: snapshot, aggregator, web listener."""
     logs = PlanetLogs(config.log_level)
     metrics = Metrics()
-    store = Store(max_entries_per_feed=config.max_entries_per_feed, max_entry_age=_max_age(config))
+    store = Store(
+        max_entries_per_feed=config.max_entries_per_feed,
+        max_bytes_per_feed=config.max_bytes_per_feed,
+        max_entry_age=_max_age(config),
+    )
     # Children start in order and stop in reverse: the snapshot loads before anything
     # else starts and is written after the fetcher and the listener have stopped.
     snapshot = SnapshotService(
