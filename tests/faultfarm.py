@@ -15,6 +15,7 @@ parse workers). Nothing here talks to anything but 127.0.0.1.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import ipaddress
 import math
 import socket
@@ -59,6 +60,10 @@ class Conn:
         lines.append("Connection: close")
         return self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
+    def write_head(self, data: bytes) -> bool:
+        """Write a response head of one's own, as it is; False as for :meth:`send`."""
+        return self._write(data)
+
     def send(self, data: bytes) -> bool:
         """Write body bytes; False once the peer has gone or the server stops."""
         if not self._write(data):
@@ -101,18 +106,23 @@ class RawServer:
     """
 
     def __init__(
-        self, routes: Mapping[str, Fault] | None = None, tls: ssl.SSLContext | None = None
+        self,
+        routes: Mapping[str, Fault] | None = None,
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.routes: dict[str, Fault] = dict(routes or {})
         self.tls = tls
+        self.host = host
         self.requests: list[str] = []
         self.connections = 0
         self.handshake_errors: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind((host, 0))
         self._listener.listen(64)
         self._listener.settimeout(0.05)
         self.port: int = self._listener.getsockname()[1]
@@ -121,7 +131,8 @@ class RawServer:
 
     def url(self, path: str) -> str:
         scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def requests_for(self, path: str) -> int:
         with self._lock:
@@ -265,13 +276,16 @@ def reset_mid_body(body: bytes, content_type: str, cut: int) -> Fault:
     return fault
 
 
-def gzipped(stream: bytes, content_type: str, piece: int = 64 * 1024) -> Fault:
-    """``stream`` (already gzip) with ``Content-Encoding: gzip``, in ``piece``-sized writes."""
+def gzipped(
+    stream: bytes, content_type: str, piece: int = 64 * 1024, coding: str = "gzip"
+) -> Fault:
+    """``stream`` (already encoded) with ``Content-Encoding: coding``, in ``piece``-sized
+    writes."""
 
     def fault(conn: Conn) -> None:
         headers = {
             "Content-Type": content_type,
-            "Content-Encoding": "gzip",
+            "Content-Encoding": coding,
             "Content-Length": str(len(stream)),
         }
         if not conn.head("200 OK", headers):
@@ -284,32 +298,109 @@ def gzipped(stream: bytes, content_type: str, piece: int = 64 * 1024) -> Fault:
     return fault
 
 
+def gzip_then_endless(body: bytes, content_type: str, chunk: int = 64 * 1024) -> Fault:
+    """A gzip ``body``, then zero bytes without end (chunked): what follows the end of a
+    gzip stream is what zlib keeps, growing, unless the client stops reading."""
+    frame = f"{chunk:x}\r\n".encode() + b"\x00" * chunk + b"\r\n"
+
+    def fault(conn: Conn) -> None:
+        head = {
+            "Content-Type": content_type,
+            "Content-Encoding": "gzip",
+            "Transfer-Encoding": "chunked",
+        }
+        if not conn.head("200 OK", head):
+            return
+        stream = gzip.compress(body)
+        if conn.send(f"{len(stream):x}\r\n".encode() + stream + b"\r\n"):
+            while conn.send(frame):
+                pass
+
+    return fault
+
+
+def raw_head(head: bytes, then: bytes = b"") -> Fault:
+    """Exactly ``head`` (status line and headers, as bytes), then ``then``; no more."""
+
+    def fault(conn: Conn) -> None:
+        if conn.write_head(head):
+            conn.send(then)
+
+    return fault
+
+
+def header_flood(line: bytes = b"X-Flood: 1\r\n", status: bytes = b"HTTP/1.1 200 OK\r\n") -> Fault:
+    """A status line, then ``line`` over and over, never a blank line: the head never ends.
+    (Writes whole 64 KiB runs of lines until the client hangs up.)"""
+    run = line * (64 * 1024 // len(line))
+
+    def fault(conn: Conn) -> None:
+        if conn.write_head(status):
+            while conn.send(run):
+                pass
+
+    return fault
+
+
 # --- a gzip bomb ----------------------------------------------------------------------
 
 #: What the bomb expands to first: the start of a feed, so only a size cap can stop it.
 BOMB_PREFIX = b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Bomb'
 
 
-def gzip_bomb(expanded: int = 10 * 1024 * MIB, block: int = MIB) -> tuple[bytes, int]:
-    """A gzip stream of about ``expanded`` bytes (the prefix, then spaces): (stream, size).
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
 
-    Compressing 10 GB would take minutes. After ``Z_FULL_FLUSH`` the compressor forgets
-    its history, so every further block of ``block`` spaces compresses to the same bytes:
-    the stream is built by repeating that unit. The trailer's CRC is not computed (a
-    client must give up long before it could check it); ISIZE is right.
+
+def _gzip_parts(head: bytes, block: bytes, count: int, tail: bytes = b"") -> tuple[bytes, ...]:
+    """The gzip stream of ``head + block * count + tail`` as (start, unit, end), the stream
+    being ``start + unit * count + end``, without compressing ``count`` blocks.
+
+    After ``Z_FULL_FLUSH`` the compressor forgets its history, so every block compresses
+    to the same bytes. ISIZE is right; the CRC is computed up to 256 MiB of content, and
+    left 0 beyond (a client must give up long before it could check it).
     """
     comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    spaces = b" " * block
-    start = comp.compress(BOMB_PREFIX) + comp.flush(zlib.Z_FULL_FLUSH)
-    unit = comp.compress(spaces) + comp.flush(zlib.Z_FULL_FLUSH)
-    again = comp.compress(spaces) + comp.flush(zlib.Z_FULL_FLUSH)
+    start = comp.compress(head) + comp.flush(zlib.Z_FULL_FLUSH)
+    unit = comp.compress(block) + comp.flush(zlib.Z_FULL_FLUSH)
+    again = comp.compress(block) + comp.flush(zlib.Z_FULL_FLUSH)
     assert unit == again, "a full flush did not make the blocks repeat"
-    end = comp.flush(zlib.Z_FINISH)
+    end = comp.compress(tail) + comp.flush(zlib.Z_FINISH)
+    size = len(head) + count * len(block) + len(tail)
+    crc = 0
+    if size <= 256 * MIB:
+        crc = zlib.crc32(head)
+        for _ in range(count):
+            crc = zlib.crc32(block, crc)
+        crc = zlib.crc32(tail, crc)
+    trailer = crc.to_bytes(4, "little") + (size % 2**32).to_bytes(4, "little")
+    return GZIP_HEADER + start, unit, end + trailer
+
+
+def gzip_bomb(
+    expanded: int = 10 * 1024 * MIB, block: int = MIB, layers: int = 1
+) -> tuple[bytes, int]:
+    """A gzip stream of about ``expanded`` bytes (the prefix, then spaces): (stream, size).
+
+    With ``layers`` > 1, that stream gzipped again (``layers`` - 1 times): each layer's
+    stream repeats one unit, so the next layer shrinks it ~400 times more. Compressing
+    10 GB would take minutes; :func:`_gzip_parts` builds each layer from its repeats.
+    """
     count = expanded // block
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
-    size = len(BOMB_PREFIX) + count * block
-    trailer = b"\x00\x00\x00\x00" + (size % 2**32).to_bytes(4, "little")
-    return header + start + unit * count + end + trailer, size
+    start, unit, end = _gzip_parts(BOMB_PREFIX, b" " * block, count)
+    for _ in range(layers - 1):
+        # Units grouped into blocks of about 1 MiB, a power of two of them.
+        group = 1 << max(0, min(count, MIB // len(unit)).bit_length() - 1)
+        rest = unit * (count % group) + end
+        start, unit, end = _gzip_parts(start, unit * group, count // group, rest)
+        count //= group
+    return start + unit * count + end, len(BOMB_PREFIX) + (expanded // block) * block
+
+
+def gunzip_layers(data: bytes, layers: int, limit: int) -> bytes:
+    """``data`` with ``layers`` gzip layers undone, each inflated to at most ``limit`` bytes."""
+    for _ in range(layers):
+        data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, limit)
+    return data
 
 
 # --- TLS ------------------------------------------------------------------------------
@@ -574,3 +665,31 @@ class TreeMemory:
         self._sampler = None
         marks = sum(_status_kib(pid, "VmHWM") for pid in self.pids()) * 1024
         return int(max(sampled, marks))
+
+
+class PeakMemory:
+    """This process's resident high-water mark since creation (Linux ``clear_refs``)."""
+
+    def __init__(self) -> None:
+        Path("/proc/self/clear_refs").write_text("5")
+        self.start = self._kib("VmRSS")
+
+    @staticmethod
+    def _kib(key: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise AssertionError(key)
+
+    def growth(self) -> int:
+        return (self._kib("VmHWM") - self.start) * 1024
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine can listen on ::1 (containers without IPv6 cannot)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

@@ -7,24 +7,29 @@ that allows 127.0.0.1 where a test needs something to be allowed.
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from faultfarm import has_ipv6_loopback
 from feeds import Item, at, atom
 from loopback import HOST_A, HOST_B, HoldingFeed, LoopbackServer, reactor, start_server, within
+from process import Daemon
 from test_operations import GOOD, Planet
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IAddress, IHostResolution, IResolutionReceiver
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import LogLevel, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import URI
 from twisted.web.error import SchemeNotSupported
 from twisted.web.resource import Resource
+from twisted.web.server import Site
 from twisted.web.util import Redirect
 from zope.interface import implementer
 
@@ -274,6 +279,90 @@ class FetchTests(TestCase):
                 self.assertEqual(result.error, f"unsupported URL: {url}")
         self.assertEqual(knocks.connections, 0)
 
+    # IPv6 literals (issue 19, item 10): refused as their IPv4 forms are, never IDNA errors.
+
+    def ipv6_knocks(self) -> tuple[Knocks, int, Knocks, int]:
+        """Listeners on ::1 and on 127.0.0.1, where the refused literals would lead."""
+        if not has_ipv6_loopback():
+            raise SkipTest("no IPv6 loopback on this machine")
+        knocks6, port6 = listen_knocks(self, "::1")
+        knocks4, port4 = listen_knocks(self, HOST_A)
+        return knocks6, port6, knocks4, port4
+
+    async def test_ipv6_literals_refused_without_a_request(self) -> None:
+        knocks6, port6, knocks4, port4 = self.ipv6_knocks()
+        expected = {
+            f"http://[::1]:{port6}/feed": "refused: ::1 is a loopback address",
+            f"http://[::]:{port6}/feed": "refused: :: is an unspecified address",
+            f"https://[::1]:{port6}/feed": "refused: ::1 is a loopback address",
+            f"http://[::ffff:127.0.0.1]:{port4}/feed": (
+                "refused: ::ffff:127.0.0.1 is a loopback address"
+            ),
+            # NAT64 (DNS64) of 127.0.0.1: judged by the IPv4 address it carries.
+            f"http://[64:ff9b::7f00:1]:{port4}/feed": (
+                "refused: 64:ff9b::7f00:1 is a loopback address"
+            ),
+            f"http://[::ffff:10.0.0.1]:{port4}/feed": (
+                "refused: ::ffff:10.0.0.1 is a private address"
+            ),
+            f"http://[fe80::1]:{port6}/feed": "refused: fe80::1 is a link-local address",
+        }
+        fetcher = self.fetcher(only("127.0.0.1"))
+        for url, reason in expected.items():
+            result = await self.fetch(fetcher, url)
+            self.assertEqual(result.error, f"{reason} (allow_private_networks = false)", url)
+            self.assertEqual((result.status, result.body), (None, None))
+        self.assertEqual((knocks6.connections, knocks4.connections), (0, 0))
+
+    async def test_ipv6_literals_connect_without_the_guard(self) -> None:
+        # The refusals above are the guard's doing: unguarded, the same literals connect.
+        knocks6, port6, knocks4, port4 = self.ipv6_knocks()
+        fetcher = self.fetcher(None)
+        for url in (
+            f"http://[::1]:{port6}/feed",
+            f"http://[::]:{port6}/feed",
+            f"http://[::ffff:127.0.0.1]:{port4}/feed",
+        ):
+            result = await self.fetch(fetcher, url)
+            self.assertTrue((result.error or "").startswith("connection lost"), (url, result))
+        self.assertEqual((knocks6.connections, knocks4.connections), (2, 1))
+
+    async def test_ipv6_literal_allowed_by_the_policy_is_fetched(self) -> None:
+        if not has_ipv6_loopback():
+            raise SkipTest("no IPv6 loopback on this machine")
+        feed = HoldingFeed(FEED, hold=0)
+        port = reactor.listenTCP(0, Site(feed), interface="::1")
+        self.addCleanup(port.stopListening)
+        url = f"http://[::1]:{port.getHost().port}/feed"
+        result = await self.fetch(self.fetcher(only("::1")), url)
+        self.assertEqual((result.error, result.status, result.body), (None, 200, FEED))
+        self.assertEqual(feed.served, {"[::1]": 1})
+
+    async def test_redirects_to_ipv6_literals_refused(self) -> None:
+        knocks6, port6, knocks4, port4 = self.ipv6_knocks()
+        server, feed, go = self.serve()
+        fetcher = self.fetcher(only("127.0.0.1"))
+        for target, reason in (
+            (f"http://[::1]:{port6}/feed", "::1 is a loopback address"),
+            (f"http://[::]:{port6}/feed", ":: is an unspecified address"),
+            (f"http://[::ffff:127.0.0.2]:{port4}/feed", "::ffff:127.0.0.2 is a loopback address"),
+            (f"http://[64:ff9b::7f00:1]:{port4}/feed", "64:ff9b::7f00:1 is a loopback address"),
+        ):
+            go.url = target.encode()
+            result = await self.fetch(fetcher, server.url("/go"))
+            self.assertEqual(
+                result.error, f"refused: {reason} (allow_private_networks = false)", target
+            )
+            self.assertEqual(result.redirects, ((302, target),))
+        self.assertEqual((knocks6.connections, knocks4.connections), (0, 0))
+
+    def test_guarded_endpoints_take_ipv6_literals(self) -> None:
+        # URI drops the brackets: TLS gets the bare address (IDNA would refuse "[::1]").
+        for policy in (None, non_public_kind):
+            endpoints = GuardedEndpointFactory(reactor, policy)
+            for scheme in (b"http", b"https"):
+                endpoints.endpointForURI(URI.fromBytes(scheme + b"://[::1]:8443/feed"))
+
     def test_guarded_endpoints_are_http_and_https_only(self) -> None:
         # The Agent's own endpoints also take ws: and wss:; the guard's take neither.
         endpoints = GuardedEndpointFactory(reactor)
@@ -282,6 +371,46 @@ class FetchTests(TestCase):
                 endpoints.endpointForURI(URI.fromBytes(scheme + b"://127.0.0.1:8080/feed"))
         for scheme in (b"http", b"https"):
             endpoints.endpointForURI(URI.fromBytes(scheme + b"://127.0.0.1:8080/feed"))
+
+
+@pytest.mark.slow
+def test_daemon_refuses_ipv6_literals(tmp_path: Path) -> None:
+    """End to end: ``twistd planet`` with the key off names each refused literal."""
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    with socket.socket(socket.AF_INET6) as listener:
+        listener.bind(("::1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        urls = {
+            f"http://[::1]:{port}/feed": "::1 is a loopback address",
+            f"http://[::ffff:127.0.0.1]:{port}/feed": "::ffff:127.0.0.1 is a loopback address",
+            f"http://[64:ff9b::7f00:1]:{port}/feed": "64:ff9b::7f00:1 is a loopback address",
+            f"http://[::]:{port}/feed": ":: is an unspecified address",
+        }
+        config = "[Planet]\nname = Guarded\nallow_private_networks = no\n" + "".join(
+            f"\n[{url}]\nname = Literal {n}\n" for n, url in enumerate(urls)
+        )
+        with Daemon(tmp_path / "planet", config_text=config) as daemon:
+            daemon.start()
+
+            def rows() -> dict[str, Any] | None:
+                status, _, body = daemon.get("/feeds.json")
+                found = {row["url"]: row for row in json.loads(body)}
+                return found if all(row["reason"] for row in found.values()) else None
+
+            found = daemon.wait_until(rows, deadline=20, what="every literal refused")
+            for url, reason in urls.items():
+                row = found[url]
+                assert row["state"] == "failing", row
+                assert row["reason"] == f"refused: {reason} (allow_private_networks = false)"
+                assert row["next_fetch"] is not None, row
+            listener.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                listener.accept()  # no connection reached it
+            code, log = daemon.stop()
+            assert code in (0, -15), log[-3000:]
+            assert "Traceback" not in log, log[-3000:]
 
 
 class ServiceTests(TestCase):

@@ -682,6 +682,23 @@ class RetryAfterTests(FarmTestCase):
     def test_503_http_date(self) -> None:
         self.check_wait(503, two_hours_ahead, 7200, asked=7200)
 
+    def test_unicode_digits_are_no_retry_after(self) -> None:
+        # A server sending the byte B2 ("²" in latin-1): float() raised, next_fetch was never
+        # set, and the feed was fetched (and failed with "internal error") on every tick.
+        f = Farm(self, [SLOWDOWN], fetch_interval=600)
+        busy = Reply(503, b"<h1>503</h1>", (("Content-Type", HTML), ("Retry-After", b"\xb2")))  # type: ignore[arg-type]
+        f.server.plan(SLOWDOWN, busy)
+        f.start()
+        state = f.state(SLOWDOWN)
+        self.assertEqual((state.http_status, state.error), (503, "HTTP 503 Service Unavailable"))
+        self.assertIsNone(state.waiting_until)
+        # Backing off from the interval, as for any 503 without a usable Retry-After.
+        assert state.next_fetch is not None
+        self.assertGreaterEqual(state.next_fetch, NOW + timedelta(seconds=0.9 * 600))
+        f.run_for(20 * f.tick)
+        self.assertEqual(f.server.count(SLOWDOWN), 2)
+        self.assertEqual(f.row(SLOWDOWN)["reason"], "HTTP 503 Service Unavailable")
+
 
 def two_hours_ahead(f: Farm) -> str:
     when = utc_from_timestamp(f.clock.seconds()) + timedelta(hours=2)
@@ -704,6 +721,23 @@ class FreshnessTests(FarmTestCase):
         self.assertWait(waits[1], 7200 + 45, f.tick)
         # Without the header, back to the interval.
         self.assertWait(waits[2], 1800 + 45, f.tick)
+
+    def test_unicode_digits_are_no_max_age(self) -> None:
+        url = "http://cached.example/feed"
+        f = Farm(self, [url], fetch_interval=600)
+        body = feed("http://cached.example/")
+        f.server.plan(
+            url, Reply(200, body, (("Content-Type", ATOM), ("Cache-Control", b"max-age=\xb2")))
+        )  # type: ignore[arg-type]
+        f.start()
+        state = f.state(url)
+        self.assertIsNone(state.error)
+        assert state.next_fetch is not None
+        self.assertGreaterEqual(state.next_fetch, NOW + timedelta(seconds=600))
+        f.run_until_count(url, 3, within=4 * 600)
+        waits = self.waits(f.times(url))
+        self.assertWait(waits[0], 600 + stable_offset(url, 600) + 15, f.tick)
+        self.assertWait(waits[1], 600 + 15, f.tick)
 
 
 # --- 5. per-host politeness with 600 feeds ----------------------------------------------

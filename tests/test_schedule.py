@@ -163,3 +163,53 @@ class NextFetchTests(SynchronousTestCase):
             next_fetch(CONFIG, state, r, None, NOW, FixedRandom(0))[0],
             NOW + timedelta(seconds=1800),
         )
+
+
+class UnicodeDigitTests(SynchronousTestCase):
+    """Only ASCII digits are delta-seconds (issue 19, item 8): anything else is ignored, as a
+    missing header is, and never raises."""
+
+    # "²" (latin-1 B2: what arrives when a server sends that byte) made float() raise;
+    # "٣" and "５" are digits to str.isdigit and numbers to float(), but not to HTTP.
+    NOT_SECONDS = ("²", "³", "¹", "٣", "５", "1_000", "+5", "-5", "5.0", "1e3", "0x10", "", "²0")
+
+    def test_retry_after(self) -> None:
+        for value in self.NOT_SECONDS:
+            self.assertIsNone(retry_after_seconds(value, NOW), value)
+        self.assertEqual(retry_after_seconds(" 7 ", NOW), 7)
+        self.assertEqual(retry_after_seconds("9" * 5000, NOW), float("inf"))
+
+    def test_max_age(self) -> None:
+        for value in self.NOT_SECONDS:
+            self.assertIsNone(freshness_seconds(result(cache_control=f"max-age={value}"), None))
+            # Ignored as if absent: Expires applies.
+            r = result(
+                cache_control=f"max-age={value}",
+                expires="Wed, 24 Jun 2026 15:00:00 GMT",
+                date="Wed, 24 Jun 2026 12:00:00 GMT",
+            )
+            self.assertEqual(freshness_seconds(r, None), 10800, value)
+
+    def test_next_fetch_is_set(self) -> None:
+        state = FeedState(url=URL, last_fetch=NOW, error="HTTP 503", consecutive_errors=1)
+        for value in self.NOT_SECONDS:
+            busy = result(503, error="HTTP 503", retry_after=value)
+            # No Retry-After to honour: the error's backoff, one interval.
+            self.assertEqual(
+                next_fetch(CONFIG, state, busy, None, NOW, MID), (NOW + timedelta(hours=0.5), None)
+            )
+            fresh = result(cache_control=f"public, max-age={value}")
+            self.assertEqual(
+                next_fetch(CONFIG, FeedState(url=URL), fresh, None, NOW, FixedRandom(0)),
+                (NOW + timedelta(seconds=1800), None),
+            )
+        # A huge value is capped, not an overflow.
+        huge = result(cache_control="max-age=" + "9" * 400)
+        self.assertEqual(
+            next_fetch(CONFIG, FeedState(url=URL), huge, None, NOW, FixedRandom(0))[0],
+            NOW + timedelta(days=1),
+        )
+        huge = result(429, error="x", retry_after="9" * 400)
+        self.assertEqual(
+            next_fetch(CONFIG, state, huge, None, NOW, MID)[1], NOW + timedelta(days=7)
+        )

@@ -15,19 +15,20 @@ from typing import Any, cast
 
 import msgspec
 import pytest
-from attrs import NOTHING, define, field
+from attrs import NOTHING, define, evolve, field
 from attrs import fields as attrs_fields
 from feeds import at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_store import A, B, entry, feed, ok
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet import snapshot
 from planet.model import Entry, FeedState, ListState
+from planet.sanitize import POLICY_VERSION
 from planet.snapshot import (
     DiskFile,
     SnapshotError,
@@ -406,10 +407,12 @@ def legacy_encode(
     when: datetime,
     lists: Sequence[ListState] = (),
 ) -> bytes:
-    """The whole document in one stdlib ``json.dumps``, as the first snapshots were made."""
+    """The whole document in one stdlib ``json.dumps``, as the first snapshots were made
+    (plus the sanitizer policy version, recorded since issue 19)."""
     doc = {
         "schema": 1,
         "written_at": when.isoformat(),
+        "policy": POLICY_VERSION,
         "lists": [legacy_record(v) for v in lists],
         "feeds": [legacy_record(v) for v in states],
         "entries": [legacy_record(v) for v in entries],
@@ -788,4 +791,218 @@ class FastPathTests(SynchronousTestCase):
         svc.startService()
         self.assertEqual(store.entry_count(), 2)
         self.assertEqual(os.listdir(d), ["snap.json"])
+        svc.stopService()
+
+
+# --- the sanitizer policy a snapshot was written under (issue 19, item 11) -------------------
+
+
+def marked(entries: list[Entry]) -> list[Entry]:
+    """What a fake re-sanitizer gives back: every title marked."""
+    return [evolve(e, title=f"[clean] {e.title}") for e in entries]
+
+
+class PolicyTests(SynchronousTestCase):
+    """Entries written under another sanitizer policy are sanitized again before they are
+    served; under this one they load at once, as before."""
+
+    def setUp(self) -> None:
+        self.calls: list[tuple[list[Entry], Deferred[list[Entry]]]] = []
+        self.dir = Path(fresh_path(self))
+        self.dir.mkdir()
+        self.path = self.dir / "snap.json"
+        self.events: list[dict[str, Any]] = []
+
+    def resanitize(self, entries: list[Entry]) -> Deferred[list[Entry]]:
+        d: Deferred[list[Entry]] = Deferred()
+        self.calls.append((list(entries), d))
+        return d
+
+    def release(self) -> None:
+        for entries, d in self.calls:
+            if not d.called:
+                d.callback(marked(entries))
+
+    def write(self, entries: Sequence[Entry], policy: int | None, **state: Any) -> bytes:
+        states = [FeedState(url=A, title="Feed A", **state), FeedState(url=B, title="Feed B")]
+        data = encode(entries, states, NOW, policy=policy or 0)
+        if policy is None:  # written before the policy was recorded
+            doc = json.loads(data)
+            del doc["policy"]
+            data = json.dumps(doc).encode()
+        self.path.write_bytes(data)
+        return data
+
+    def start(self, resanitize: Any = None) -> tuple[SnapshotService, Store, Clock]:
+        clock = Clock()
+        clock.advance(NOW.timestamp())
+        store = Store()
+        svc = SnapshotService(
+            store=store,
+            path=str(self.path),
+            interval=300,
+            clock=clock,
+            run_in_thread=inline,
+            resanitize=resanitize if resanitize is not None else self.resanitize,
+        )
+        svc._log = Logger(observer=cast(ILogObserver, self.events.append))
+        svc.startService()
+        return svc, store, clock
+
+    def lines(self) -> list[str]:
+        return [formatEvent(e) for e in self.events]
+
+    def test_the_policy_is_recorded(self) -> None:
+        data = encode([entry(A, 1, 10)], [], NOW)
+        self.assertEqual(json.loads(data)["policy"], POLICY_VERSION)
+        self.assertEqual(snapshot.decode_document(data).policy, POLICY_VERSION)
+        self.assertTrue(snapshot.decode_document(data).typed)
+        # Read by the generic path too, and 0 where it is missing or not a number.
+        doc = json.loads(data)
+        doc["entries"][0]["author"] = None  # only the stdlib reads that
+        for policy, read in ((7, 7), ("7", 0), (True, 0), (None, 0)):
+            doc["policy"] = policy
+            got = snapshot.decode_document(json.dumps(doc).encode())
+            self.assertEqual((got.policy, got.typed), (read, False))
+        del doc["policy"]
+        self.assertEqual(snapshot.decode_document(json.dumps(doc).encode()).policy, 0)
+
+    def test_same_policy_loads_at_once(self) -> None:
+        self.write([entry(A, 1, 10), entry(B, 1, 11)], POLICY_VERSION)
+        svc, store, _ = self.start()
+        self.assertEqual(self.calls, [])
+        self.assertEqual(store.entry_count(), 2)
+        self.assertEqual(store.river()[0].title, f"{B} 1")
+        svc.stopService()
+
+    def test_other_policy_entries_are_served_only_sanitized_again(self) -> None:
+        entries = [entry(A, 1, 10), entry(B, 1, 11)]
+        before = self.write(entries, POLICY_VERSION - 1)
+        svc, store, clock = self.start()
+        # The feed states at once (the schedule needs them); no entry yet.
+        self.assertEqual(store.state(A).title, "Feed A")
+        self.assertEqual(store.river(), ())
+        self.assertEqual(
+            [sorted(e.id for e in call) for call, _ in self.calls], [[f"{A}#1", f"{B}#1"]]
+        )
+        # No snapshot is written meanwhile: the file still holds the entries.
+        record_fetch(store, B, ok(B, status=304), None, NOW)
+        clock.advance(svc.interval * 2)
+        self.assertEqual(self.path.read_bytes(), before)
+        self.release()
+        self.assertEqual(
+            sorted(e.title for e in store.river()), [f"[clean] {A} 1", f"[clean] {B} 1"]
+        )
+        clock.advance(svc.interval)
+        doc = json.loads(self.path.read_bytes())
+        self.assertEqual(doc["policy"], POLICY_VERSION)
+        self.assertEqual(
+            sorted(e["title"] for e in doc["entries"]), [f"[clean] {A} 1", f"[clean] {B} 1"]
+        )
+        lines = self.lines()
+        self.assertIn(
+            f"Snapshot {self.path} was written under sanitizer policy {POLICY_VERSION - 1}, this "
+            f"is {POLICY_VERSION}: its 2 entries are sanitized again before they are served",
+            lines,
+        )
+        self.assertTrue(
+            any(
+                line.startswith(f"Sanitized 2 entries of snapshot {self.path} again")
+                for line in lines
+            )
+        )
+        svc.stopService()
+
+    def test_a_snapshot_without_a_policy_is_sanitized_again(self) -> None:
+        self.write([entry(A, 1, 10)], None)
+        svc, store, _ = self.start()
+        self.assertEqual(len(self.calls), 1)
+        self.release()
+        self.assertEqual(store.river()[0].title, f"[clean] {A} 1")
+        svc.stopService()
+
+    def test_in_chunks_all_added_at_once(self) -> None:
+        count = snapshot.RESANITIZE_CHUNK * 2 + 7
+        self.write([entry(A, n, 1 + n % 28) for n in range(count)], 0)
+        store_max = Store().max_entries_per_feed
+        svc, store, _ = self.start()
+        self.assertEqual([len(c) for c, _ in self.calls], [snapshot.RESANITIZE_CHUNK] * 2 + [7])
+        self.calls[0][1].callback(marked(self.calls[0][0]))
+        self.assertEqual(store.entry_count(), 0)  # all or none: the river is made once
+        self.release()
+        self.assertEqual(store.entry_count(), store_max)  # the per-feed bound applies
+        svc.stopService()
+
+    def test_a_failed_chunk_drops_its_entries_and_refetches_their_feeds(self) -> None:
+        self.write([entry(A, 1, 10), entry(B, 1, 11)], 0, etag='"a"', body_hash="h")
+        count = 0
+
+        def half_broken(entries: list[Entry]) -> Deferred[list[Entry]]:
+            nonlocal count
+            count += 1
+            if any(e.feed_url == A for e in entries):
+                return fail(RuntimeError("worker died"))
+            return succeed(marked(entries))
+
+        self.patch(snapshot, "RESANITIZE_CHUNK", 1)
+        svc, store, _ = self.start(half_broken)
+        self.assertEqual(count, 2)
+        self.assertEqual([e.feed_url for e in store.river()], [B])
+        state = store.state(A)
+        self.assertEqual((state.etag, state.body_hash, state.title), (None, None, "Feed A"))
+        self.assertIn(
+            f"1 entries of snapshot {self.path} could not be sanitized again (worker died); "
+            "dropped, their feeds are fetched and parsed again in full",
+            self.lines(),
+        )
+        svc.stopService()
+
+    def test_stopped_meanwhile_keeps_the_previous_snapshot(self) -> None:
+        before = self.write([entry(A, 1, 10)], 0)
+        svc, store, _ = self.start()
+        record_fetch(store, B, ok(B, status=304), None, NOW)
+        self.successResultOf(svc.stopService())
+        self.assertEqual(self.path.read_bytes(), before)
+        self.assertIn(
+            f"snapshot not written to {self.path}: 1 entries are still being sanitized again; "
+            "keeping the previous snapshot",
+            self.lines(),
+        )
+        self.release()  # too late: nothing is added to a stopped store
+        self.assertEqual(store.entry_count(), 0)
+
+    def test_fetched_meanwhile_keeps_the_fetch_and_the_first_dates(self) -> None:
+        first_seen = NOW - timedelta(days=3)
+        self.write([entry(A, 1, 10, first_seen=first_seen), entry(A, 2, 11)], 0)
+        svc, store, _ = self.start()
+        fetched = entry(A, 1, 10, content="<p>newer</p>", first_seen=NOW)
+        record_fetch(store, A, ok(A), feed(fetched), NOW)
+        self.release()
+        by_id = {e.id: e for e in store.river()}
+        self.assertEqual(
+            (by_id[f"{A}#1"].content, by_id[f"{A}#1"].first_seen), ("<p>newer</p>", first_seen)
+        )
+        self.assertEqual(by_id[f"{A}#2"].title, f"[clean] {A} 2")
+        svc.stopService()
+
+    def test_feeds_dropped_meanwhile_lose_their_entries(self) -> None:
+        self.write([entry(A, 1, 10), entry(B, 1, 11)], 0)
+        svc, store, _ = self.start()
+        store.retain([B])  # the aggregator's start: A is no longer in the config
+        self.release()
+        self.assertEqual([e.feed_url for e in store.river()], [B])
+        self.assertIn(
+            f"Snapshot {self.path}: 1 entries of feeds no longer subscribed (dropped)", self.lines()
+        )
+        svc.stopService()
+
+    def test_without_a_resanitizer_they_are_served_as_written(self) -> None:
+        self.write([entry(A, 1, 10)], 0)
+        clock = Clock()
+        store = Store()
+        svc = SnapshotService(
+            store=store, path=str(self.path), interval=300, clock=clock, run_in_thread=inline
+        )
+        svc.startService()
+        self.assertEqual(store.river()[0].title, f"{A} 1")
         svc.stopService()

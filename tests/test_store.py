@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -12,8 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from planet.model import Entry, FetchResult, ParsedFeed
-from planet.store import RiverItem, Store, _normalize_parts, normalize_link, sort_river
+from planet.model import Entry, FeedState, FetchResult, ParsedFeed
+from planet.store import (
+    RiverItem,
+    Store,
+    _normalize_parts,
+    host_key,
+    normalize_link,
+    sort_river,
+)
 from planet.testing import record_fetch
 
 NOW = at(2026, 6, 24)
@@ -42,8 +49,10 @@ def ok(url: str, status: int = 200, **kw: object) -> FetchResult:
     return FetchResult(url=url, final_url=url, status=status, body=b"x", **kw)  # type: ignore[arg-type]
 
 
-def feed(*entries: Entry, title: str = "T") -> ParsedFeed:
-    return ParsedFeed(title=title, link="http://site.example/", entries=entries)
+def feed(
+    *entries: Entry, title: str = "T", link: str | None = "http://site.example/"
+) -> ParsedFeed:
+    return ParsedFeed(title=title, link=link, entries=entries)
 
 
 class RiverTests(SynchronousTestCase):
@@ -289,21 +298,49 @@ def test_normalize_link_short_cut_agrees_with_the_long_way(url: str) -> None:
 # --- the river index against the plain definition ---------------------------------------
 
 
-def reference_items(river: Sequence[Entry], dedupe: bool) -> list[RiverItem]:
-    """The river's items the plain way: a post in several feeds is one item, under the
-    copy seen first, naming the other feeds (the definition the store's index must keep)."""
+def reference_rank(feed_url: str, host: str, states: Mapping[str, FeedState]) -> int:
+    """0: the feed is fetched from the post's host; 1: its site is there; 2: neither."""
+    state = states.get(feed_url)
+    fetched = [feed_url]
+    if state is not None:
+        fetched += [u for u in (state.current_url, state.discovered_url) if u]
+    if host and host in {host_key(u) for u in fetched}:
+        return 0
+    if host and state is not None and host_key(state.link) == host:
+        return 1
+    return 2
+
+
+def reference_items(
+    river: Sequence[Entry], dedupe: bool, states: Mapping[str, FeedState] | None = None
+) -> list[RiverItem]:
+    """The river's items the plain way: a post in several feeds is one item, under the copy
+    of the feed that speaks for the post's host (fetched from it, else its site is there),
+    else the copy seen first (ties: published, feed, id), naming the other feeds (the
+    definition the store's index must keep)."""
     if not dedupe:
         return [RiverItem(e) for e in river]
+    states = states or {}
     groups: dict[str, list[Entry]] = {}
     for e in river:
         if e.link:
             groups.setdefault(normalize_link(e.link), []).append(e)
     hidden: set[tuple[str, str]] = set()
     also: dict[tuple[str, str], tuple[str, ...]] = {}
-    for group in groups.values():
+    for form, group in groups.items():
         if len({e.feed_url for e in group}) < 2:
             continue
-        first = min(group, key=lambda e: (e.first_seen, e.published, e.feed_url))
+        host = host_key(form)
+        first = min(
+            group,
+            key=lambda e: (
+                reference_rank(e.feed_url, host, states),
+                e.first_seen,
+                e.published,
+                e.feed_url,
+                e.id,
+            ),
+        )
         others = [e for e in group if e.feed_url != first.feed_url]
         hidden.update((e.feed_url, e.id) for e in others)
         also[(first.feed_url, first.id)] = tuple(dict.fromkeys(e.feed_url for e in others))
@@ -314,16 +351,24 @@ def reference_items(river: Sequence[Entry], dedupe: bool) -> list[RiverItem]:
     ]
 
 
-_FEEDS = [A, B, "http://c.example/feed"]
+# One feed is fetched from the posts' host: its copies are preferred (rank 0).
+_FEEDS = [A, B, "http://c.example/feed", "http://www.post.example/feed"]
 _SHARED_LINKS = [
     None,
     "http://post.example/1",
     "http://POST.example/1/",
+    "HTTP://POST.EXAMPLE:80/1/?utm_source=x#top",
     "http://post.example/1#comments",
     "http://post.example/2",
     "https://post.example/2?utm_source=rss",
     "http://post.example/3",
+    # Links urlsplit refuses: each its own key, never an error.
+    "http://[::1",
+    "http://]/",
 ]
+# A feed's site: elsewhere, none, or the posts' host (rank 1).
+_SITES = [None, "http://site.example/", "http://post.example/", "https://WWW.post.example/blog"]
+_MOVES = [None, "http://post.example/moved.rss", "http://elsewhere.example/rss"]
 _ENTRY = st.tuples(
     st.integers(0, 6),  # id
     st.sampled_from(_SHARED_LINKS),
@@ -332,7 +377,13 @@ _ENTRY = st.tuples(
     st.sampled_from(["t", "u"]),  # title: an edit when it changes
 )
 _OPS = st.one_of(
-    st.tuples(st.just("fetch"), st.sampled_from(_FEEDS), st.lists(_ENTRY, max_size=6)),
+    st.tuples(
+        st.just("fetch"),
+        st.sampled_from(_FEEDS),
+        st.lists(_ENTRY, max_size=6),
+        st.sampled_from(_SITES),
+    ),
+    st.tuples(st.just("move"), st.sampled_from(_FEEDS), st.sampled_from(_MOVES)),
     st.tuples(st.just("expire"), st.integers(1, 9)),
     st.tuples(st.just("retain"), st.sets(st.sampled_from(_FEEDS))),
     st.tuples(st.just("duplicate"), st.sampled_from(_FEEDS), st.sampled_from(_FEEDS)),
@@ -343,12 +394,14 @@ _OPS = st.one_of(
 def _apply(store: Store, op: tuple[Any, ...]) -> None:
     kind = op[0]
     if kind == "fetch":
-        _, url, specs = op
+        _, url, specs, site = op
         entries = {}
         for n, link, day, seen, title in specs:
             e = entry(url, n, day, link=link, title=title, first_seen=NOW + timedelta(hours=seen))
             entries[e.id] = e
-        record_fetch(store, url, ok(url), feed(*entries.values()), NOW)
+        record_fetch(store, url, ok(url), feed(*entries.values(), link=site), NOW)
+    elif kind == "move":
+        store.update_state(op[1], current_url=op[2])
     elif kind == "expire":
         store.max_entry_age = NOW - at(2026, 6, op[1])
         store.expire(NOW)
@@ -373,5 +426,6 @@ def test_river_index_matches_the_plain_definition(ops: list[Any], per_feed: int)
         river = sort_river(everything)
         assert tuple(store.river()) == river
         view = store.river_view()
-        assert list(view.items(True)) == reference_items(river, True)
-        assert list(view.items(False)) == reference_items(river, False)
+        states = store.feed_states()
+        assert list(view.items(True)) == reference_items(river, True, states)
+        assert list(view.items(False)) == reference_items(river, False, states)

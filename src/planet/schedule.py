@@ -97,8 +97,9 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = _delta_seconds(value)
+    if seconds is not None:
+        return seconds
     when = _http_date(value)
     if when is None:
         return None
@@ -110,9 +111,9 @@ def freshness_seconds(result: FetchResult, feed_hint: float | None) -> float | N
     hints = []
     directives = _cache_directives(result.cache_control)
     if "no-cache" not in directives and "no-store" not in directives:
-        max_age = directives.get("max-age")
-        if max_age is not None and max_age.isdigit():
-            hints.append(float(max_age))
+        max_age = _delta_seconds(directives.get("max-age"))
+        if max_age is not None:
+            hints.append(max_age)
         elif result.expires:
             expires = _http_date(result.expires)
             date = _http_date(result.date) if result.date else None
@@ -121,6 +122,18 @@ def freshness_seconds(result: FetchResult, feed_hint: float | None) -> float | N
     if feed_hint is not None and feed_hint > 0:
         hints.append(feed_hint)
     return max(hints) if hints else None
+
+
+def _delta_seconds(value: str | None) -> float | None:
+    """``delta-seconds`` (RFC 9111): ASCII digits only, else None, as if the header were absent.
+
+    ``str.isdigit`` is true of "²", "٣" and "５" as well: ``float()`` refuses the first (and the
+    exception left the feed with no next fetch, so it was fetched every tick) and reads the
+    others as numbers no HTTP header means. (A huge value is inf: the caps apply.)
+    """
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    return float(value)
 
 
 def _cache_directives(value: str | None) -> dict[str, str | None]:

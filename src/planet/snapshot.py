@@ -5,8 +5,9 @@ The file is replaced with a rename after an fsync, so a reader (or a restart aft
 A write that fails (a full disk) leaves the previous snapshot as it was and is retried
 sooner than the regular interval.
 
-The document is plain JSON (one object: ``schema``, ``written_at``, ``lists``, ``feeds``,
-``entries``; datetimes as ``isoformat()`` strings). ``msgspec`` encodes it, byte for byte
+The document is plain JSON (one object: ``schema``, ``written_at``, ``policy`` (the
+sanitizer policy version its entries were cleaned under), ``lists``, ``feeds``, ``entries``;
+datetimes as ``isoformat()`` strings). ``msgspec`` encodes it, byte for byte
 what ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` made before, and
 decodes it straight into the ``attrs`` classes of :mod:`planet.model`; a document the
 fast path does not take (types it does not expect, an escaped lone surrogate, an offset
@@ -15,10 +16,13 @@ with seconds) is read by the standard library exactly as before.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
+import stat
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -26,9 +30,9 @@ from operator import attrgetter
 from typing import IO, Any, Protocol
 
 import msgspec
-from attrs import define, field, fields
+from attrs import define, field, fields, frozen
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -36,7 +40,8 @@ from twisted.python.failure import Failure
 
 from planet.metrics import Metrics
 from planet.model import Entry, FeedState, ListState, utc_from_timestamp
-from planet.store import Store
+from planet.sanitize import POLICY_VERSION
+from planet.store import Store, clean_entry
 
 SCHEMA_VERSION = 1
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
@@ -50,6 +55,11 @@ _LIST_DATES = tuple(f.name for f in fields(ListState) if "datetime" in str(f.typ
 
 class SnapshotError(Exception):
     """The snapshot file cannot be read back (corrupt, truncated, wrong schema)."""
+
+
+class NotARegularFileError(OSError):
+    """The snapshot path names something else than a file (a directory, a FIFO, a device):
+    it is neither read (a FIFO would block) nor ever replaced."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -115,9 +125,10 @@ def iter_encoded(
     states: Sequence[FeedState],
     written_at: datetime,
     lists: Sequence[ListState] = (),
+    policy: int = POLICY_VERSION,
 ) -> Iterator[bytes]:
     """The snapshot document as a stream of byte chunks (one JSON object in all)."""
-    head = {"schema": SCHEMA_VERSION, "written_at": written_at.isoformat()}
+    head = {"schema": SCHEMA_VERSION, "written_at": written_at.isoformat(), "policy": policy}
     yield _dumps(head)[:-1]
     for name, items, record in (
         ("lists", lists, _list_record),
@@ -137,9 +148,10 @@ def encode(
     states: Sequence[FeedState],
     written_at: datetime,
     lists: Sequence[ListState] = (),
+    policy: int = POLICY_VERSION,
 ) -> bytes:
     """Serialize store contents to snapshot bytes (CPU-bound: call off the reactor)."""
-    return b"".join(iter_encoded(entries, states, written_at, lists))
+    return b"".join(iter_encoded(entries, states, written_at, lists, policy))
 
 
 def _record(value: Any, names: tuple[str, ...], dates: tuple[str, ...]) -> dict[str, Any]:
@@ -160,6 +172,7 @@ class _Document(msgspec.Struct):
     feeds: list[FeedState]
     entries: list[Entry]
     lists: list[ListState] = []
+    policy: int = 0
 
 
 def _typed_decoder() -> msgspec.json.Decoder[_Document] | None:
@@ -206,6 +219,25 @@ def decode(data: bytes) -> tuple[list[Entry], list[FeedState]]:
 
 def decode_all(data: bytes) -> tuple[list[Entry], list[FeedState], list[ListState]]:
     """Entries, feed states and reading lists of a snapshot (lists may be absent)."""
+    doc = decode_document(data)
+    return doc.entries, doc.states, doc.lists
+
+
+@frozen
+class Decoded:
+    """A snapshot read back."""
+
+    entries: list[Entry]
+    states: list[FeedState]
+    lists: list[ListState]
+    #: The sanitizer policy version the entries were cleaned under (0: not recorded).
+    policy: int
+    #: msgspec checked that every field has its declared type (the fast path).
+    typed: bool
+
+
+def decode_document(data: bytes) -> Decoded:
+    """Read snapshot bytes back; raises :class:`SnapshotError` on any damage."""
     with _gc_paused():
         if _TYPED is not None:
             try:
@@ -217,11 +249,11 @@ def decode_all(data: bytes) -> tuple[list[Entry], list[FeedState], list[ListStat
             else:
                 if doc.schema != SCHEMA_VERSION:
                     raise SnapshotError(f"unknown snapshot schema {doc.schema!r}")
-                return doc.entries, doc.feeds, doc.lists
+                return Decoded(doc.entries, doc.feeds, doc.lists, doc.policy, typed=True)
         return _decode_generic(data)
 
 
-def _decode_generic(data: bytes) -> tuple[list[Entry], list[FeedState], list[ListState]]:
+def _decode_generic(data: bytes) -> Decoded:
     """The standard library's reading of a snapshot: the reference the fast path follows."""
     try:
         doc = json.loads(data.decode("utf-8"))
@@ -235,7 +267,10 @@ def _decode_generic(data: bytes) -> tuple[list[Entry], list[FeedState], list[Lis
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"{exc.__class__.__name__}: {exc}") from exc
-    return entries, states, lists
+    policy = doc.get("policy", 0)
+    # Not a whole number: sanitized under no known policy, so sanitized again.
+    policy = policy if isinstance(policy, int) and not isinstance(policy, bool) else 0
+    return Decoded(entries, states, lists, policy, typed=False)
 
 
 def _list_state(record: dict[str, Any]) -> ListState:
@@ -293,11 +328,14 @@ def write_atomic(path: str, data: bytes | Iterable[bytes], opener: Opener = Disk
 
     Temporary file, fsync, rename, fsync of the directory. Returns the size written.
     On any error before the rename the temporary file is removed and ``path`` untouched.
+    A ``path`` that exists and is not a regular file is never replaced
+    (:class:`NotARegularFileError`).
     """
     chunks = [data] if isinstance(data, bytes) else data
     size = 0
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    refuse_non_regular(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         f = opener(tmp)
@@ -309,6 +347,8 @@ def write_atomic(path: str, data: bytes | Iterable[bytes], opener: Opener = Disk
         finally:
             # Closing flushes too, so it can fail the same way; it still releases the file.
             f.close()
+        # Again: something may have been put there while the file was written.
+        refuse_non_regular(path)
         os.replace(tmp, path)
     except BaseException:
         # A partial temporary would hold on to the very space a retry needs.
@@ -320,6 +360,18 @@ def write_atomic(path: str, data: bytes | Iterable[bytes], opener: Opener = Disk
     finally:
         os.close(dir_fd)
     return size
+
+
+def refuse_non_regular(path: str) -> None:
+    """Raise :class:`NotARegularFileError` if ``path`` exists and is not a regular file (a
+    symbolic link counts as what it points to, as the config check has it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # not there (yet): fine; not reachable: the write itself says why
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise NotARegularFileError(errno.EEXIST, f"{kind}, never replaced", path)
 
 
 def _reason(failure: Failure) -> str:
@@ -350,6 +402,27 @@ def _remove_stale_temporaries(path: str) -> None:
 
 
 RunInThread = Callable[..., "Deferred[Any]"]
+#: Sanitizes entries again under the current policy (in the parse workers, in the daemon).
+Resanitize = Callable[[list[Entry]], "Deferred[list[Entry]]"]
+#: Entries per call of the re-sanitizer: a pipe message of ~1 MB, and work for every worker.
+RESANITIZE_CHUNK = 500
+
+
+def read_regular(path: str) -> bytes:
+    """The bytes of the file at ``path``; :class:`NotARegularFileError` if it is something else
+    (opened without blocking, so a FIFO cannot hang the start)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise NotARegularFileError(errno.EEXIST, kind, path)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
 
 
 @define(repr=False)
@@ -359,6 +432,11 @@ class SnapshotService(Service):
     ``run_in_thread(f, *args)`` runs blocking work off the reactor thread
     (``twisted.internet.threads.deferToThread`` in the daemon). A failed write is tried
     again after ``retry_delay`` seconds (or the interval, if shorter) until one succeeds.
+
+    A snapshot written under another sanitizer policy (:data:`planet.sanitize.POLICY_VERSION`)
+    has its feed states loaded at once and its entries added once ``resanitize`` gives them
+    back cleaned under the current one; until then no snapshot is written (the file on disk
+    still holds them). Without ``resanitize`` they are served as they were written.
     """
 
     store: Store
@@ -369,6 +447,9 @@ class SnapshotService(Service):
     metrics: Metrics = field(factory=Metrics)
     retry_delay: float = 30.0
     opener: Opener = DiskFile.create
+    resanitize: Resanitize | None = None
+    #: Moves a damaged snapshot aside; the seam tests make it fail at (a read-only directory).
+    rename: Callable[[str, str], None] = os.replace
     written_at: datetime | None = None
     #: Writes that failed since the last one that succeeded.
     failures: int = 0
@@ -376,9 +457,13 @@ class SnapshotService(Service):
     _written_version: int | None = None
     _loop: LoopingCall | None = None
     _writing: Deferred[None] | None = None
+    #: Entries of the snapshot being sanitized again (None: none), and whether we stopped.
+    _pending: int | None = None
+    _stopped: bool = False
     _log: Logger = field(factory=Logger)
 
     def startService(self) -> None:
+        self._stopped = False
         self.load()
         super().startService()
         self._loop = LoopingCall(self._tick)
@@ -387,6 +472,7 @@ class SnapshotService(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        self._stopped = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._cancel_retry()
@@ -394,14 +480,21 @@ class SnapshotService(Service):
         return self.write()
 
     def load(self) -> None:
-        """Read the snapshot into the store; a damaged file is moved aside, not fatal."""
+        """Read the snapshot into the store; a damaged file is moved aside, not fatal, and
+        entries the store cannot index are dropped (one log line per kind of problem)."""
         started = time.perf_counter()
         _remove_stale_temporaries(self.path)
         try:
-            with open(self.path, "rb") as f:
-                data = f.read()
+            data = read_regular(self.path)
         except FileNotFoundError:
             self._log.info("No snapshot at {path}; starting empty", path=self.path)
+            return
+        except NotARegularFileError as exc:
+            self._log.error(
+                "Snapshot {path} is {kind}: not read, never replaced; starting empty",
+                path=self.path,
+                kind=exc.strerror,
+            )
             return
         except OSError as exc:
             self._log.error(
@@ -412,27 +505,139 @@ class SnapshotService(Service):
         # collector would only walk them again and again (about 100 ms at 100k entries).
         with _gc_paused():
             try:
-                entries, states, lists = decode_all(data)
+                doc = decode_document(data)
             except SnapshotError as exc:
-                aside = f"{self.path}.corrupt-{int(self.clock.seconds())}"
-                os.replace(self.path, aside)
-                self._log.error(
-                    "Snapshot {path} is damaged ({err}); moved aside to {aside}, starting empty",
-                    path=self.path,
-                    err=exc,
-                    aside=aside,
-                )
+                self._move_aside(f"is damaged ({exc})")
                 return
             del data  # 200 MB at 100k entries, not needed while the store is filled
-            self.store.load(entries, states, lists)
+            try:
+                problems = self._fill(doc)
+            except Exception:
+                # Not reached while the store mends what it loads; should it ever be, the
+                # daemon still starts (a crash here would repeat at every restart).
+                self._log.failure("Snapshot {path} could not be loaded", path=self.path)
+                self.store.load((), ())
+                self._move_aside("could not be loaded")
+                return
         self._written_version = self.store.version
+        for problem, count in sorted(problems.items()):
+            self._log.warn(
+                "Snapshot {path}: {count} {problem}", path=self.path, count=count, problem=problem
+            )
         self._log.info(
             "Loaded snapshot {path}: {n} entries, {f} feeds in {ms:.0f} ms",
             path=self.path,
-            n=len(entries),
-            f=len(states),
+            n=len(doc.entries),
+            f=len(doc.states),
             ms=(time.perf_counter() - started) * 1000,
         )
+
+    def _move_aside(self, what: str) -> None:
+        aside = f"{self.path}.corrupt-{int(self.clock.seconds())}"
+        try:
+            refuse_non_regular(aside)
+            self.rename(self.path, aside)
+        except OSError as exc:
+            # A read-only directory, say: the start goes on, empty, and the file stays.
+            self._log.error(
+                "Snapshot {path} {what}; cannot move it aside ({err}), starting empty",
+                path=self.path,
+                what=what,
+                err=exc.strerror or exc,
+            )
+            return
+        self._log.error(
+            "Snapshot {path} {what}; moved aside to {aside}, starting empty",
+            path=self.path,
+            what=what,
+            aside=aside,
+        )
+
+    def _fill(self, doc: Decoded) -> Counter[str]:
+        """Put what ``doc`` holds into the store; returns what had to be mended or dropped."""
+        if doc.policy == POLICY_VERSION:
+            return self.store.load(doc.entries, doc.states, doc.lists, typed=doc.typed)
+        if self.resanitize is None:
+            self._log.info(
+                "Snapshot {path} was written under sanitizer policy {old}, this is {new}; "
+                "nothing to sanitize it again with: served as written",
+                path=self.path,
+                old=doc.policy,
+                new=POLICY_VERSION,
+            )
+            return self.store.load(doc.entries, doc.states, doc.lists, typed=doc.typed)
+        problems: Counter[str] = Counter()
+        entries = [e for e in (clean_entry(x, problems) for x in doc.entries) if e is not None]
+        problems.update(self.store.load((), doc.states, doc.lists, typed=doc.typed))
+        self._sanitize_again(self.resanitize, entries, doc.policy)
+        return problems
+
+    def _sanitize_again(self, resanitize: Resanitize, entries: list[Entry], policy: int) -> None:
+        self._pending = len(entries)
+        started = self.clock.seconds()
+        self._log.info(
+            "Snapshot {path} was written under sanitizer policy {old}, this is {new}: its "
+            "{n} entries are sanitized again before they are served",
+            path=self.path,
+            old=policy,
+            new=POLICY_VERSION,
+            n=len(entries),
+        )
+        chunks = [
+            entries[i : i + RESANITIZE_CHUNK] for i in range(0, len(entries), RESANITIZE_CHUNK)
+        ]
+        work = [maybeDeferred(resanitize, chunk) for chunk in chunks]
+
+        def back(results: list[tuple[bool, Any]]) -> None:
+            self._pending = None
+            if self._stopped:
+                return
+            cleaned: list[Entry] = []
+            lost: list[Entry] = []
+            reasons: set[str] = set()
+            for (ok, value), chunk in zip(results, chunks, strict=True):
+                if ok and isinstance(value, list):
+                    cleaned.extend(value)
+                else:
+                    lost.extend(chunk)
+                    reasons.add(value.getErrorMessage() if not ok else "not a list of entries")
+            problems = self.store.restore(cleaned)
+            for problem, count in sorted(problems.items()):
+                self._log.warn(
+                    "Snapshot {path}: {count} {problem}",
+                    path=self.path,
+                    count=count,
+                    problem=problem,
+                )
+            if lost:
+                self._refetch({e.feed_url for e in lost})
+                self._log.error(
+                    "{n} entries of snapshot {path} could not be sanitized again ({why}); "
+                    "dropped, their feeds are fetched and parsed again in full",
+                    n=len(lost),
+                    path=self.path,
+                    why="; ".join(sorted(reasons))[:300],
+                )
+            self._log.info(
+                "Sanitized {n} entries of snapshot {path} again in {ms:.0f} ms; serving them",
+                n=len(cleaned),
+                path=self.path,
+                ms=(self.clock.seconds() - started) * 1000,
+            )
+
+        def failed(failure: Failure) -> None:
+            self._pending = None
+            self._log.failure("adding the entries sanitized again", failure)
+
+        DeferredList(work, consumeErrors=True).addCallback(back).addErrback(failed)
+
+    def _refetch(self, urls: Iterable[str]) -> None:
+        """Forget what makes a fetch of ``urls`` a 304 or a skipped parse: their entries are
+        gone, and an unchanged body must bring them back."""
+        states = self.store.feed_states()
+        for url in urls:
+            if url in states:
+                self.store.update_state(url, etag=None, last_modified=None, body_hash=None)
 
     def _tick(self) -> Deferred[None]:
         # Errors are logged inside write(); the loop must never die.
@@ -449,6 +654,16 @@ class SnapshotService(Service):
 
     def write(self) -> Deferred[None]:
         """Write the snapshot if the store changed since the last write."""
+        if self._pending is not None:
+            # The file on disk holds entries the store does not have yet: keep it.
+            if self._stopped:
+                self._log.warn(
+                    "snapshot not written to {path}: {n} entries are still being sanitized "
+                    "again; keeping the previous snapshot",
+                    path=self.path,
+                    n=self._pending,
+                )
+            return succeed(None)
         if self._writing is not None:
             # One write at a time; a write requested meanwhile follows the running one.
             follow: Deferred[None] = Deferred()
