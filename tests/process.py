@@ -473,44 +473,58 @@ def meaningful_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.strip() and not STARTUP_NOISE.match(line)]
 
 
-class Refresher:
-    """Sends SIGUSR1 ("fetch every feed now") to a daemon while armed: cycles back to back.
+#: Seconds between two SIGUSR1 of a :class:`Kicker`.
+KICK_EVERY = 0.5
+_SIGUSR1_BIT = 1 << (signal.SIGUSR1 - 1)
 
-    ``fetch_interval`` is at least 60 s, so tests that need many fetch cycles in a few seconds
-    ask for them as an operator would. Arm it only once the daemon has answered over HTTP
-    (its SIGUSR1 handler is installed by then: before, SIGUSR1 would end the process), and
-    disarm it before stopping or killing the daemon.
-    """
 
-    def __init__(self, daemon: Daemon, every: float = 0.1) -> None:
+def catches_sigusr1(pid: int) -> bool:
+    """Whether ``pid`` has a handler for SIGUSR1 (whose default action would kill it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line for line in status.splitlines() if line.startswith("SigCgt:")), "")
+    return bool(caught) and bool(int(caught.split()[1], 16) & _SIGUSR1_BIT)
+
+
+class Kicker:
+    """Sends SIGUSR1 ("fetch every feed now") to whatever process ``daemon`` runs, every
+    ``every`` seconds, once it has installed its handler (it does once the snapshot is loaded
+    and the port listens): fetch cycles back to back, as ``fetch_interval`` (60 s at least)
+    would not give them. Stop it before a SIGTERM: a stopping daemon restores the default
+    action, which would end the process."""
+
+    def __init__(self, daemon: Daemon, every: float = KICK_EVERY) -> None:
         self.daemon = daemon
         self.every = every
-        self._armed = threading.Event()
-        self._done = threading.Event()
-        self._sending = threading.Lock()
+        self.sent = 0
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def arm(self) -> None:
-        self.daemon.health()  # answered: the reactor runs, the handler is installed
-        self._armed.set()
-
-    def disarm(self) -> None:
-        with self._sending:  # a signal being sent now is sent before the caller goes on
-            self._armed.clear()
+        self._thread.start()
 
     def _run(self) -> None:
-        while not self._done.is_set():
-            with self._sending:
-                proc = self.daemon.proc
-                if self._armed.is_set() and proc is not None and proc.poll() is None:
-                    proc.send_signal(signal.SIGUSR1)
-            self._done.wait(self.every)
+        while not self._stop.wait(self.every):
+            proc = self.daemon.proc
+            if proc is None or proc.poll() is not None or not catches_sigusr1(proc.pid):
+                continue
+            try:
+                os.kill(proc.pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                continue
+            self.sent += 1
 
-    def __enter__(self) -> Refresher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._armed.clear()
-        self._done.set()
+    def stop(self) -> None:
+        self._stop.set()
         self._thread.join(5)
+
+
+def read_snapshot(path: Path) -> dict[str, Any] | None:
+    """The snapshot document at ``path`` (None when there is none); a partial file raises."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    doc = json.loads(data)
+    assert doc["schema"] == 1
+    return doc

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,6 @@ def planet(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
         [str(PLANET), *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
     return proc.returncode, proc.stdout, proc.stderr
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 # --- usage ---------------------------------------------------------------------------------

@@ -12,24 +12,56 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import random
 import re
 import shutil
-import signal
 import subprocess
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from feeds import rss2
-from process import SHUTDOWN_LINE, Daemon, FeedServer, Response
-from test_e2e import SIGTERM_EXITS, WINDOW, Growing, keys_of, planet_ini, read_snapshot
+from feeds import Item, at, rss2
+from process import SHUTDOWN_LINE, Daemon, FeedServer, Kicker, Request, Response, read_snapshot
+from test_e2e import SIGTERM_EXITS, get_page, planet_ini
+
+WINDOW = 50
+GROWING_SINCE = at(2026, 1, 1, 0, 0)
+
+
+class Growing:
+    """Serves the newest WINDOW entries of a sequence that grows by one per request."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.requests = 0
+        self.filler = f"<p>Feed {index}: " + ("some words for a bigger snapshot " * 8) + "</p>"
+
+    def item(self, k: int) -> Item:
+        when = GROWING_SINCE + timedelta(minutes=k, seconds=self.index)
+        return Item(
+            f"feed {self.index} entry {k}",
+            f"http://grow{self.index}.example/{k}",
+            when,
+            content=self.filler + f"<p>entry <em>{k}</em></p>",
+            id=f"urn:grow:{self.index}:{k}",
+        )
+
+    def __call__(self, request: Request) -> Response:
+        self.requests += 1
+        top = self.requests + WINDOW
+        items = [self.item(k) for k in range(top - 1, top - 1 - WINDOW, -1)]
+        body = rss2(f"Growing {self.index}", f"http://grow{self.index}.example/", items)
+        return Response(200, {"Content-Type": "application/rss+xml"}, body)
+
+
+def keys_of(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(e["feed_url"], e["id"]) for e in doc["entries"]}
+
 
 pytestmark = pytest.mark.slow
 
@@ -37,63 +69,6 @@ LOADED = re.compile(r"Loaded snapshot \S+: (\d+) entries")
 NO_SNAPSHOT = "No snapshot at "
 WRITTEN = re.compile(r"Snapshot written to \S+: (\d+) entries")
 FETCHED = re.compile(r"\[planet\.fetch#\w+\] fetch \S+: ")
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    """A daemon (without a config yet) that is killed at the end, whatever happened."""
-    with Daemon(tmp_path / "planet") as d:
-        yield d
-
-
-#: Seconds between two SIGUSR1 of the :class:`Kicker`.
-KICK_EVERY = 0.5
-_SIGUSR1_BIT = 1 << (signal.SIGUSR1 - 1)
-
-
-def catches_sigusr1(pid: int) -> bool:
-    """Whether ``pid`` has a handler for SIGUSR1 (whose default action would kill it)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    caught = next((line for line in status.splitlines() if line.startswith("SigCgt:")), "")
-    return bool(caught) and bool(int(caught.split()[1], 16) & _SIGUSR1_BIT)
-
-
-class Kicker:
-    """Sends SIGUSR1 to whatever process ``daemon`` runs, every ``every`` seconds, once it
-    has installed its handler (it does once the snapshot is loaded and the port listens).
-    Stop it before a SIGTERM: a stopping daemon restores the default action."""
-
-    def __init__(self, daemon: Daemon, every: float = KICK_EVERY) -> None:
-        self.daemon = daemon
-        self.every = every
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            proc = self.daemon.proc
-            if proc is None or proc.poll() is not None or not catches_sigusr1(proc.pid):
-                continue
-            try:
-                os.kill(proc.pid, signal.SIGUSR1)
-            except ProcessLookupError:
-                continue
-            self.sent += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 @pytest.fixture
@@ -298,6 +273,20 @@ def test_kill_9_a_hundred_times(server: FeedServer, daemon: Daemon, kicker: Kick
     assert mid_fetch >= 15, f"only {mid_fetch} of {ROUNDS} kills landed during a fetch"
     # Each "written" round took new entries to disk: the invariant was tested on a moving set.
     assert counts[-1] >= counts[0] + modes["written"], f"snapshots barely advanced: {counts}"
+
+    # A last start with the feeds gone: the river comes from the snapshot alone, newest first.
+    doc = read_snapshot(snapshot)
+    assert doc is not None
+    server.stop()
+    daemon.start()
+    assert daemon.health()["entries"] == len(doc["entries"])
+    page = get_page(daemon)
+    newest = sorted(
+        doc["entries"],
+        key=lambda e: (e["published"], e["first_seen"], e["feed_url"], e["id"]),
+        reverse=True,
+    )
+    assert [e.title for e in page.entries] == [e["title"] for e in newest[: len(page.entries)]]
 
 
 # --- a full disk --------------------------------------------------------------------------------

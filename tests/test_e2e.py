@@ -6,8 +6,6 @@ talks to it only over HTTP and its log, and never reaches beyond 127.0.0.1.
 
 from __future__ import annotations
 
-import json
-import random
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -25,10 +23,11 @@ from process import (
     SHUTDOWN_LINE,
     Daemon,
     FeedServer,
-    Refresher,
+    Kicker,
     Request,
     Response,
     meaningful_lines,
+    read_snapshot,
     run_once,
     stream,
 )
@@ -50,42 +49,6 @@ HEALTH_KEYS = {
     "config_loaded",
 }
 SIGTERM_EXITS = (0, -15)
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def refresh() -> Iterator[Callable[..., Refresher]]:
-    """Makes a running :class:`Refresher` for a daemon; all are stopped at the end."""
-    made: list[Refresher] = []
-
-    def make(daemon: Daemon, every: float = 0.2) -> Refresher:
-        made.append(Refresher(daemon, every).__enter__())
-        return made[-1]
-
-    try:
-        yield make
-    finally:
-        for refresher in made:
-            refresher.__exit__()
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[list[Daemon]]:
-    """Every Daemon a test appends here is killed at the end, whatever happened."""
-    started: list[Daemon] = []
-    try:
-        yield started
-    finally:
-        for d in started:
-            d.cleanup()
 
 
 def planet_ini(name: str, feeds: list[tuple[str, str | None]], **settings: Any) -> str:
@@ -768,7 +731,7 @@ class Versioned:
 def test_conditional_get_across_cycles(
     server: FeedServer,
     daemons: list[Daemon],
-    refresh: Callable[..., Refresher],
+    kick: Callable[..., Kicker],
     tmp_path: Path,
 ):
     feeds = {
@@ -787,7 +750,7 @@ def test_conditional_get_across_cycles(
     daemon.start()
     daemon.wait_health(all_fetched(4, 2), what="first fetch of both feeds")
     # Cycles back to back, as an operator's SIGUSR1 asks for them.
-    refresh(daemon).arm()
+    kick(daemon, 0.2)
     # From now on entries must never go missing and no feed may be marked failing,
     # whatever the 304s do: watch /health closely until the fourth request of each feed.
     samples = []
@@ -821,152 +784,7 @@ def test_conditional_get_across_cycles(
     assert titles == ["atomy three", "rssy three", "atomy two", "rssy two", "atomy one", "rssy one"]
 
 
-# --- 5. kill -9 never corrupts the snapshot ----------------------------------------------------
-
-
-FEEDS_5 = 30
-WINDOW = 50
-BASE_5 = at(2026, 1, 1, 0, 0)
-
-
-class Growing:
-    """Serves the newest WINDOW entries of a sequence that grows by one per request."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.requests = 0
-        self.filler = f"<p>Feed {index}: " + ("some words for a bigger snapshot " * 8) + "</p>"
-
-    def item(self, k: int) -> Item:
-        when = BASE_5 + timedelta(minutes=k, seconds=self.index)
-        return Item(
-            f"feed {self.index} entry {k}",
-            f"http://grow{self.index}.example/{k}",
-            when,
-            content=self.filler + f"<p>entry <em>{k}</em></p>",
-            id=f"urn:grow:{self.index}:{k}",
-        )
-
-    def __call__(self, request: Request) -> Response:
-        self.requests += 1
-        top = self.requests + WINDOW
-        items = [self.item(k) for k in range(top - 1, top - 1 - WINDOW, -1)]
-        body = rss2(f"Growing {self.index}", f"http://grow{self.index}.example/", items)
-        return Response(200, {"Content-Type": "application/rss+xml"}, body)
-
-
-def read_snapshot(path: Path) -> dict[str, Any] | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    doc = json.loads(data)  # a partial file would raise here
-    assert doc["schema"] == 1
-    return doc
-
-
-def keys_of(doc: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(e["feed_url"], e["id"]) for e in doc["entries"]}
-
-
-def test_kill_9_never_corrupts_the_snapshot(
-    server: FeedServer,
-    daemons: list[Daemon],
-    refresh: Callable[..., Refresher],
-    tmp_path: Path,
-):
-    feeds = {f"/grow{i}.rss": Growing(i) for i in range(FEEDS_5)}
-    server.routes.update(feeds)
-    config = planet_ini(
-        "Planet Crash",
-        [(server.url(path), None) for path in feeds],
-        fetch_interval=60,
-        snapshot_interval=0.2,
-        max_entries_per_feed=0,
-        per_host_concurrency=8,
-        items_per_page=20,
-    )
-    workdir = tmp_path / "planet"
-    snapshot = workdir / "planet-snapshot.json"
-    daemon = Daemon(workdir, config)
-    daemons.append(daemon)
-    daemon.start()
-    # Fetch cycles back to back (every fetch of a Growing feed brings a new entry).
-    refresher = refresh(daemon, 0.1)
-    refresher.arm()
-    daemon.wait_health(
-        lambda h: h["entries"] >= FEEDS_5 * WINDOW, deadline=30, what="first full cycle"
-    )
-
-    def first_cycle_saved() -> bool:
-        doc = read_snapshot(snapshot)
-        return doc is not None and len(doc["entries"]) >= FEEDS_5 * WINDOW
-
-    daemon.wait_until(first_cycle_saved, deadline=10, what="a snapshot of the first cycle")
-    rng = random.Random(20260623)
-    last: set[tuple[str, str]] | None = None
-    counts = []
-    mid_write = 0
-    tmp_prefix = snapshot.name + ".tmp-"
-
-    def writing() -> bool:
-        return any(p.name.startswith(tmp_prefix) for p in workdir.iterdir())
-
-    for round_no in range(16):
-        kind = round_no % 3
-        if kind == 1:
-            # Let this run load, fetch and write at least once, then kill it at random.
-            daemon.wait_health(lambda h: h["snapshot_written"] is not None, deadline=20)
-        elif kind == 2:
-            # Kill it while a snapshot is being written (its temporary file exists).
-            daemon.wait_until(writing, deadline=20, poll=0.001, what="a snapshot write")
-        if kind != 2:
-            time.sleep(rng.uniform(0.05, 0.6))
-        refresher.disarm()
-        daemon.kill()
-        mid_write += writing()
-        doc = read_snapshot(snapshot)
-        assert doc is not None, f"round {round_no}: the snapshot disappeared"
-        keys = keys_of(doc)
-        if last is not None:
-            lost = last - keys
-            assert not lost, f"round {round_no}: {len(lost)} entries of a complete snapshot lost"
-        last = keys
-        counts.append(len(keys))
-        assert len(doc["feeds"]) == FEEDS_5
-        daemon.start()
-        # The restarted daemon serves at least what the snapshot held, from its first answer.
-        health = daemon.health()
-        assert health["entries"] >= len(keys), (round_no, health, len(keys), daemon.log)
-        assert "damaged" not in daemon.log, daemon.log
-        refresher.arm()
-    print(
-        f"snapshot entry counts: {counts}; killed mid-write {mid_write} times; "
-        f"size {snapshot.stat().st_size} bytes"
-    )
-    assert mid_write >= 3, f"only {mid_write} kills landed during a snapshot write"
-    assert counts[-1] > counts[0], f"snapshots never advanced: {counts}"
-    assert snapshot.stat().st_size > 200_000
-
-    # A last clean start with the feeds gone: the river comes from the snapshot alone.
-    refresher.disarm()
-    daemon.kill()
-    doc = read_snapshot(snapshot)
-    assert doc is not None
-    server.stop()
-    daemon.start()
-    health = daemon.health()
-    assert health["entries"] == len(doc["entries"])
-    newest = sorted(
-        doc["entries"],
-        key=lambda e: (e["published"], e["first_seen"], e["feed_url"], e["id"]),
-        reverse=True,
-    )[:20]
-    page = get_page(daemon)
-    assert [e.title for e in page.entries] == [e["title"] for e in newest]
-    assert not list(workdir.glob("*.corrupt-*"))
-    code, log = daemon.stop()
-    assert code in SIGTERM_EXITS, log
+# --- 5. kill -9 never corrupts the snapshot: tests/test_crash.py (a hundred kills) ------------
 
 
 # --- 6. bad command lines and configs --------------------------------------------------------

@@ -681,18 +681,6 @@ class WhoseCopyTests(SynchronousTestCase):
 # --- end to end: the daemon ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    with Daemon(tmp_path / "planet") as d:
-        yield d
-
-
 def one_feed(server: FeedServer) -> str:
     body = rss2(
         "Plain",

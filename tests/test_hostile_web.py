@@ -41,17 +41,6 @@ def server() -> Iterator[FeedServer]:
         srv.stop()
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    """Every Daemon a test appends here is killed at the end, whatever happened."""
-    started: list[Daemon] = []
-    try:
-        yield started
-    finally:
-        for d in started:
-            d.cleanup()
-
-
 def config(server: FeedServer, *extra: str) -> str:
     return "\n".join(
         [

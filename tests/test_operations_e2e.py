@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,26 +42,6 @@ GRACE = 5.0
 
 
 # --- fixtures and helpers -----------------------------------------------------------------
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    """Every Daemon a test appends here is killed at the end, whatever happened."""
-    started: list[Daemon] = []
-    try:
-        yield started
-    finally:
-        for d in started:
-            d.cleanup()
 
 
 class Feed:

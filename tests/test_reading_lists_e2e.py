@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -24,25 +23,6 @@ pytestmark = pytest.mark.slow
 
 ATOM = {"Content-Type": "application/atom+xml"}
 OPML_TYPE = {"Content-Type": "text/x-opml"}
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    try:
-        yield started
-    finally:
-        for d in started:
-            d.cleanup()
 
 
 def serve_feed(server: FeedServer, key: str) -> str:

@@ -5,7 +5,7 @@ Everything registers on a :class:`prometheus_client.CollectorRegistry` owned by 
 instances (two tests, two services in one process) never share state.
 
 Label values are always from bounded sets: ``route`` is a route name (see :func:`route_of`),
-never a raw request path; ``host`` is a subscribed feed's host (see :func:`host_of`);
+never a raw request path; ``host`` is a subscribed feed's host (see :func:`planet.fetch.host_of`);
 ``result`` and ``state`` are the fixed names below.
 
 The store gauges are computed when scraped, from callbacks given to
@@ -15,10 +15,8 @@ must run on the reactor thread (it is cheap: two passes over the feeds).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from attrs import define, field
 from prometheus_client import (
@@ -82,16 +80,6 @@ def route_of(path: bytes) -> str:
         if slug and b"/" not in slug:
             return "feed_river"
     return "other"
-
-
-# Asked on every fetch, of the same few thousand feed URLs.
-@functools.lru_cache(maxsize=16384)
-def host_of(url: str) -> str:
-    """The host of a feed URL, for the ``host`` label (lower case, no port; ``""`` if none)."""
-    try:
-        return urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
 
 
 def count_feed_states(states: Iterable[FeedState], now: datetime) -> dict[str, int]:
