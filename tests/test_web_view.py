@@ -481,6 +481,8 @@ class PageBytesTests(SynchronousTestCase):
 
     def test_pages_of_the_river_and_the_feeds_are_bounded(self) -> None:
         h = Harness(per_page=60)
+        # The bound under test is the page's: the feed's own (max_bytes_per_feed) is lifted.
+        h.store.max_bytes_per_feed = 0
         entries = tuple(_big_entry(n, 512 * 1024) for n in range(60))
         url = "http://a.example/feed"
         result = FetchResult(url=url, final_url=url, status=200, body=b"x")
