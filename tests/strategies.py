@@ -67,10 +67,14 @@ HOSTILE_URLS = [
     " ", "mailto:a@b.example", "ftp://f.example/", "feed:http://x.example/", "http://[::1",
     "http://[oops/", "http://a b.example/", "http://例え.jp/パス", "http:x", "https:",
     "http://x.example/\ud800", "http://x.example/\x1b", "\x00", "//\\evil.example",
+    # Bracketed hosts and ports urlsplit refuses (issue 19), and good ones.
+    "http://[x]/", "http://]/", "http://a[b]/", "https://[::1/p", "//[x]/", "http://a:99999/",
+    "http://a:port/", "http://[::1]/", "http://[2001:db8::1]:8080/p", "http://[v1.x]/",
 ]  # fmt: skip
 _URL_PREFIXES = [
     "http://x.example/", "https://", "//", "/", "", "javascript:", "data:text/html,",
     "vbscript:", "mailto:", "JAVASCRIPT:", "java\nscript:", "\x0bjavascript:", "feed:",
+    "http://[", "https://[::1]:", "http://x.example:",
 ]  # fmt: skip
 
 urls = st.one_of(

@@ -13,6 +13,7 @@ import math
 import os
 import re
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from xml.dom import minidom
 
 import html5lib
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from strategies import CONTENT_TYPES, HTML, feed_documents, urls
 from test_formats import XML_ILLEGAL, check_json_feed
 from test_web import NOW, Harness
-from xsscheck import normalize_url, tier_a_violations, tier_b_violations
+from xsscheck import iter_url_attributes, normalize_url, tier_a_violations, tier_b_violations
 
 from planet.model import Entry, FetchResult, ParsedFeed
 from planet.parse import parse_feed
@@ -68,6 +69,9 @@ def assert_http_url(url: str) -> None:
     assert url == url.strip(_EDGE_JUNK) and not re.search("[\t\n\r]", url), url
     assert not XML_ILLEGAL.search(url), url
     assert normalize_url(url).startswith(("http:", "https:")), url
+    # The store, the pages and the formats split every link (issue 19: "Invalid IPv6 URL").
+    parts = urlsplit(url)
+    assert (parts.hostname, parts.port) is not None
 
 
 def assert_clean_html(html: str) -> None:
@@ -75,6 +79,9 @@ def assert_clean_html(html: str) -> None:
     assert not XML_ILLEGAL.search(html), html
     assert tier_a_violations(html) == [], html
     assert tier_b_violations(html) == [], html
+    for _element, _name, value in iter_url_attributes(html):
+        parts = urlsplit(value)
+        assert (parts.hostname, parts.port) is not None
 
 
 def assert_normalized_entry(entry: Entry, url: str, now: datetime) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from feeds import Item, at, atom, rss1, rss2
 from twisted.trial.unittest import SynchronousTestCase
 
+from planet.model import FetchResult
 from planet.parse import parse_feed
+from planet.store import Store
 
 NOW = at(2026, 6, 24, 9, 0)
 URL = "http://feeds.example/feed"
@@ -194,3 +197,95 @@ class FeedMetadataTests(SynchronousTestCase):
         parsed = parse_feed(page, "http://b.example/blog/", NOW)
         self.assertIn("HTML page", parsed.error)
         self.assertEqual(parsed.alternates, ("http://b.example/feed.atom", "https://b.example/rss"))
+
+
+# Links urlsplit refuses (or whose hostname/port it cannot read), issue 19 item 1: each made
+# the store raise "Invalid IPv6 URL" long after the parse, and a snapshot unloadable.
+BAD_LINKS = [
+    "http://[::1",
+    "http://[x]/",
+    "http://]/",
+    "http://a[b]/",
+    "https://[::1/p",
+    "http://a:99999/",
+    "http://a:port/",
+    "//[x]/rel",
+]
+
+
+def assert_splits(url: str | None) -> None:
+    if url is not None:
+        parts = urlsplit(url)
+        assert (parts.hostname, parts.port) is not None
+
+
+class BadLinkTests(SynchronousTestCase):
+    """Every format drops a link urlsplit refuses: the entry keeps no link, the rest stays."""
+
+    def check(self, body: bytes, fast: bool = True) -> None:
+        parsed = parse_feed(body, URL, NOW, fast=fast)
+        self.assertIsNone(parsed.error)
+        self.assertIsNone(parsed.link)
+        self.assertEqual(len(parsed.entries), 1)
+        entry = parsed.entries[0]
+        self.assertIsNone(entry.link, entry)
+        self.assertEqual(entry.title, "T")
+        self.assertNotIn("href", entry.content)
+        self.assertIn("text", entry.content)
+
+    def item(self, link: str) -> Item:
+        content = f'<p><a href="{link}">text</a><img src="{link}"></p>'
+        return Item("T", link, at(2026, 1, 1), content, id="urn:x:1")
+
+    def test_json_feed_url_and_external_url(self) -> None:
+        for link in BAD_LINKS:
+            for key in ("url", "external_url"):
+                item = {
+                    "id": "urn:x:1",
+                    key: link,
+                    "title": "T",
+                    "content_html": f'<p><a href="{link}">text</a></p>',
+                }
+                doc = {
+                    "version": "https://jsonfeed.org/version/1.1",
+                    "home_page_url": link,
+                    "items": [item],
+                }
+                with self.subTest(link=link, key=key):
+                    self.check(json.dumps(doc).encode())
+
+    def test_atom_rss2_rss1_fast_and_feedparser(self) -> None:
+        for link in BAD_LINKS:
+            for build in (atom, rss2, rss1):
+                body = build("Blog", link, [self.item(link)])
+                for fast in (True, False):
+                    with self.subTest(link=link, format=build.__name__, fast=fast):
+                        self.check(body, fast)
+
+    def test_relative_link_against_a_bracketed_base(self) -> None:
+        # xml:base of the document: every relative link resolves to a URL urlsplit refuses.
+        body = atom("Blog", "/", [self.item("/post")]).replace(
+            b'<feed xmlns="http://www.w3.org/2005/Atom">',
+            b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://[x]/">',
+        )
+        for fast in (True, False):
+            parsed = parse_feed(body, URL, NOW, fast=fast)
+            for entry in parsed.entries:
+                assert_splits(entry.link)
+                self.assertNotIn("[x]", entry.content)
+
+    def test_good_bracketed_hosts_are_kept(self) -> None:
+        for link in ("http://[::1]/p", "http://[2001:db8::1]:8080/p"):
+            parsed = parse_feed(atom("Blog", link, [self.item(link)]), URL, NOW)
+            self.assertEqual(parsed.entries[0].link, link)
+            self.assertIn(f'href="{link}"', parsed.entries[0].content)
+
+    def test_store_takes_the_entries(self) -> None:
+        # What crashed the daemon: the store's dedupe splits every link it is given.
+        item = {"id": "urn:x:1", "url": "http://[::1", "title": "T", "content_text": "x"}
+        body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [item]})
+        parsed = parse_feed(body.encode(), URL, NOW)
+        store = Store(max_entries_per_feed=10)
+        result = FetchResult(url=URL, final_url=URL, status=200, body=body.encode())
+        self.assertEqual(store.record_fetch(URL, result, parsed, NOW).new, 1)
+        self.assertEqual([e.id for e in store.river()], ["urn:x:1"])

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import html5lib
 import pytest
@@ -349,6 +349,14 @@ def test_control_characters_do_not_join_into_a_scheme() -> None:
         "mailto:a@b",
         "",
         "   ",
+        # urlsplit refuses these, or their hostname or port (issue 19).
+        "http://[::1",
+        "http://[x]/",
+        "http://]/",
+        "http://a[b]/",
+        "http://a:99999/",
+        "http://a:b/",
+        "//[x]/",
     ],
 )
 def test_safe_url_rejects(url: str) -> None:
@@ -498,3 +506,14 @@ def test_compact_html_leaves_what_it_cannot_shrink(markup: str) -> None:
 )
 def test_join_url_is_urljoin(base: str, url: str) -> None:
     assert join_url(base, url) == urljoin(base, url)
+
+
+def test_content_urls_urlsplit_refuses_are_dropped() -> None:
+    for url in ("http://[::1", "http://[x]/", "http://]/", "http://a[b]/", "//[x]/", "x:y@[z"):
+        for base in (None, BASE, "http://[::1"):
+            html = f'<a href="{url}">t</a><img src="{url}"><blockquote cite="{url}">q</blockquote>'
+            output = sanitize_html(html, base)
+            for _element, _name, value in iter_url_attributes(output):
+                parts = urlsplit(value)
+                assert (parts.hostname, parts.port) is not None, (url, base, output)
+    assert sanitize_html('<a href="//[x]/">t</a>') == '<a rel="noopener noreferrer">t</a>'

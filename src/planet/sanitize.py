@@ -115,10 +115,10 @@ def _check_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str
         # Refuse if the emitted string would not carry the very scheme we checked.
         if url_scheme is None or url_scheme.group(1).lower() != scheme:
             return None
-        return url if scheme in schemes else None
+        return url if scheme in schemes and _splits(url) else None
     if base_url is None:
         # A relative URL has no scheme to abuse; the page's own base applies.
-        return url
+        return url if _splits(url) else None
     try:
         # The base may carry characters the URL was cleaned of ("http://\x1f/").
         # urljoin drops an empty fragment or query, which can leave a space at the end.
@@ -126,9 +126,25 @@ def _check_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str
     except ValueError:  # urlsplit refuses the base or the URL ("http://[::1"): no link
         return None
     resolved_scheme = _SCHEME.match(_URL_PROBE_JUNK.sub("", resolved))
-    if resolved_scheme is None:
-        return resolved
-    return resolved if resolved_scheme.group(1).lower() in schemes else None
+    if resolved_scheme is not None and resolved_scheme.group(1).lower() not in schemes:
+        return None
+    return resolved if _splits(resolved) else None
+
+
+def _splits(url: str) -> bool:
+    """Whether ``urlsplit`` takes ``url`` and its ``hostname`` and ``port`` are readable.
+
+    The store, the pages and the formats split every link; "http://[::1" or "http://a:x/"
+    would raise there (``Invalid IPv6 URL``, ``Port could not be cast``), long after the feed
+    that carried it was parsed, so such a URL is no link at all.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - read for the ValueError it may raise
+        parts.port  # noqa: B018
+    except ValueError:
+        return False
+    return True
 
 
 _JOIN_SLOW = re.compile(r"[\\?#;]|/\.")
