@@ -17,15 +17,17 @@ from urllib.parse import urlsplit
 from xml.dom import minidom
 
 import html5lib
+import nh3
 from feeds import Item, atom
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import CONTENT_TYPES, HTML, feed_documents, urls
+from strategies import CONTENT_TYPES, HTML, SOUP_TAGS, feed_documents, tag_soups, urls
 from test_formats import XML_ILLEGAL, check_json_feed
 from test_web import NOW, Harness
 from xsscheck import iter_url_attributes, normalize_url, tier_a_violations, tier_b_violations
 
 from planet.model import Entry, FetchResult, ParsedFeed
+from planet.nesting import flatten
 from planet.parse import parse_feed
 from planet.render import feed_views, paginate
 from planet.sanitize import demote_headings, html_to_text, safe_url, sanitize_html
@@ -158,6 +160,59 @@ def test_any_html_sanitizes_clean(html: str, base: str | None) -> None:
     link = safe_url(html, base)
     if link is not None:
         assert_http_url(link)
+
+
+_SERIALIZED_TAG = re.compile(r"<(/?)([a-zA-Z][^\s/>]*)[^>]*>")
+_VOID = frozenset(
+    "area base basefont bgsound br col embed frame hr image img input keygen link meta param "
+    "source track wbr".split()
+)
+
+
+def tree_shape(serialized: str) -> tuple[int, int]:
+    """The depth and element count of a tree as html5ever serializes it (every element
+    closed, text escaped; raw-text elements must not be among the allowed tags)."""
+    depth = deepest = elements = 0
+    for match in _SERIALIZED_TAG.finditer(serialized):
+        if match.group(1):
+            depth -= 1
+        else:
+            elements += 1
+            if match.group(2).lower() not in _VOID:
+                depth += 1
+                deepest = max(deepest, depth)
+    return deepest, elements
+
+
+def parsed_shape(html: str) -> tuple[int, int]:
+    """The shape of the tree nh3's parser (html5ever) builds from ``html``."""
+    kept = nh3.clean(
+        html, tags=set(SOUP_TAGS), clean_content_tags=set(), attributes={}, link_rel=None
+    )
+    return tree_shape(kept)
+
+
+@fuzz_settings(300)
+@given(soup=tag_soups)
+def test_flattened_markup_stays_within_its_bounds(soup: str) -> None:
+    """Whatever the markup, html5ever nests what flatten leaves no deeper than the bound
+    (plus the few elements a step can add at once), and builds a tree linear in it
+    (issue 19: nesting and re-created formatting elements cost quadratic time)."""
+    depth, formatting, recreated, fostered = 6, 3, 40, 20
+    flat = flatten(soup, depth, formatting, recreated, fostered)
+    deepest, elements = parsed_shape(flat)
+    assert deepest <= depth + formatting + 5, (deepest, soup)
+    assert elements <= 3 * soup.count("<") + recreated + 10, (elements, soup)
+
+
+def test_the_nesting_bound_fails_without_flattening() -> None:
+    """The check above is a real one: unflattened, such soups break it at once."""
+    soup = "<u/>" + "</code><marquee x/></plaintext>" * 150
+    assert parsed_shape(soup)[0] == 151
+    assert parsed_shape(flatten(soup, 6, 3, 40, 20))[0] <= 14
+    amplified = "".join(f"<p><b title={n}>x</p>" for n in range(100))
+    assert parsed_shape(amplified)[1] > 5000
+    assert parsed_shape(flatten(amplified, 6, 3, 40, 20))[1] <= 300
 
 
 # -- the whole path: store, pages, formats -----------------------------------------------------

@@ -17,11 +17,15 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from planet.nesting import flatten
+
 __all__ = ["POLICY_VERSION", "html_to_text", "safe_url", "sanitize_html", "strip_xml_illegal"]
 
 #: Bumped whenever what the sanitizer lets through changes: entries stored (in a snapshot)
 #: under another version are sanitized again before they are served.
-POLICY_VERSION = 1
+#: 2: nesting flattened past planet.nesting.MAX_NESTING, content cut at max_entry_bytes,
+#: links urlsplit refuses dropped.
+POLICY_VERSION = 2
 
 # XML 1.0 Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 # Lone surrogates are included because they cannot even be encoded as UTF-8.
@@ -218,8 +222,9 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
     """Allow-list sanitize an untrusted HTML fragment, resolving URLs against ``base_url``."""
     cleaner = _make_cleaner(base_url)
     # Strip before parsing too: nh3 cannot take lone surrogates, and the
-    # sanitizer should judge the same markup that ends up being emitted.
-    cleaned = cleaner.clean(strip_xml_illegal(html))
+    # sanitizer should judge the same markup that ends up being emitted. Flatten: nesting
+    # thousands deep costs the parser quadratic time (see planet.nesting).
+    cleaned = cleaner.clean(flatten(strip_xml_illegal(html)))
     # Character references such as "&#1;" decode to illegal characters.
     return strip_xml_illegal(cleaned)
 
@@ -249,7 +254,7 @@ def html_to_text(html: str) -> str:
     """
     # nh3 output keeps only attribute-less break tags and escapes "<" in text,
     # so every remaining "<...>" is one of those tags.
-    marked = _TEXT_CLEANER.clean(strip_xml_illegal(html))
+    marked = _TEXT_CLEANER.clean(flatten(strip_xml_illegal(html)))
     text = strip_xml_illegal(_html_unescape(_TAG.sub(" ", marked)))
     return _WHITESPACE.sub(" ", text).strip()
 
