@@ -28,7 +28,7 @@ from xsscheck import iter_url_attributes, normalize_url, tier_a_violations, tier
 
 from planet.model import Entry, FetchResult, ParsedFeed
 from planet.nesting import flatten
-from planet.parse import parse_feed
+from planet.parse import parse_feed, resanitize_entries
 from planet.render import feed_views, paginate
 from planet.sanitize import demote_headings, html_to_text, safe_url, sanitize_html
 
@@ -109,7 +109,15 @@ def assert_normalized_entry(entry: Entry, url: str, now: datetime) -> None:
     assert_clean_html(entry.content)
 
 
-def assert_normalized(parsed: ParsedFeed, url: str, now: datetime, max_entries: int) -> None:
+def stored_size(content: str) -> int:
+    """The UTF-8 size of stored content as the sanitizer wrote it (before compact_html put
+    non-ASCII characters as references)."""
+    return len(re.sub(r"&#(\d+);", lambda m: chr(int(m.group(1))), content).encode())
+
+
+def assert_normalized(
+    parsed: ParsedFeed, url: str, now: datetime, max_entries: int, max_entry_bytes: int = 0
+) -> None:
     """A :class:`ParsedFeed`: an error without entries, or normalized, unique, sorted entries."""
     assert isinstance(parsed, ParsedFeed)
     assert isinstance(parsed.title, str) and not XML_ILLEGAL.search(parsed.title)
@@ -131,6 +139,13 @@ def assert_normalized(parsed: ParsedFeed, url: str, now: datetime, max_entries: 
         assert len(parsed.entries) <= max_entries
     for entry in parsed.entries:
         assert_normalized_entry(entry, url, now)
+        if max_entry_bytes:
+            assert stored_size(entry.content) <= max_entry_bytes, entry.content
+    # Stored entries sanitized again (a snapshot of another policy): a fixed point at once.
+    again = resanitize_entries(parsed.entries, max_entry_bytes)
+    for entry in again:
+        assert_normalized_entry(entry, url, now)
+    assert resanitize_entries(again, max_entry_bytes) == again
 
 
 @fuzz_settings(250)
@@ -138,12 +153,13 @@ def assert_normalized(parsed: ParsedFeed, url: str, now: datetime, max_entries: 
     body=feed_documents(),
     content_type=CONTENT_TYPES,
     max_entries=st.sampled_from([0, 0, 1, 3]),
+    max_entry_bytes=st.sampled_from([0, 0, 120, 2000]),
 )
 def test_any_document_parses_to_normalized_entries(
-    body: bytes, content_type: str | None, max_entries: int
+    body: bytes, content_type: str | None, max_entries: int, max_entry_bytes: int
 ) -> None:
-    parsed = parse_feed(body, NAMED, NOW, content_type, max_entries)
-    assert_normalized(parsed, NAMED, NOW, max_entries)
+    parsed = parse_feed(body, NAMED, NOW, content_type, max_entries, max_entry_bytes)
+    assert_normalized(parsed, NAMED, NOW, max_entries, max_entry_bytes)
 
 
 # -- sanitizing on its own ---------------------------------------------------------------------

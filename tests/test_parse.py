@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from attrs import evolve
 from feeds import Item, at, atom, rss1, rss2
 from twisted.trial.unittest import SynchronousTestCase
 
-from planet.model import FetchResult
-from planet.parse import parse_feed
+from planet.model import Entry, FetchResult
+from planet.parse import parse_feed, resanitize_entries
+from planet.sanitize import read_more_marker
 from planet.store import Store
 
 NOW = at(2026, 6, 24, 9, 0)
@@ -289,3 +292,100 @@ class BadLinkTests(SynchronousTestCase):
         result = FetchResult(url=URL, final_url=URL, status=200, body=body.encode())
         self.assertEqual(store.record_fetch(URL, result, parsed, NOW).new, 1)
         self.assertEqual([e.id for e in store.river()], ["urn:x:1"])
+
+
+def _json_feed(items: list[dict[str, object]]) -> bytes:
+    return json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": items}).encode()
+
+
+class EntrySizeTests(SynchronousTestCase):
+    """max_entry_bytes (issue 19 item 4): content cut, well-formed, with a way to the rest."""
+
+    def test_long_html_content_is_cut_with_a_read_more_link(self) -> None:
+        html = "<div><p>" + "word " * 50_000 + "</p><p>the end</p></div>"
+        item = {"id": "1", "url": "http://b.example/1", "content_html": html}
+        (entry,) = parse_feed(_json_feed([item]), URL, NOW, None, 0, 4096).entries
+        self.assertLessEqual(len(entry.content), 4096)
+        self.assertTrue(entry.content.startswith("<div><p>word word"))
+        self.assertTrue(entry.content.endswith("</p></div>" + read_more_marker(entry.link)))
+        self.assertNotIn("the end", entry.content)
+        self.assertEqual(resanitize_entries([entry], 4096), [entry])
+
+    def test_without_a_link_the_marker_is_plain(self) -> None:
+        item = {"id": "1", "content_text": "line\n" * 10_000}
+        (entry,) = parse_feed(_json_feed([item]), URL, NOW, None, 0, 1000).entries
+        self.assertIsNone(entry.link)
+        self.assertLessEqual(len(entry.content), 1000)
+        self.assertTrue(entry.content.startswith("<p>line<br>line<br>"))
+        self.assertTrue(entry.content.endswith("<br>line</p><p>[...]</p>"), entry.content[-40:])
+
+    def test_no_limit_and_short_content_are_left_alone(self) -> None:
+        html = "<p>" + "word " * 50_000 + "</p>"
+        item = {"id": "1", "url": "http://b.example/1", "content_html": html}
+        (whole,) = parse_feed(_json_feed([item]), URL, NOW, None, 0, 0).entries
+        self.assertEqual(whole.content, html)
+        short = parse_feed(
+            atom("B", "http://b.example/", FormatTests.items), URL, NOW, None, 0, 100
+        )
+        self.assertEqual(short.entries[0].content, "<p>two</p>")
+
+    def test_huge_content_is_cut_before_it_is_sanitized(self) -> None:
+        # 24 MB of markup for a 64 KB bound: only the first 8 x 64 KB are sanitized.
+        html = "<p><b>bold</b> <i>it</i></p>" * 800_000
+        item = {"id": "1", "url": "http://b.example/1", "content_html": html}
+        started = time.perf_counter()
+        (entry,) = parse_feed(_json_feed([item]), URL, NOW, None, 0, 65536).entries
+        self.assertLess(time.perf_counter() - started, 15)
+        self.assertLessEqual(len(entry.content), 65536)
+        self.assertTrue(entry.content.endswith(read_more_marker("http://b.example/1")))
+        # Cut before sanitizing, and the rest fits: still marked as cut.
+        item["content_html"] = "<p>x</p><script>" + "y" * 600_000 + "</script>"
+        (entry,) = parse_feed(_json_feed([item]), URL, NOW, None, 0, 65536).entries
+        self.assertEqual(entry.content, "<p>x</p>" + read_more_marker("http://b.example/1"))
+
+
+class ResanitizeTests(SynchronousTestCase):
+    """resanitize_entries: stored entries cleaned under the current policy (issue 19 item 11)."""
+
+    def parsed(self) -> list[Entry]:
+        items = [
+            Item("T1", "http://b.example/1", at(2026, 1, 1), "<p>It\u2019s <b>one</b></p>"),
+            Item("T2", "http://b.example/2", at(2026, 1, 2), "<h1>Big</h1><p>two</p>"),
+        ]
+        return list(
+            parse_feed(atom("B", "http://b.example/", items), URL, NOW, None, 0, 4096).entries
+        )
+
+    def test_entries_parsed_under_this_policy_come_back_as_they_are(self) -> None:
+        entries = self.parsed()
+        self.assertEqual(resanitize_entries(entries, 4096), entries)
+        # Headings were demoted once, at parse time: not again.
+        self.assertEqual(entries[0].content, "<h4>Big</h4><p>two</p>")
+
+    def test_an_old_entry_is_cleaned_as_a_new_one_would_be(self) -> None:
+        old = evolve(
+            self.parsed()[0],
+            link="http://[::1",
+            title=" spaced\n  title ",
+            author="A\x1b  B",
+            content="<p onclick=x()>" + "<ul>" * 2000 + "deep " * 3000 + "</p>",
+        )
+        (new,) = resanitize_entries([old], 4096)
+        self.assertIsNone(new.link)
+        self.assertEqual((new.title, new.author), ("spaced title", "A B"))
+        self.assertNotIn("onclick", new.content)
+        self.assertLessEqual(len(new.content), 4096)
+        self.assertTrue(new.content.endswith(read_more_marker(None)))
+        self.assertEqual(resanitize_entries([new], 4096), [new])
+        self.assertEqual(
+            (new.id, new.published, new.feed_url), (old.id, old.published, old.feed_url)
+        )
+
+    def test_a_smaller_bound_cuts_again(self) -> None:
+        entries = self.parsed()
+        long = evolve(entries[0], content="<p>" + "word " * 1000 + "</p>")
+        (cut,) = resanitize_entries([long], 1000)
+        self.assertLessEqual(len(cut.content), 1000)
+        (shorter,) = resanitize_entries([cut], 500)
+        self.assertLessEqual(len(shorter.content), 500)
+        self.assertEqual(shorter.content.count("Read more"), 1)

@@ -20,9 +20,11 @@ from planet.sanitize import (
     compact_html,
     html_to_text,
     join_url,
+    read_more_marker,
     safe_url,
     sanitize_html,
     strip_xml_illegal,
+    truncate_html,
 )
 
 BASE = "http://example.com/blog/"
@@ -612,3 +614,110 @@ def test_misplaced_table_content_is_bounded() -> None:
 def test_flatten_leaves_ordinary_markup_alone(html: str) -> None:
     assert html.count("<") > MAX_NESTING
     assert flatten(html) == html
+
+
+# --- cutting long content (issue 19 item 4) ----------------------------------------------
+
+LINK = "http://blog.example/post?a=1&b=2"
+
+
+def _balanced(html: str) -> bool:
+    """Every element opened is closed, in order (sanitizer output: no "<" in attributes)."""
+    stack: list[str] = []
+    for match in re.finditer(r"<(/?)([a-z0-9]+)[^>]*>", html):
+        end, name = match.groups()
+        if name in ("br", "img", "hr", "wbr", "col", "source"):
+            continue
+        if not end:
+            stack.append(name)
+        elif not stack or stack.pop() != name:
+            return False
+    return not stack
+
+
+def test_truncate_leaves_what_fits() -> None:
+    html = sanitize_html("<p>short <b>post</b></p>")
+    assert truncate_html(html, 0) == html
+    assert truncate_html(html, len(html)) == html
+    assert truncate_html(html, 10**6, LINK) == html
+
+
+def test_truncate_cuts_at_an_element_boundary_and_links_to_the_entry() -> None:
+    html = sanitize_html(
+        "<div><p>Hello <b>world</b>, some more words here &amp; there</p>"
+        "<ul><li>one</li><li>two</li></ul><table>"
+        + "<tr><td>a cell</td><td>another cell</td></tr>" * 3
+        + "</table></div>"
+    )
+    marker = read_more_marker(LINK)
+    assert marker == (
+        '<p><a href="http://blog.example/post?a=1&amp;b=2" rel="noopener noreferrer">'
+        "Read more</a></p>"
+    )
+    sizes = []
+    for limit in range(len(marker), len(html) + 1):
+        cut = truncate_html(html, limit, LINK)
+        assert len(cut.encode()) <= limit, limit
+        assert _balanced(cut), cut
+        assert cut == html or cut.endswith(marker), cut
+        assert truncate_html(cut, limit, LINK) == cut  # a fixed point
+        assert sanitize_html(cut) == cut  # what the sanitizer itself writes
+        assert not re.search(r"&[a-z#0-9]*<", cut), cut  # never in a character reference
+        assert "<b></b>" not in cut and "<li></li>" not in cut, cut
+        sizes.append(len(cut))
+    near_the_end = truncate_html(html, len(html) - 5)
+    assert near_the_end.endswith("cell</td></tr></tbody></table></div><p>[...]</p>"), near_the_end
+    assert sizes == sorted(sizes)
+
+
+def test_truncate_without_a_link_ends_with_a_plain_marker() -> None:
+    html = "<p>" + "word " * 100 + "</p>"
+    for link in (None, "javascript:alert(1)", "ftp://x.example/"):
+        cut = truncate_html(html, 100, link)
+        assert cut.endswith("</p><p>[...]</p>") and len(cut) <= 100, cut
+    assert truncate_html(html, 5, LINK) == ""  # not even the marker fits
+    assert truncate_html(html, 20, LINK) == "<p>[...]</p>"
+
+
+def test_truncate_counts_utf8_bytes() -> None:
+    html = "<p>" + "\u00e9t\u00e9 " * 200 + "\U0001f600</p>"
+    cut = truncate_html(html, 300, LINK)
+    assert len(cut.encode()) <= 300 and cut.endswith(read_more_marker(LINK))
+
+
+def test_truncate_marks_content_cut_before_it_was_sanitized() -> None:
+    html = "<p>all of what is left</p>"
+    assert truncate_html(html, 1000, LINK, cut=True) == html + read_more_marker(LINK)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(html=html_ish, limit=st.integers(0, 400), linked=st.booleans())
+def test_property_truncated_output_is_clean_bounded_and_stable(
+    html: str, limit: int, linked: bool
+) -> None:
+    link = LINK if linked else None
+    sanitized = sanitize_html(html * 5, BASE)
+    cut = truncate_html(sanitized, limit, link)
+    if limit:
+        assert len(cut.encode("utf-8", "surrogatepass")) <= limit
+    assert _balanced(cut), cut
+    assert truncate_html(cut, limit, link) == cut
+    assert tier_a_violations(cut) == [], cut
+    assert tier_b_violations(cut) == [], cut
+
+
+@pytest.mark.parametrize("record", PAYLOADS)
+def test_corpus_payload_is_neutralized_when_cut_anywhere_in_it(record: dict[str, str]) -> None:
+    # The cut lands at the start, inside and at the end of the payload's sanitized form.
+    filler = "<p>" + "filler " * 20 + "</p>"
+    output = sanitize_html(filler + record["payload"], base_url=BASE)
+    start = len(sanitize_html(filler))
+    marker = len(read_more_marker(LINK))
+    pieces = []
+    for at in sorted({start, (start + len(output)) // 2, len(output) - 1, len(output) + 5}):
+        cut = truncate_html(output, at + marker, LINK)
+        assert _balanced(cut), cut
+        pieces.append(cut)
+    combined = "".join(pieces)
+    assert tier_a_violations(combined) == [], combined
+    assert tier_b_violations(combined) == [], combined
