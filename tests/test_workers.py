@@ -18,6 +18,7 @@ from attrs import evolve
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from planet import memory, parseworker, tap
@@ -132,6 +133,8 @@ class ProcessParserTests(TestCase):
     # -- the time limit (issue 19) ------------------------------------------------------
 
     async def test_a_task_out_of_time_kills_its_worker_and_fails(self) -> None:
+        events: list[dict[str, Any]] = []
+        self.parser.log = Logger(observer=events.append)
         await self.parser(FEED, "http://example.com/feed", FETCHED, "text/xml", 50)
         (worker,) = self.parser._running
         pid = worker.transport.pid
@@ -144,6 +147,14 @@ class ProcessParserTests(TestCase):
         await worker.ended  # SIGKILLed, and reaped
         self.assertFalse(Path(f"/proc/{pid}").exists())
         self.assertEqual(self.parser.timed_out, 1)
+        (replacement,) = self.parser._running
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                f"parse worker {pid} killed: its task ran out of time (0.5 s); "
+                f"worker {replacement.transport.pid} started"
+            ],
+        )
         # A new worker takes the next task.
         parsed = await self.parser(FEED, "http://example.com/feed", FETCHED, "text/xml", 50)
         self.assertEqual(parsed.title, "Pool")

@@ -423,8 +423,7 @@ class Aggregator(Service):
         except CancelledError:
             raise  # abandoned at shutdown: not the feed's fault
         except ParseTimeoutError as exc:
-            # The feed's fault (or its size's): one line, no traceback. The worker is gone.
-            self._log.warn("{url}: {reason}", url=result.url, reason=str(exc))
+            # The feed's fault (or its size's), no traceback: the fetch line gives the reason.
             return ParsedFeed(title="", link=None, entries=(), error=str(exc))
         except Exception as exc:
             self._log.failure("parser failed on {url}", Failure(), url=result.url)
@@ -679,7 +678,7 @@ def build_service(
     )
     process_parser = None
     if parser is None:
-        parser = process_parser = ProcessParser(reactor)
+        parser = process_parser = ProcessParser(reactor, log=logs.logger("planet.workers"))
     closer = _Closer()
     closer.closers.append(pool.closeCachedConnections)
     if process_parser is not None:

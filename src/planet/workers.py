@@ -40,6 +40,7 @@ from twisted.internet.defer import (
 )
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from planet.model import Entry, ParsedFeed
@@ -355,6 +356,7 @@ class ProcessParser:
         factory=deque, init=False
     )
     _closed: bool = False
+    log: Logger = field(factory=lambda: Logger("planet.workers"))
 
     def __call__(
         self,
@@ -405,13 +407,23 @@ class ProcessParser:
             self._idle.pop().send(frame, d, timeout)
 
     def _expired(self, worker: _Worker, timeout: float) -> None:
-        """``worker``'s task ran out of time: kill it, fail the task, go on without it."""
+        """``worker``'s task ran out of time: kill it, start its replacement, fail the task."""
         task, worker.task = worker.task, None
         worker.timer = None
-        self._running.discard(worker)  # a replacement may start at once
+        self._running.discard(worker)
         self.timed_out += 1
+        pid = getattr(worker.transport, "pid", None)
         if worker.transport is not None:
             worker.transport.signalProcess("KILL")
+        if not self._closed:
+            self._spawn()
+        self.log.info(
+            "parse worker {pid} killed: its task ran out of time ({seconds:g} s); "
+            "worker {new} started",
+            pid=pid,
+            seconds=timeout,
+            new=getattr(self._idle[-1].transport, "pid", None) if self._idle else None,
+        )
         if task is not None:
             task.errback(ParseTimeoutError(timeout))
         self._dispatch()
