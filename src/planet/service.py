@@ -43,7 +43,7 @@ from planet.snapshot import SnapshotService
 from planet.store import ApplyStats, Store
 from planet.systemd import SdNotifyService
 from planet.web import PlanetWeb
-from planet.workers import Parser, ProcessParser
+from planet.workers import PARSE_TIMED_OUT, Parser, ParseTimeoutError, ProcessParser
 
 #: Longest pause between checks for due feeds.
 MAX_TICK = 60.0
@@ -359,10 +359,15 @@ class Aggregator(Service):
         """The fetched body parsed, unless it is the one parsed last time."""
         if result.error is not None or result.body is None:
             return result, None
-        if result.body_hash == before.body_hash and not before.failing:
-            # Byte-identical to the last body: nothing to parse (validators still kept).
-            self.skipped_parses += 1
-            return result, None
+        if result.body_hash is not None and result.body_hash == before.body_hash:
+            if not before.failing:
+                # Byte-identical to the last body: nothing to parse (validators still kept).
+                self.skipped_parses += 1
+                return result, None
+            if (before.error or "").startswith(PARSE_TIMED_OUT):
+                # The body whose parse ran out of time: it would again. Still failing.
+                self.skipped_parses += 1
+                return result, ParsedFeed(title="", link=None, entries=(), error=before.error)
         parsed = await self._parse(result)
         if parsed.alternates and before.discovered_url is None:
             return await self._discover(sub, result, parsed)
@@ -427,9 +432,14 @@ class Aggregator(Service):
                 self._now(),
                 result.content_type,
                 self.config.max_entries_per_feed,
+                self.config.max_entry_bytes,
+                self.config.parse_timeout,
             )
         except CancelledError:
             raise  # abandoned at shutdown: not the feed's fault
+        except ParseTimeoutError as exc:
+            # The feed's fault (or its size's), no traceback: the fetch line gives the reason.
+            return ParsedFeed(title="", link=None, entries=(), error=str(exc))
         except Exception as exc:
             self._log.failure("parser failed on {url}", Failure(), url=result.url)
             reason = f"parse error: {exc.__class__.__name__}: {str(exc)[:200]}"
@@ -703,7 +713,7 @@ def build_service(
     )
     process_parser = None
     if parser is None:
-        parser = process_parser = ProcessParser(reactor)
+        parser = process_parser = ProcessParser(reactor, log=logs.logger("planet.workers"))
     closer = _Closer()
     closer.closers.append(pool.closeCachedConnections)
     if process_parser is not None:

@@ -638,6 +638,10 @@ class Store:
         if error is not None:
             if result.status == 410:
                 changes["gone_since"] = old.gone_since or now
+            if result.error is None and result.body_hash is not None:
+                # A body that failed to parse: remembered, so one that timed out is not
+                # parsed again (Aggregator._parse_new).
+                changes["body_hash"] = result.body_hash
             changes.update(error=error, consecutive_errors=old.consecutive_errors + 1)
             self._set_state(url, evolve(old, **changes))
             self._bump()
