@@ -23,11 +23,14 @@ from test_sanitize import PAYLOADS_PATH, html_ish
 
 __all__ = [
     "CONTENT_TYPES",
+    "DEEP_HTML",
     "feed_documents",
     "HTML",
     "html_fragments",
     "mutated_documents",
+    "SOUP_TAGS",
     "structured_documents",
+    "tag_soups",
     "urls",
 ]
 
@@ -67,10 +70,14 @@ HOSTILE_URLS = [
     " ", "mailto:a@b.example", "ftp://f.example/", "feed:http://x.example/", "http://[::1",
     "http://[oops/", "http://a b.example/", "http://例え.jp/パス", "http:x", "https:",
     "http://x.example/\ud800", "http://x.example/\x1b", "\x00", "//\\evil.example",
+    # Bracketed hosts and ports urlsplit refuses (issue 19), and good ones.
+    "http://[x]/", "http://]/", "http://a[b]/", "https://[::1/p", "//[x]/", "http://a:99999/",
+    "http://a:port/", "http://[::1]/", "http://[2001:db8::1]:8080/p", "http://[v1.x]/",
 ]  # fmt: skip
 _URL_PREFIXES = [
     "http://x.example/", "https://", "//", "/", "", "javascript:", "data:text/html,",
     "vbscript:", "mailto:", "JAVASCRIPT:", "java\nscript:", "\x0bjavascript:", "feed:",
+    "http://[", "https://[::1]:", "http://x.example:",
 ]  # fmt: skip
 
 urls = st.one_of(
@@ -176,9 +183,69 @@ _leaves = st.one_of(ANY_TEXT.map(escape), st.sampled_from(ENTITIES), html_ish)
 nested_html = st.recursive(_leaves, _html_element, max_leaves=12)
 
 
+# -- tag soup: what an HTML5 parser nests deeply, or multiplies (issue 19) ------------------
+
+#: Tags of every kind the HTML5 tree builder treats its own way: formatting (re-created
+#: after a block closes them), tables (foster parenting), select, lists, headings, raw
+#: text, SVG and MathML with their integration points, forms, templates, buttons.
+SOUP_NAMES = (
+    "a b i u s em font nobr code p div span ul ol li dd dt dl table tbody thead tfoot tr td "
+    "th caption colgroup col select option optgroup form button svg math mi mo mtext desc "
+    "foreignObject title annotation-xml g h1 h2 h3 pre listing plaintext textarea xmp style "
+    "script template noscript iframe noembed br img hr input applet object marquee ruby rb "
+    "rt rp rtc frameset body html head x y section blockquote image area wbr"
+).split()
+#: The ones whose content nh3's output shows as markup (not as raw text), for measuring.
+SOUP_TAGS = frozenset(n.lower() for n in SOUP_NAMES) - set(
+    "script style xmp iframe noembed noscript plaintext textarea title".split()
+)
+_SOUP_ATTRIBUTES = [
+    "", "", " title=1", " title=2", ' a="x>y"', " a='<b>'", ' ="x>"', " color=red",
+    " encoding=text/html", " type=hidden", "/", " x/", " a=b/",
+]  # fmt: skip
+_SOUP_OTHER = [
+    "x", " ", "y z", "&amp;", "\n", "<!-->", "<!--c-->", "<!---->", "<![CDATA[x]]>",
+    "<!DOCTYPE html>", "<?pi>", "</>", "</ x>", "<", "a < b",
+]  # fmt: skip
+_soup_names = st.sampled_from(SOUP_NAMES)
+_soup_token = st.one_of(
+    st.tuples(_soup_names, st.sampled_from(_SOUP_ATTRIBUTES)).map(lambda t: f"<{t[0]}{t[1]}>"),
+    _soup_names.map(lambda name: f"</{name}>"),
+    st.sampled_from(_SOUP_OTHER),
+)
+#: Random tag soups, and short ones repeated: repetition is how a hostile entry nests
+#: thousands deep ("<ul>" x 150,000) or makes the parser re-create elements at every step.
+tag_soups = st.one_of(
+    st.lists(_soup_token, min_size=20, max_size=300).map("".join),
+    st.tuples(
+        st.lists(_soup_token, max_size=5).map("".join),
+        st.lists(_soup_token, min_size=1, max_size=8).map("".join),
+        st.integers(20, 200),
+    ).map(lambda t: t[0] + t[1] * t[2]),
+)
+
+#: Entry HTML that nests far past planet.nesting.MAX_NESTING or multiplies the tree, each
+#: shown to take seconds to minutes in nh3 before flattening (sizes kept small for tests).
+DEEP_HTML = (
+    "<ul>" * 700,
+    "<div>" * 600 + "deep" + "</div>" * 600,
+    "<p><span>" * 300 + "<script>alert(1)</script>",
+    "".join(f"<p><b title={n}>x</p>" for n in range(200)),
+    "<div><table>" + "x<br>" * 600,
+    "<table><td>" * 300 + "<img src=x onerror=alert(1)>",
+    "<svg>" + "<g>" * 600 + "<foreignObject><iframe src=javascript:alert(1)>",
+    "<select>" + "<div><select></div><input>" * 200,
+)
+# Now and then (1 in 30): parsing and checking such HTML takes a while.
+_deep_html = st.integers(0, 29).flatmap(
+    lambda n: st.sampled_from(DEEP_HTML) if n == 0 else st.just("")
+)
+
+
 def html_fragments() -> st.SearchStrategy[str]:
-    """Entry HTML: nested and broken markup, sanitizer bait, any text, the XSS corpus."""
-    options = [nested_html, html_ish, ANY_TEXT]
+    """Entry HTML: nested and broken markup, sanitizer bait, any text, the XSS corpus, and
+    now and then nesting thousands deep."""
+    options = [nested_html, html_ish, ANY_TEXT, st.tuples(_deep_html, nested_html).map("".join)]
     if xss_payloads():
         corpus = st.sampled_from(xss_payloads())
         options += [corpus, st.lists(corpus | nested_html, min_size=2, max_size=4).map("".join)]

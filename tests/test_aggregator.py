@@ -25,7 +25,7 @@ from planet.config import Config, parse_config
 from planet.model import ParsedFeed
 from planet.store import Store
 from planet.update import FeedUpdate
-from planet.workers import inline_parser
+from planet.workers import ParseTimeoutError, inline_parser
 
 NOW = at(2026, 6, 24, 9, 0)
 ATOM = "application/atom+xml; charset=utf-8"
@@ -119,7 +119,7 @@ feed_timeout = {feed_timeout}
 max_feed_bytes = {max_feed_bytes}
 per_host_concurrency = {per_host}
 max_entries_per_feed = 0
-"""
+{extra}"""
 
 
 class Harness:
@@ -134,6 +134,7 @@ class Harness:
         per_host: int = 2,
         parser: Callable[..., Deferred[ParsedFeed]] = inline_parser,
         config: Config | None = None,
+        extra: str = "",
     ) -> None:
         self.test = test
         text = CONFIG.format(
@@ -141,6 +142,7 @@ class Harness:
             feed_timeout=feed_timeout,
             max_feed_bytes=max_feed_bytes,
             per_host=per_host,
+            extra=extra,
         ) + "".join(f"\n[{url}]\nname = {url}\n" for url in urls)
         self.config: Config = config or parse_config(text, "test.ini")
         self.server = FeedServer()
@@ -325,7 +327,14 @@ class BrokenParser:
         self.calls = 0
 
     def __call__(
-        self, body: bytes, url: str, now: datetime, content_type: str | None, max_entries: int
+        self,
+        body: bytes,
+        url: str,
+        now: datetime,
+        content_type: str | None,
+        max_entries: int,
+        max_entry_bytes: int,
+        timeout: float | None,
     ) -> Deferred[ParsedFeed]:
         self.calls += 1
         if self.calls <= self.times:
@@ -333,7 +342,7 @@ class BrokenParser:
             if self.raise_now:
                 raise exc
             return fail(exc)
-        return inline_parser(body, url, now, content_type, max_entries)
+        return inline_parser(body, url, now, content_type, max_entries, max_entry_bytes, timeout)
 
 
 class LoopSurvivesTests(SynchronousTestCase):
@@ -620,3 +629,94 @@ class ParseBacklogTests(SynchronousTestCase):
         self.assertEqual(len(self.h.server.requests), self.bound)
         self.assertEqual(dict(self.h.store.feed_states()), {})
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+# --- the parse time limit and the entry size bound (issue 19) --------------------------------
+
+SLOW = "http://slow.example/feed"
+SLOW_FEED = atom("Slow", "http://slow.example/", [Item("Slow one", "http://slow.example/1", NOW)])
+
+
+class TimingOutParser:
+    """Runs out of time on the bodies in ``slow``, parses the others; records every call."""
+
+    def __init__(self, slow: set[bytes]) -> None:
+        self.slow = slow
+        self.calls: list[tuple[str, int, float | None]] = []
+
+    def __call__(
+        self,
+        body: bytes,
+        url: str,
+        now: datetime,
+        content_type: str | None,
+        max_entries: int,
+        max_entry_bytes: int,
+        timeout: float | None,
+    ) -> Deferred[ParsedFeed]:
+        self.calls.append((url, max_entry_bytes, timeout))
+        if body in self.slow:
+            assert timeout is not None
+            return fail(ParseTimeoutError(timeout))
+        return inline_parser(body, url, now, content_type, max_entries, max_entry_bytes, timeout)
+
+    def count(self, url: str) -> int:
+        return sum(1 for called, _, _ in self.calls if called == url)
+
+
+class ParseTimeLimitTests(SynchronousTestCase):
+    def test_a_parse_out_of_time_fails_the_feed_and_the_body_is_not_parsed_again(self) -> None:
+        parser = TimingOutParser({SLOW_FEED})
+        h = Harness(self, [GOOD, SLOW], parser=parser, extra="parse_timeout = 7\n")
+        h.server.serve(GOOD, GOOD_FEED)
+        h.server.serve(SLOW, SLOW_FEED)
+        h.start()
+        self.assertEqual(h.state(SLOW).error, "parse timed out after 7 s")
+        self.assertEqual(h.store.entries_of(SLOW), ())
+        self.assertFalse(h.state(GOOD).failing)
+        self.assertEqual(len(h.store.entries_of(GOOD)), len(GOOD_ITEMS))
+        self.assertEqual({timeout for _, _, timeout in parser.calls}, {7.0})
+        self.assertEqual({size for _, size, _ in parser.calls}, {512 * 1024})
+        # Fetched again (after its back-off), the same body: not parsed, still failing, for
+        # the same reason; not reported as a success.
+        h.advance_until(lambda: h.server.count(SLOW) == 3, intervals=8)
+        self.assertEqual(parser.count(SLOW), 1)
+        state = h.state(SLOW)
+        self.assertEqual((state.error, state.consecutive_errors), ("parse timed out after 7 s", 3))
+        # A new body is parsed again.
+        fixed = atom("Slow", "http://slow.example/", [Item("Fixed", "http://slow.example/2", NOW)])
+        h.server.serve(SLOW, fixed)
+        h.advance_until(lambda: h.server.count(SLOW) == 4, intervals=8)
+        self.assertEqual(parser.count(SLOW), 2)
+        self.assertIsNone(h.state(SLOW).error)
+        self.assertEqual([e.title for e in h.store.entries_of(SLOW)], ["Fixed"])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_other_parse_failures_are_parsed_again(self) -> None:
+        h = Harness(self, [GOOD])
+        h.server.serve(GOOD, b"not a feed at all")
+        h.start()
+        self.assertTrue(h.state(GOOD).error.startswith("not a feed"))
+        parses = h.ingester.parses
+        h.advance_until(lambda: h.server.count(GOOD) == 2, intervals=8)
+        self.assertEqual(h.ingester.parses, parses + 1)
+
+
+class EntrySizeTests(SynchronousTestCase):
+    def test_long_content_is_cut_with_a_link_to_the_entry(self) -> None:
+        long = "<p>" + "word " * 4000 + "</p><p>the end</p>"
+        items = [Item("Long", "http://good.example/long", NOW, long)]
+        h = Harness(self, [GOOD], max_feed_bytes="64k", extra="max_entry_bytes = 2k\n")
+        h.server.serve(GOOD, atom("Good", "http://good.example/", items))
+        h.start()
+        (entry,) = h.store.entries_of(GOOD)
+        self.assertLessEqual(len(entry.content.encode()), 2048)
+        self.assertTrue(entry.content.startswith("<p>word word"))
+        self.assertTrue(
+            entry.content.endswith(
+                '</p><p><a href="http://good.example/long" rel="noopener noreferrer">'
+                "Read more</a></p>"
+            ),
+            entry.content[-200:],
+        )
+        self.assertNotIn("the end", entry.content)

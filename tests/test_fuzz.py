@@ -13,22 +13,25 @@ import math
 import os
 import re
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from xml.dom import minidom
 
 import html5lib
+import nh3
 from feeds import Item, atom
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import CONTENT_TYPES, HTML, feed_documents, urls
+from strategies import CONTENT_TYPES, HTML, SOUP_TAGS, feed_documents, tag_soups, urls
 from test_formats import XML_ILLEGAL, check_json_feed
-from test_web import NOW, Harness
-from xsscheck import normalize_url, tier_a_violations, tier_b_violations
+from xsscheck import iter_url_attributes, normalize_url, tier_a_violations, tier_b_violations
 
 from planet.model import Entry, FetchResult, ParsedFeed
-from planet.parse import parse_feed
+from planet.nesting import flatten
+from planet.parse import parse_feed, resanitize_entries
 from planet.render import feed_views, paginate
 from planet.sanitize import demote_headings, html_to_text, safe_url, sanitize_html
 from planet.testing import record_fetch
+from test_web import NOW, Harness
 
 _FACTOR = (
     int(os.environ.get("PLANET_FUZZ_FACTOR", "40"))
@@ -69,6 +72,9 @@ def assert_http_url(url: str) -> None:
     assert url == url.strip(_EDGE_JUNK) and not re.search("[\t\n\r]", url), url
     assert not XML_ILLEGAL.search(url), url
     assert normalize_url(url).startswith(("http:", "https:")), url
+    # The store, the pages and the formats split every link (issue 19: "Invalid IPv6 URL").
+    parts = urlsplit(url)
+    assert (parts.hostname, parts.port) is not None
 
 
 def assert_clean_html(html: str) -> None:
@@ -76,6 +82,9 @@ def assert_clean_html(html: str) -> None:
     assert not XML_ILLEGAL.search(html), html
     assert tier_a_violations(html) == [], html
     assert tier_b_violations(html) == [], html
+    for _element, _name, value in iter_url_attributes(html):
+        parts = urlsplit(value)
+        assert (parts.hostname, parts.port) is not None
 
 
 def assert_normalized_entry(entry: Entry, url: str, now: datetime) -> None:
@@ -101,7 +110,15 @@ def assert_normalized_entry(entry: Entry, url: str, now: datetime) -> None:
     assert_clean_html(entry.content)
 
 
-def assert_normalized(parsed: ParsedFeed, url: str, now: datetime, max_entries: int) -> None:
+def stored_size(content: str) -> int:
+    """The UTF-8 size of stored content as the sanitizer wrote it (before compact_html put
+    non-ASCII characters as references)."""
+    return len(re.sub(r"&#(\d+);", lambda m: chr(int(m.group(1))), content).encode())
+
+
+def assert_normalized(
+    parsed: ParsedFeed, url: str, now: datetime, max_entries: int, max_entry_bytes: int = 0
+) -> None:
     """A :class:`ParsedFeed`: an error without entries, or normalized, unique, sorted entries."""
     assert isinstance(parsed, ParsedFeed)
     assert isinstance(parsed.title, str) and not XML_ILLEGAL.search(parsed.title)
@@ -123,6 +140,13 @@ def assert_normalized(parsed: ParsedFeed, url: str, now: datetime, max_entries: 
         assert len(parsed.entries) <= max_entries
     for entry in parsed.entries:
         assert_normalized_entry(entry, url, now)
+        if max_entry_bytes:
+            assert stored_size(entry.content) <= max_entry_bytes, entry.content
+    # Stored entries sanitized again (a snapshot of another policy): a fixed point at once.
+    again = resanitize_entries(parsed.entries, max_entry_bytes)
+    for entry in again:
+        assert_normalized_entry(entry, url, now)
+    assert resanitize_entries(again, max_entry_bytes) == again
 
 
 @fuzz_settings(250)
@@ -130,12 +154,13 @@ def assert_normalized(parsed: ParsedFeed, url: str, now: datetime, max_entries: 
     body=feed_documents(),
     content_type=CONTENT_TYPES,
     max_entries=st.sampled_from([0, 0, 1, 3]),
+    max_entry_bytes=st.sampled_from([0, 0, 120, 2000]),
 )
 def test_any_document_parses_to_normalized_entries(
-    body: bytes, content_type: str | None, max_entries: int
+    body: bytes, content_type: str | None, max_entries: int, max_entry_bytes: int
 ) -> None:
-    parsed = parse_feed(body, NAMED, NOW, content_type, max_entries)
-    assert_normalized(parsed, NAMED, NOW, max_entries)
+    parsed = parse_feed(body, NAMED, NOW, content_type, max_entries, max_entry_bytes)
+    assert_normalized(parsed, NAMED, NOW, max_entries, max_entry_bytes)
 
 
 # -- sanitizing on its own ---------------------------------------------------------------------
@@ -152,6 +177,59 @@ def test_any_html_sanitizes_clean(html: str, base: str | None) -> None:
     link = safe_url(html, base)
     if link is not None:
         assert_http_url(link)
+
+
+_SERIALIZED_TAG = re.compile(r"<(/?)([a-zA-Z][^\s/>]*)[^>]*>")
+_VOID = frozenset(
+    "area base basefont bgsound br col embed frame hr image img input keygen link meta param "
+    "source track wbr".split()
+)
+
+
+def tree_shape(serialized: str) -> tuple[int, int]:
+    """The depth and element count of a tree as html5ever serializes it (every element
+    closed, text escaped; raw-text elements must not be among the allowed tags)."""
+    depth = deepest = elements = 0
+    for match in _SERIALIZED_TAG.finditer(serialized):
+        if match.group(1):
+            depth -= 1
+        else:
+            elements += 1
+            if match.group(2).lower() not in _VOID:
+                depth += 1
+                deepest = max(deepest, depth)
+    return deepest, elements
+
+
+def parsed_shape(html: str) -> tuple[int, int]:
+    """The shape of the tree nh3's parser (html5ever) builds from ``html``."""
+    kept = nh3.clean(
+        html, tags=set(SOUP_TAGS), clean_content_tags=set(), attributes={}, link_rel=None
+    )
+    return tree_shape(kept)
+
+
+@fuzz_settings(300)
+@given(soup=tag_soups)
+def test_flattened_markup_stays_within_its_bounds(soup: str) -> None:
+    """Whatever the markup, html5ever nests what flatten leaves no deeper than the bound
+    (plus the few elements a step can add at once), and builds a tree linear in it
+    (issue 19: nesting and re-created formatting elements cost quadratic time)."""
+    depth, formatting, recreated, fostered = 6, 3, 40, 20
+    flat = flatten(soup, depth, formatting, recreated, fostered)
+    deepest, elements = parsed_shape(flat)
+    assert deepest <= depth + formatting + 5, (deepest, soup)
+    assert elements <= 3 * soup.count("<") + recreated + 10, (elements, soup)
+
+
+def test_the_nesting_bound_fails_without_flattening() -> None:
+    """The check above is a real one: unflattened, such soups break it at once."""
+    soup = "<u/>" + "</code><marquee x/></plaintext>" * 150
+    assert parsed_shape(soup)[0] == 151
+    assert parsed_shape(flatten(soup, 6, 3, 40, 20))[0] <= 14
+    amplified = "".join(f"<p><b title={n}>x</p>" for n in range(100))
+    assert parsed_shape(amplified)[1] > 5000
+    assert parsed_shape(flatten(amplified, 6, 3, 40, 20))[1] <= 300
 
 
 # -- the whole path: store, pages, formats -----------------------------------------------------

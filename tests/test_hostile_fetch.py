@@ -48,6 +48,7 @@ from twisted.web.http_headers import Headers
 
 from planet.fetch import (
     MAX_CONTENT_CODINGS,
+    MAX_COOKIES,
     MAX_HEAD_BYTES,
     MAX_HEAD_LINE,
     MAX_HEADERS,
@@ -448,3 +449,38 @@ class IPv6LiteralTests(RawFetchCase):
         fetcher = Fetcher(client, reactor, user_agent="t", timeout=20)
         result = await within(fetcher.fetch(server.url("/feed")), 30)
         self.assertEqual((result.error, result.status, result.body), (None, 200, FEED))
+
+
+# --- cookies --------------------------------------------------------------------------
+
+
+class CookieJarTests(TestCase):
+    async def test_a_server_setting_a_new_cookie_every_time_cannot_grow_the_jar(self) -> None:
+        from loopback import start_server
+        from twisted.web.resource import Resource
+
+        class Baker(Resource):
+            isLeaf = True
+            served = 0
+
+            def render_GET(self, request: Any) -> bytes:
+                Baker.served += 1
+                request.addCookie(f"c{Baker.served}", "1", path="/")
+                request.setHeader("content-type", "application/atom+xml")
+                return b"<feed xmlns='http://www.w3.org/2005/Atom'/>"
+
+        server = start_server(self, Baker())
+        client, pool = make_client(reactor)
+        self.addCleanup(pool.closeCachedConnections)
+        fetcher = Fetcher(client, reactor, user_agent="t", timeout=20)
+        jar = client._cookiejar
+        sizes = []
+        for n in range(MAX_COOKIES + 50):
+            result = await within(fetcher.fetch(server.url(f"/feed/{n}")), 15)
+            self.assertIsNone(result.error)
+            sizes.append(len(jar))
+        self.assertEqual(Baker.served, MAX_COOKIES + 50)
+        # Cookies are kept (and sent back) up to the bound, never more.
+        self.assertEqual(max(sizes), MAX_COOKIES)
+        self.assertEqual(sizes[MAX_COOKIES - 1], MAX_COOKIES)
+        self.assertLessEqual(sizes[-1], MAX_COOKIES)

@@ -14,15 +14,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from attrs import evolve
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from planet import memory, parseworker, tap
 from planet.heap import HeapTrimmer
+from planet.parse import parse_feed, resanitize_entries
 from planet.parseworker import HEADER, serve
-from planet.workers import WORKER_NICENESS, ProcessParser, WorkerDiedError, _Worker
+from planet.workers import (
+    WORKER_NICENESS,
+    InlineParser,
+    ParseTimeoutError,
+    ProcessParser,
+    ThreadParser,
+    WorkerDiedError,
+    _Worker,
+    chunks,
+    resanitize,
+)
 
 reactor: Any = _reactor
 
@@ -116,6 +129,77 @@ class ProcessParserTests(TestCase):
         await self.parser.close()
         self.assertLess(time.monotonic() - started, 10)
         self.assertIsInstance(await stuck, WorkerDiedError)
+
+    # -- the time limit (issue 19) ------------------------------------------------------
+
+    async def test_a_task_out_of_time_kills_its_worker_and_fails(self) -> None:
+        events: list[dict[str, Any]] = []
+        self.parser.log = Logger(observer=events.append)
+        await self.parser(FEED, "http://example.com/feed", FETCHED, "text/xml", 50)
+        (worker,) = self.parser._running
+        pid = worker.transport.pid
+        started = time.monotonic()
+        with self.assertRaises(ParseTimeoutError) as raised:
+            await self.parser._submit(time.sleep, 60, timeout=0.5)
+        elapsed = time.monotonic() - started
+        self.assertEqual(str(raised.exception), "parse timed out after 0.5 s")
+        self.assertLess(elapsed, 5)
+        await worker.ended  # SIGKILLed, and reaped
+        self.assertFalse(Path(f"/proc/{pid}").exists())
+        self.assertEqual(self.parser.timed_out, 1)
+        (replacement,) = self.parser._running
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                f"parse worker {pid} killed: its task ran out of time (0.5 s); "
+                f"worker {replacement.transport.pid} started"
+            ],
+        )
+        # A new worker takes the next task.
+        parsed = await self.parser(FEED, "http://example.com/feed", FETCHED, "text/xml", 50)
+        self.assertEqual(parsed.title, "Pool")
+        self.assertEqual(self.parser.spawned, 2)
+        self.assertNotEqual(next(iter(self.parser._running)).transport.pid, pid)
+
+    async def test_a_real_parse_out_of_time(self) -> None:
+        items = "".join(
+            f"<item><title>T{n}</title><guid>g{n}</guid><description>"
+            + "&lt;p&gt;word &lt;b&gt;bold&lt;/b&gt;&lt;/p&gt;" * 200
+            + "</description></item>"
+            for n in range(300)
+        )
+        body = f'<rss version="2.0"><channel><title>Big</title>{items}</channel></rss>'.encode()
+        with self.assertRaises(ParseTimeoutError):
+            await self.parser(body, "http://example.com/feed", FETCHED, "text/xml", 0, 0, 0.05)
+        parsed = await self.parser(body, "http://example.com/feed", FETCHED, "text/xml", 0, 0, 60)
+        self.assertEqual(len(parsed.entries), 300)
+
+    async def test_time_waiting_for_a_worker_does_not_count(self) -> None:
+        busy = self.parser._submit(time.sleep, 1.0, timeout=10)
+        waiting = self.parser._submit(int, "7", timeout=0.5)
+        self.assertEqual(await waiting, 7)
+        self.assertIsNone(await busy)
+        self.assertEqual((self.parser.timed_out, self.parser.spawned), (0, 1))
+
+    async def test_an_answer_in_time_stops_the_clock(self) -> None:
+        # The first task of a new worker: its start-up (imports) is not the task's time.
+        self.assertEqual(await self.parser._submit(int, "3", timeout=0.3), 3)
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual(await self.parser._submit(int, "4"), 4)
+        self.assertEqual((self.parser.timed_out, self.parser.spawned), (0, 1))
+
+    async def test_resanitize_in_chunks_keeps_the_order(self) -> None:
+        parsed = parse_feed(FEED, "http://example.com/feed", FETCHED)
+        entry = parsed.entries[0]
+        entries = [
+            evolve(entry, id=f"e{n}", content="<p>" + "x" * 2000 + f"<script>{n}</script></p>")
+            for n in range(450)
+        ]
+        again = await self.parser.resanitize(entries, 1000, 30)
+        self.assertEqual(again, resanitize_entries(entries, 1000))
+        self.assertEqual([e.id for e in again], [f"e{n}" for n in range(450)])
+        self.assertTrue(all(len(e.content) <= 1000 and "script" not in e.content for e in again))
+        self.assertEqual(len(chunks(entries)), 3)
 
     async def test_closed_pool_refuses_work(self) -> None:
         await self.parser(FEED, "http://example.com/feed", FETCHED, "text/xml", 50)
@@ -395,7 +479,8 @@ class FramingTests(SynchronousTestCase):
 
     def test_frames_split_anywhere_and_joined(self) -> None:
         answers = [pickle.dumps((True, "x" * size, "")) for size in (0, 5, 70_000, 300)]
-        stream = b"".join(HEADER.pack(len(a)) + a for a in answers)
+        # The empty frame first: the worker is ready.
+        stream = HEADER.pack(0) + b"".join(HEADER.pack(len(a)) + a for a in answers)
         for cut in (1, 3, 8, 8192, len(stream)):
             pool = _RecordingPool()
             worker = _Worker(pool)  # type: ignore[arg-type]
@@ -403,4 +488,49 @@ class FramingTests(SynchronousTestCase):
                 worker.childDataReceived(1, b"stray print")  # stdout is not a frame
                 worker.childDataReceived(3, stream[start : start + cut])
             self.assertEqual([frame for _, frame in pool.done], answers, f"cut every {cut}")
+            self.assertTrue(worker.ready)
             self.assertEqual((worker._chunks, worker._have, worker._need), ([], 0, None))
+
+
+class OtherParsersTests(TestCase):
+    """The thread and inline parsers take the same arguments and limits."""
+
+    timeout = 60
+
+    async def test_thread_parser_fails_in_time_and_keeps_the_slot_until_the_thread_ends(
+        self,
+    ) -> None:
+        parser = ThreadParser(reactor, limit=1)
+        started = time.monotonic()
+        with self.assertRaises(ParseTimeoutError):
+            await parser._run(time.sleep, (1.5,), 0.2)
+        self.assertLess(time.monotonic() - started, 1.2)
+        # The sleeping thread still holds the one slot: the next task waits for it.
+        self.assertEqual(await parser._run(int, ("5",), None), 5)
+        self.assertGreaterEqual(time.monotonic() - started, 1.4)
+        parsed = await parser(FEED, "http://example.com/feed", FETCHED, "text/xml", 5, 0, 30)
+        self.assertEqual(parsed.title, "Pool")
+        entries = list(parsed.entries) * 3
+        self.assertEqual(await parser.resanitize(entries, 0), resanitize_entries(entries, 0))
+
+    def test_inline_parser_fails_a_parse_that_took_too_long(self) -> None:
+        ticks = iter([0.0, 31.0, 100.0, 100.5])
+        parser = InlineParser(clock=lambda: next(ticks))
+        failure = self.failureResultOf(
+            parser(FEED, "http://example.com/feed", FETCHED, "text/xml", 5, 0, 30)
+        )
+        failure.trap(ParseTimeoutError)
+        self.assertEqual(str(failure.value), "parse timed out after 30 s")
+        parsed = self.successResultOf(
+            parser(FEED, "http://example.com/feed", FETCHED, "text/xml", 5, 0, 30)
+        )
+        self.assertEqual(parsed.title, "Pool")
+
+    def test_resanitize_uses_the_parsers_own_or_runs_inline(self) -> None:
+        entry = parse_feed(FEED, "http://example.com/feed", FETCHED).entries[0]
+        old = evolve(entry, link="http://[::1", content="<p>" + "<b>" * 3 + "x</p>")
+        expected = resanitize_entries([old], 0)
+        self.assertIsNone(expected[0].link)
+        self.assertEqual(self.successResultOf(resanitize(lambda *a: None, [old], 0)), expected)
+        inline = InlineParser()
+        self.assertEqual(self.successResultOf(resanitize(inline, [old], 0, 30)), expected)

@@ -13,6 +13,7 @@ import typing
 import zlib
 from collections.abc import Callable
 from http import HTTPStatus
+from http.cookiejar import CookieJar
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
@@ -220,7 +221,28 @@ def make_client(
         reactor, guard, connect_timeout, tls if tls is not None else BrowserLikePolicyForHTTPS()
     )
     agent = Agent.usingEndpointFactory(reactor, _EndpointCache(endpoints), pool=pool)
-    return _URLCachingClient(agent), pool
+    # treq types the jar as its own CookieJar subclass; any CookieJar does what it asks.
+    return _URLCachingClient(agent, cookiejar=cast(Any, BoundedCookieJar())), pool
+
+
+#: Cookies kept for all feeds together, at most (a feed rarely needs one at all).
+MAX_COOKIES = 256
+
+
+class BoundedCookieJar(CookieJar):
+    """treq's cookie jar, holding at most :data:`MAX_COOKIES` cookies.
+
+    Cookies go back to the servers that set them, as treq's client always did, but a server
+    that sets a new cookie on every response could otherwise grow the jar for ever. Past
+    the bound the expired ones go, and if that is not enough, all of them.
+    """
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        super().extract_cookies(response, request)
+        if len(self) > MAX_COOKIES:
+            self.clear_expired_cookies()
+            if len(self) > MAX_COOKIES:
+                self.clear()
 
 
 class _URLCachingClient(HTTPClient):

@@ -24,7 +24,7 @@ from planet.metrics import Metrics
 from planet.model import FeedState, FetchResult, ParsedFeed, utc_from_timestamp
 from planet.store import ApplyStats, Store
 from planet.update import update_feed
-from planet.workers import Parser
+from planet.workers import PARSE_TIMED_OUT, Parser, ParseTimeoutError
 
 __all__ = ["Ingester"]
 
@@ -132,10 +132,15 @@ class Ingester:
         """The fetched body parsed, unless it is the one parsed last time."""
         if result.error is not None or result.body is None:
             return result, None
-        if result.body_hash == before.body_hash and not before.failing:
-            # Byte-identical to the last body: nothing to parse (validators still kept).
-            self.skipped_parses += 1
-            return result, None
+        if result.body_hash is not None and result.body_hash == before.body_hash:
+            if not before.failing:
+                # Byte-identical to the last body: nothing to parse (validators still kept).
+                self.skipped_parses += 1
+                return result, None
+            if (before.error or "").startswith(PARSE_TIMED_OUT):
+                # The body whose parse ran out of time: it would again. Still failing.
+                self.skipped_parses += 1
+                return result, ParsedFeed(title="", link=None, entries=(), error=before.error)
         parsed = await self._parse(result)
         if parsed.alternates and before.discovered_url is None:
             return await self._discover(sub, result, parsed)
@@ -168,9 +173,15 @@ class Ingester:
                 self._now(),
                 result.content_type,
                 self.config.max_entries_per_feed,
+                self.config.max_entry_bytes,
+                self.config.parse_timeout,
             )
         except CancelledError:
             raise  # abandoned at shutdown: not the feed's fault
+        except ParseTimeoutError as exc:
+            # The feed's fault (or its size's): one line, no traceback. The worker is gone.
+            self._log.warn("{url}: {reason}", url=result.url, reason=str(exc))
+            return ParsedFeed(title="", link=None, entries=(), error=str(exc))
         except Exception as exc:
             self._log.failure("parser failed on {url}", Failure(), url=result.url)
             reason = f"parse error: {exc.__class__.__name__}: {str(exc)[:200]}"

@@ -12,13 +12,13 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any
 
 import feedparser
-from attrs import frozen
+from attrs import evolve, frozen
 
 from planet.model import Entry, ParsedFeed
 from planet.sanitize import (
@@ -28,6 +28,7 @@ from planet.sanitize import (
     safe_url,
     sanitize_html,
     strip_xml_illegal,
+    truncate_html,
 )
 from planet.xmlfeed import RawEntry as _RawEntry
 from planet.xmlfeed import from_struct as _from_struct
@@ -42,14 +43,17 @@ def parse_feed(
     fetched_at: datetime,
     content_type: str | None = None,
     max_entries: int = 0,
+    max_entry_bytes: int = 0,
     *,
     fast: bool = True,
 ) -> ParsedFeed:
     """Parse and normalize one feed document fetched from ``url`` at ``fetched_at``.
 
     Never raises for a feed's fault: a document that is not a feed comes back with
-    ``error`` set. ``max_entries`` (0 = no limit) keeps the newest entries. ``fast=False``
-    skips the ElementTree reader (:mod:`planet.xmlfeed`) and always uses feedparser.
+    ``error`` set. ``max_entries`` (0 = no limit) keeps the newest entries;
+    ``max_entry_bytes`` (0 = no limit) cuts longer content (see
+    :func:`planet.sanitize.truncate_html`). ``fast=False`` skips the ElementTree reader
+    (:mod:`planet.xmlfeed`) and always uses feedparser.
     """
     if _looks_like_json(body, content_type):
         meta, raw = _read_json_feed(body, url)
@@ -58,7 +62,7 @@ def parse_feed(
     if meta.error is not None:
         alternates = discover_feeds(body, url) if meta.is_html else ()
         return ParsedFeed(title="", link=None, entries=(), error=meta.error, alternates=alternates)
-    entries = [_normalize(r, url, fetched_at) for r in raw]
+    entries = [_normalize(r, url, fetched_at, max_entry_bytes) for r in raw]
     entries.sort(key=lambda e: e.published, reverse=True)
     if max_entries:
         del entries[max_entries:]
@@ -120,15 +124,24 @@ def _unique_ids(entries: Iterable[Entry]) -> Iterable[Entry]:
             yield entry
 
 
-def _normalize(raw: _RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
-    if raw.content_is_html:
-        content = demote_headings(sanitize_html(raw.content, raw.base))
-    else:
-        content = "<p>" + html.escape(strip_xml_illegal(raw.content)).replace("\n", "<br>") + "</p>"
-        content = content if raw.content.strip() else ""
-    content = compact_html(content)
-    title = html_to_text(raw.title) if raw.title_is_html else _plain(raw.title)
+#: Content longer than this many times max_entry_bytes is cut before it is sanitized: the
+#: sanitizer's work (and the tree it builds) grows with its input, and most of it would be
+#: cut anyway. Generous, as markup the sanitizer drops (styles, data: images) can be most.
+PRECUT_FACTOR = 8
+
+
+def _normalize(raw: _RawEntry, feed_url: str, fetched_at: datetime, max_bytes: int = 0) -> Entry:
     link = safe_url(raw.link, raw.base)
+    # Plain text only grows when escaped: twice the bound is plenty.
+    limit = max_bytes * (PRECUT_FACTOR if raw.content_is_html else 2)
+    source, cut = _precut(raw.content, limit)
+    if raw.content_is_html:
+        content = demote_headings(sanitize_html(source, raw.base))
+    else:
+        content = "<p>" + html.escape(strip_xml_illegal(source)).replace("\n", "<br>") + "</p>"
+        content = content if source.strip() else ""
+    content = compact_html(truncate_html(content, max_bytes, link, cut))
+    title = html_to_text(raw.title) if raw.title_is_html else _plain(raw.title)
     dated = raw.published is not None or raw.updated is not None
     published = _clamp(raw.published or raw.updated or fetched_at, fetched_at)
     updated = _clamp(raw.updated or published, fetched_at)
@@ -147,8 +160,49 @@ def _normalize(raw: _RawEntry, feed_url: str, fetched_at: datetime) -> Entry:
     )
 
 
+def _precut(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut to ``limit`` characters (0: no limit), before a tag where one is near."""
+    if not limit or len(text) <= limit:
+        return text, False
+    # A tag cut in two would only be dropped by the parser; a cut before it is tidier.
+    tag = text.rfind("<", max(0, limit - 4096), limit)
+    return text[: tag if tag > 0 else limit], True
+
+
 def _plain(text: str) -> str:
     return " ".join(strip_xml_illegal(text).split())
+
+
+def resanitize_entries(entries: Sequence[Entry], max_entry_bytes: int) -> list[Entry]:
+    """``entries`` (as stored, sanitized under an older policy) sanitized again as
+    :func:`parse_feed` treats new ones: content cut to ``max_entry_bytes`` (0 = no limit),
+    title and author plain text, a link urlsplit refuses dropped. Idempotent:
+    ``resanitize_entries(resanitize_entries(e, n), n) == resanitize_entries(e, n)``, and an
+    entry parsed under the current policy mostly comes back as it is.
+    """
+    return [_resanitize(entry, max_entry_bytes) for entry in entries]
+
+
+def _resanitize(entry: Entry, max_bytes: int) -> Entry:
+    # Stored links are absolute (or gone): no base is needed, none is wanted. Headings were
+    # demoted when the entry was parsed, and demoting is not idempotent: not again.
+    link = safe_url(entry.link)
+    content = entry.content
+    for _ in range(3):
+        # Sanitizing the sanitizer's output may still change it (the parser re-nests some
+        # trees, flattening cuts the deepest): again until it holds still.
+        again = compact_html(truncate_html(sanitize_html(content), max_bytes, link))
+        if again == content:
+            break
+        content = again
+    return evolve(
+        entry,
+        id=strip_xml_illegal(entry.id),
+        title=_plain(entry.title),
+        link=link,
+        author=_plain(entry.author),
+        content=content,
+    )
 
 
 def _clamp(when: datetime, fetched_at: datetime) -> datetime:

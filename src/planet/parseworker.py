@@ -2,8 +2,10 @@
 
 ``python -c STARTER NICENESS PACKAGE_ROOT``: tasks ``(function, args)`` come in on stdin,
 ``(ok, result or exception, traceback text)`` goes out on fd 3, each frame an 8-byte
-big-endian length and a pickle. stdout and stderr stay the daemon's, so a stray print cannot
-break a frame. The worker exits at the end of its input.
+big-endian length and a pickle; the first frame out is empty and says the worker is ready
+(the parser is imported), which starts the first task's time limit. stdout and stderr stay
+the daemon's, so a stray print cannot break a frame. The worker exits at the end of its
+input.
 
 This module imports only what parsing needs: not Twisted (~6 MB more in every worker).
 
@@ -79,4 +81,7 @@ def main() -> None:
     import planet.parse  # noqa: F401 - loaded once, before the first task
 
     with os.fdopen(3, "wb") as results:
+        # An empty frame: ready. A task's time limit starts from here, not from the spawn.
+        results.write(HEADER.pack(0))
+        results.flush()
         serve(sys.stdin.buffer, results, idle=memory.trim)

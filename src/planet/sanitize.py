@@ -17,11 +17,15 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from planet.nesting import flatten
+
 __all__ = ["POLICY_VERSION", "html_to_text", "safe_url", "sanitize_html", "strip_xml_illegal"]
 
 #: Bumped whenever what the sanitizer lets through changes: entries stored (in a snapshot)
 #: under another version are sanitized again before they are served.
-POLICY_VERSION = 1
+#: 2: nesting flattened past planet.nesting.MAX_NESTING, content cut at max_entry_bytes,
+#: links urlsplit refuses dropped.
+POLICY_VERSION = 2
 
 # XML 1.0 Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
 # Lone surrogates are included because they cannot even be encoded as UTF-8.
@@ -115,10 +119,10 @@ def _check_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str
         # Refuse if the emitted string would not carry the very scheme we checked.
         if url_scheme is None or url_scheme.group(1).lower() != scheme:
             return None
-        return url if scheme in schemes else None
+        return url if scheme in schemes and _splits(url) else None
     if base_url is None:
         # A relative URL has no scheme to abuse; the page's own base applies.
-        return url
+        return url if _splits(url) else None
     try:
         # The base may carry characters the URL was cleaned of ("http://\x1f/").
         # urljoin drops an empty fragment or query, which can leave a space at the end.
@@ -126,9 +130,25 @@ def _check_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str
     except ValueError:  # urlsplit refuses the base or the URL ("http://[::1"): no link
         return None
     resolved_scheme = _SCHEME.match(_URL_PROBE_JUNK.sub("", resolved))
-    if resolved_scheme is None:
-        return resolved
-    return resolved if resolved_scheme.group(1).lower() in schemes else None
+    if resolved_scheme is not None and resolved_scheme.group(1).lower() not in schemes:
+        return None
+    return resolved if _splits(resolved) else None
+
+
+def _splits(url: str) -> bool:
+    """Whether ``urlsplit`` takes ``url`` and its ``hostname`` and ``port`` are readable.
+
+    The store, the pages and the formats split every link; "http://[::1" or "http://a:x/"
+    would raise there (``Invalid IPv6 URL``, ``Port could not be cast``), long after the feed
+    that carried it was parsed, so such a URL is no link at all.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - read for the ValueError it may raise
+        parts.port  # noqa: B018
+    except ValueError:
+        return False
+    return True
 
 
 _JOIN_SLOW = re.compile(r"[\\?#;]|/\.")
@@ -202,8 +222,9 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
     """Allow-list sanitize an untrusted HTML fragment, resolving URLs against ``base_url``."""
     cleaner = _make_cleaner(base_url)
     # Strip before parsing too: nh3 cannot take lone surrogates, and the
-    # sanitizer should judge the same markup that ends up being emitted.
-    cleaned = cleaner.clean(strip_xml_illegal(html))
+    # sanitizer should judge the same markup that ends up being emitted. Flatten: nesting
+    # thousands deep costs the parser quadratic time (see planet.nesting).
+    cleaned = cleaner.clean(flatten(strip_xml_illegal(html)))
     # Character references such as "&#1;" decode to illegal characters.
     return strip_xml_illegal(cleaned)
 
@@ -233,7 +254,7 @@ def html_to_text(html: str) -> str:
     """
     # nh3 output keeps only attribute-less break tags and escapes "<" in text,
     # so every remaining "<...>" is one of those tags.
-    marked = _TEXT_CLEANER.clean(strip_xml_illegal(html))
+    marked = _TEXT_CLEANER.clean(flatten(strip_xml_illegal(html)))
     text = strip_xml_illegal(_html_unescape(_TAG.sub(" ", marked)))
     return _WHITESPACE.sub(" ", text).strip()
 
@@ -282,3 +303,101 @@ def compact_html(html: str) -> str:
     compact = html.encode("ascii", "xmlcharrefreplace").decode("ascii")
     width = 4 if _ASTRAL.search(html) else 2
     return compact if len(compact) < len(html) * width else html
+
+
+# Sanitized HTML as html5ever serializes it: "<" and ">" appear only in tags (text and
+# attribute values escape them), every element but a void one has its end tag.
+_SERIALIZED_TOKEN = re.compile(r"<(/?)([a-z0-9]+)[^>]*>|[^<]+")
+_VOID_ELEMENTS = frozenset({"br", "col", "hr", "img", "source", "wbr"})
+_ENTITY_TAIL = re.compile(r"&[^;\s]*\Z")
+#: The text of the link a cut entry ends with.
+READ_MORE = "Read more"
+
+
+def read_more_marker(link: str | None) -> str:
+    """What ends cut content: a link to the entry (as the sanitizer itself would write it),
+    or, for an entry without an http(s) link, a plain ellipsis."""
+    if link is None or _check_url(link, None, _LINK_SCHEMES) is None:
+        return "<p>[...]</p>"
+    href = link.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    href = href.replace(">", "&gt;").replace("\xa0", "&nbsp;")
+    return f'<p><a href="{href}" rel="noopener noreferrer">{READ_MORE}</a></p>'
+
+
+def _utf8_size(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def truncate_html(html: str, max_bytes: int, link: str | None = None, cut: bool = False) -> str:
+    """Sanitized ``html`` in at most ``max_bytes`` of UTF-8 (0: no limit).
+
+    Longer HTML is cut between elements or in text (at a space where one is near, never in
+    a character reference), every element left open is closed, and :func:`read_more_marker`
+    follows. ``cut`` says the HTML was cut already (before sanitizing): the marker is added
+    even when it fits. The result is a fixed point: cutting it again changes nothing.
+    """
+    if not max_bytes or (not cut and len(html) * 4 <= max_bytes):
+        return html
+    if not cut and _utf8_size(html) <= max_bytes:
+        return html
+    marker = read_more_marker(link)
+    if _utf8_size(marker) > max_bytes:
+        marker = read_more_marker(None)
+        if _utf8_size(marker) > max_bytes:
+            return ""
+    budget = max_bytes - _utf8_size(marker)
+    kept: list[str] = []
+    # The open elements, and the bytes their end tags take.
+    open_names: list[str] = []
+    closing = used = 0
+    for match in _SERIALIZED_TOKEN.finditer(html):
+        token = match.group()
+        size = _utf8_size(token)
+        name = match.group(2)
+        if name is None:  # text
+            if used + size + closing > budget:
+                head = _cut_text(token, budget - used - closing)
+                if head:
+                    kept.append(head)
+                break
+        elif match.group(1):  # an end tag: its bytes are counted in closing already
+            if open_names and open_names[-1] == name:
+                open_names.pop()
+                closing -= size
+        elif name not in _VOID_ELEMENTS:
+            end_size = len(name) + 3
+            if used + size + closing + end_size > budget:
+                break
+            open_names.append(name)
+            closing += end_size
+        elif used + size + closing > budget:
+            break
+        kept.append(token)
+        used += size
+    else:
+        if not cut:
+            return html
+    # An element opened just before the cut would be left empty: leave it out.
+    while kept and open_names and kept[-1].startswith(f"<{open_names[-1]}"):
+        kept.pop()
+        open_names.pop()
+    kept.extend(f"</{name}>" for name in reversed(open_names))
+    kept.append(marker)
+    return "".join(kept)
+
+
+def _cut_text(text: str, room: int) -> str:
+    """The longest start of escaped ``text`` in ``room`` bytes that ends at a space (one in
+    the last 80 characters), never inside a character reference."""
+    if room <= 0:
+        return ""
+    head = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+    head = _ENTITY_TAIL.sub("", head)
+    space = head.rfind(" ")
+    if space >= max(0, len(head) - 80):
+        return head[:space]
+    # No space near: a short start of a word is left out; a long run (a URL, text written
+    # without spaces) is cut where it must be.
+    return head if len(head) >= 80 else ""

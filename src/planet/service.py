@@ -6,6 +6,7 @@ config -> subscriptions -> schedule -> fetch -> parse -> store -> web / snapshot
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from planet.store import Store
 from planet.subscriptions import Subscriptions
 from planet.systemd import SdNotifyService
 from planet.web import PlanetWeb, RunInThread
-from planet.workers import Parser, ProcessParser
+from planet.workers import Parser, ProcessParser, resanitize
 
 
 @define(slots=False)
@@ -219,6 +220,14 @@ def build_service(
     metrics = Metrics()
     store = Store.from_config(config)
     closer = _Closer()
+    if client is None:
+        guard = None if config.allow_private_networks else non_public_kind
+        client, pool = make_client(reactor, guard=guard)
+        closer.closers.append(pool.closeCachedConnections)
+    if parser is None:
+        process_parser = ProcessParser(reactor, log=logs.logger("planet.workers"))
+        closer.closers.append(process_parser.close)
+        parser = process_parser
     # Children start in order and stop in reverse: the snapshot loads before anything
     # else starts and is written after the fetcher and the listener have stopped.
     snapshot = SnapshotService(
@@ -228,16 +237,11 @@ def build_service(
         clock=reactor,
         run_in_thread=run_in_thread,
         metrics=metrics,
+        # Entries written under another sanitizer policy are sanitized again, in the
+        # parse workers, before they are served.
+        resanitize=functools.partial(resanitize, parser, max_entry_bytes=config.max_entry_bytes),
         log=logs.logger("planet.snapshot"),
     )
-    if client is None:
-        guard = None if config.allow_private_networks else non_public_kind
-        client, pool = make_client(reactor, guard=guard)
-        closer.closers.append(pool.closeCachedConnections)
-    if parser is None:
-        process_parser = ProcessParser(reactor)
-        closer.closers.append(process_parser.close)
-        parser = process_parser
     fetcher = Fetcher.from_config(client, reactor, config)
     ingester = Ingester(
         config,

@@ -1,8 +1,13 @@
 """Run CPU-bound work (parsing, sanitizing) off the reactor thread.
 
-A :data:`Parser` is any callable taking :func:`planet.parse.parse_feed`'s arguments and
-returning a Deferred. The daemon uses a process pool (the GIL would otherwise let a big
-feed stall the web view); tests use :func:`inline_parser`.
+A :data:`Parser` is any callable taking :func:`planet.parse.parse_feed`'s arguments and a
+time limit, and returning a Deferred. The daemon uses a process pool (the GIL would
+otherwise let a big feed stall the web view); tests use :data:`inline_parser`. A parse
+that runs out of time fails with :class:`ParseTimeoutError`; a pool worker running it is
+killed (and replaced when work waits).
+
+Each parser also re-sanitizes stored entries (``resanitize(entries, max_entry_bytes)``,
+see :func:`resanitize`), for a snapshot written under another sanitizer policy.
 
 The pool is a few ``python -c`` children spoken to over pipes from the reactor, not a
 ``multiprocessing`` pool: that one costs a forkserver process, a resource tracker process
@@ -16,10 +21,11 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import (
@@ -27,33 +33,145 @@ from twisted.internet.defer import (
     Deferred,
     DeferredList,
     DeferredSemaphore,
+    fail,
+    gatherResults,
     maybeDeferred,
     succeed,
 )
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from planet.model import ParsedFeed
-from planet.parse import parse_feed
+from planet.model import Entry, ParsedFeed
+from planet.parse import parse_feed, resanitize_entries
 from planet.parseworker import HEADER, STARTER
 
 T = TypeVar("T")
 #: How much lower the parse workers' CPU priority is than the daemon's.
 WORKER_NICENESS = 10
-Parser = Callable[[bytes, str, datetime, "str | None", int], "Deferred[ParsedFeed]"]
+#: ``parser(body, url, fetched_at, content_type, max_entries, max_entry_bytes, timeout)``:
+#: :func:`planet.parse.parse_feed`'s arguments, then the seconds the parse may take (None:
+#: no limit).
+Parser = Callable[
+    [bytes, str, datetime, "str | None", int, int, "float | None"], "Deferred[ParsedFeed]"
+]
+#: Entries re-sanitized in one task: one task must not hold a worker for long.
+RESANITIZE_CHUNK_ENTRIES = 200
+RESANITIZE_CHUNK_BYTES = 2 * 1024 * 1024
 
 
-def inline_parser(
-    body: bytes, url: str, fetched_at: datetime, content_type: str | None, max_entries: int
-) -> Deferred[ParsedFeed]:
-    """Parse on the calling thread (tests, tiny deployments)."""
-    return maybeDeferred(parse_feed, body, url, fetched_at, content_type, max_entries)
+#: How the reason of a feed whose parse ran out of time starts.
+PARSE_TIMED_OUT = "parse timed out"
+
+
+class ParseTimeoutError(Exception):
+    """A parse (or re-sanitizing) took longer than its time limit."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"{PARSE_TIMED_OUT} after {seconds:g} s")
+        self.seconds = seconds
+
+
+class Resanitizer(Protocol):
+    """A parser that can also sanitize stored entries again (all of this module's can)."""
+
+    def resanitize(
+        self, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
+    ) -> Deferred[list[Entry]]: ...
+
+
+def resanitize(
+    parser: object, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
+) -> Deferred[list[Entry]]:
+    """:func:`planet.parse.resanitize_entries` run by ``parser`` (its ``resanitize``), or on
+    the calling thread for a parser without one (a test's function)."""
+    method = getattr(parser, "resanitize", None)
+    if method is not None:
+        result: Deferred[list[Entry]] = method(entries, max_entry_bytes, timeout)
+        return result
+    return maybeDeferred(resanitize_entries, entries, max_entry_bytes)
+
+
+def chunks(entries: Sequence[Entry]) -> list[list[Entry]]:
+    """``entries`` in runs of at most RESANITIZE_CHUNK_ENTRIES entries or (about)
+    RESANITIZE_CHUNK_BYTES of content each, in order."""
+    runs: list[list[Entry]] = []
+    run: list[Entry] = []
+    size = 0
+    for entry in entries:
+        if run and (
+            len(run) >= RESANITIZE_CHUNK_ENTRIES
+            or size + len(entry.content) > RESANITIZE_CHUNK_BYTES
+        ):
+            runs.append(run)
+            run, size = [], 0
+        run.append(entry)
+        size += len(entry.content)
+    if run:
+        runs.append(run)
+    return runs
+
+
+def _joined(results: list[list[Entry]]) -> list[Entry]:
+    return [entry for run in results for entry in run]
+
+
+class InlineParser:
+    """Parse on the calling thread (tests, tiny deployments).
+
+    A parse cannot be interrupted there: one that took longer than its time limit fails
+    with :class:`ParseTimeoutError` once it is done, so the feed fails (and is not parsed
+    again while its body stays the same) as it would in a worker.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+
+    def __call__(
+        self,
+        body: bytes,
+        url: str,
+        fetched_at: datetime,
+        content_type: str | None,
+        max_entries: int,
+        max_entry_bytes: int = 0,
+        timeout: float | None = None,
+    ) -> Deferred[ParsedFeed]:
+        args = (body, url, fetched_at, content_type, max_entries, max_entry_bytes)
+        return self._timed(parse_feed, args, timeout)
+
+    def resanitize(
+        self, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
+    ) -> Deferred[list[Entry]]:
+        runs = [
+            self._timed(resanitize_entries, (run, max_entry_bytes), timeout)
+            for run in chunks(entries)
+        ]
+        return gatherResults(runs, consumeErrors=True).addCallback(_joined)
+
+    def _timed(
+        self, f: Callable[..., T], args: tuple[Any, ...], timeout: float | None
+    ) -> Deferred[T]:
+        started = self.clock()
+        result = maybeDeferred(f, *args)
+        if timeout is not None and result.called and self.clock() - started > timeout:
+            result.addBoth(lambda _: None)  # the late result is dropped, as a worker's is
+            return fail(ParseTimeoutError(timeout))
+        return result
+
+
+#: The parser the tests use (call it like any :data:`Parser`).
+inline_parser = InlineParser()
 
 
 @define
 class ThreadParser:
-    """Parse in the reactor's thread pool, at most ``limit`` at once."""
+    """Parse in the reactor's thread pool, at most ``limit`` at once.
+
+    A thread cannot be killed: a parse that runs out of time fails at once, but keeps its
+    thread (and its place among the ``limit``) until it ends.
+    """
 
     reactor: Any
     limit: int = 2
@@ -69,19 +187,55 @@ class ThreadParser:
         fetched_at: datetime,
         content_type: str | None,
         max_entries: int,
+        max_entry_bytes: int = 0,
+        timeout: float | None = None,
     ) -> Deferred[ParsedFeed]:
-        pool = self.reactor.getThreadPool()
-        return self._sem.run(
-            deferToThreadPool,
-            self.reactor,
-            pool,
-            parse_feed,
-            body,
-            url,
-            fetched_at,
-            content_type,
-            max_entries,
-        )
+        args = (body, url, fetched_at, content_type, max_entries, max_entry_bytes)
+        return self._run(parse_feed, args, timeout)
+
+    def resanitize(
+        self, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
+    ) -> Deferred[list[Entry]]:
+        runs = [
+            self._run(resanitize_entries, (run, max_entry_bytes), timeout)
+            for run in chunks(entries)
+        ]
+        return gatherResults(runs, consumeErrors=True).addCallback(_joined)
+
+    def _run(
+        self, f: Callable[..., T], args: tuple[Any, ...], timeout: float | None
+    ) -> Deferred[T]:
+        result: Deferred[T] = Deferred()
+
+        def expire(seconds: float) -> None:
+            if not result.called:
+                result.errback(ParseTimeoutError(seconds))
+
+        def start(_: object) -> None:
+            work = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
+            work.addBoth(self._released)
+            timer = None
+            if timeout is not None:
+                timer = self.reactor.callLater(timeout, expire, timeout)
+
+            def done(outcome: Any) -> None:
+                if timer is not None and timer.active():
+                    timer.cancel()
+                if result.called:
+                    return  # timed out: the late outcome is dropped
+                if isinstance(outcome, Failure):
+                    result.errback(outcome)
+                else:
+                    result.callback(outcome)
+
+            work.addBoth(done)
+
+        self._sem.acquire().addCallback(start)
+        return result
+
+    def _released(self, outcome: Any) -> Any:
+        self._sem.release()
+        return outcome
 
     def close(self) -> Deferred[None]:
         return succeed(None)
@@ -109,16 +263,31 @@ class _Worker(ProcessProtocol):
     def __init__(self, pool: ProcessParser) -> None:
         self.pool = pool
         self.task: Deferred[Any] | None = None
+        #: Fires when the task has had its time (see ProcessParser._expired).
+        self.timer: Any = None
+        #: The worker has said it is ready (an empty frame once it has imported the parser):
+        #: its start-up is not a task's time. A task's time limit waits until then.
+        self.ready = False
+        self._pending_timeout: float | None = None
         self.ended: Deferred[None] = Deferred()
         self._chunks: list[bytes] = []
         self._have = 0
         self._need: int | None = None
 
-    def send(self, frame: bytes, task: Deferred[Any]) -> None:
+    def send(self, frame: bytes, task: Deferred[Any], timeout: float | None = None) -> None:
         self.task = task
+        self.timer = None
         assert self.transport is not None
         self.transport.write(HEADER.pack(len(frame)))
         self.transport.write(frame)
+        self._pending_timeout = timeout
+        if self.ready:
+            self._start_timer()
+
+    def _start_timer(self) -> None:
+        timeout, self._pending_timeout = self._pending_timeout, None
+        if timeout is not None and self.task is not None:
+            self.timer = self.pool.reactor.callLater(timeout, self.pool._expired, self, timeout)
 
     def childDataReceived(self, child_fd: int, data: bytes) -> None:
         if child_fd != 3:
@@ -138,11 +307,22 @@ class _Worker(ProcessProtocol):
                 self._need = HEADER.unpack(frame)[0]
                 continue
             self._need = None
+            if not self.ready:
+                self.ready = True  # the empty frame a worker sends once it is loaded
+                self._start_timer()
+                continue
             task, self.task = self.task, None
+            self._stop_timer()
             self.pool._done(self, task, frame)
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
 
     def processEnded(self, reason: Failure) -> None:
         task, self.task = self.task, None
+        self._stop_timer()
         self.pool._ended(self, task, reason)
         self.ended.callback(None)
 
@@ -150,7 +330,12 @@ class _Worker(ProcessProtocol):
 @define(eq=False)
 class ProcessParser:
     """Parse in a pool of worker processes, spawned on first use (never forked from the
-    running reactor: each is a fresh interpreter that imports only the parser)."""
+    running reactor: each is a fresh interpreter that imports only the parser).
+
+    A task's time limit runs from when a worker takes it (not while it waits in the queue);
+    at its end the worker is killed (SIGKILL), the task fails with
+    :class:`ParseTimeoutError` and a new worker takes the waiting work.
+    """
 
     reactor: Any
     workers: int = field(factory=lambda: max(1, os.cpu_count() or 1))
@@ -161,13 +346,17 @@ class ProcessParser:
     stop_timeout: float = 10.0
     #: Workers started so far (replacements included).
     spawned: int = 0
+    #: Workers killed for running out of time.
+    timed_out: int = 0
     _idle: list[_Worker] = field(factory=list, init=False)
     _running: set[_Worker] = field(factory=set, init=False)
-    # Tasks waiting for a worker, oldest first: pickled only when a worker takes them.
-    _queue: deque[tuple[Callable[..., Any], tuple[Any, ...], Deferred[Any]]] = field(
+    # Tasks waiting for a worker, oldest first, with their time limits: pickled only when a
+    # worker takes them.
+    _queue: deque[tuple[Callable[..., Any], tuple[Any, ...], Deferred[Any], float | None]] = field(
         factory=deque, init=False
     )
     _closed: bool = False
+    log: Logger = field(factory=lambda: Logger("planet.workers"))
 
     def __call__(
         self,
@@ -176,15 +365,30 @@ class ProcessParser:
         fetched_at: datetime,
         content_type: str | None,
         max_entries: int,
+        max_entry_bytes: int = 0,
+        timeout: float | None = None,
     ) -> Deferred[ParsedFeed]:
-        return self._submit(parse_feed, body, url, fetched_at, content_type, max_entries)
+        args = (body, url, fetched_at, content_type, max_entries, max_entry_bytes)
+        return self._submit(parse_feed, *args, timeout=timeout)
 
-    def _submit(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
-        """Run ``f(*args)`` in a worker (``f`` and ``args`` must pickle)."""
+    def resanitize(
+        self, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
+    ) -> Deferred[list[Entry]]:
+        """:func:`planet.parse.resanitize_entries` over the workers, a chunk a task (each
+        with ``timeout``); the entries come back in order, or the first failure."""
+        runs = [
+            self._submit(resanitize_entries, run, max_entry_bytes, timeout=timeout)
+            for run in chunks(entries)
+        ]
+        return gatherResults(runs, consumeErrors=True).addCallback(_joined)
+
+    def _submit(self, f: Callable[..., T], *args: Any, timeout: float | None = None) -> Deferred[T]:
+        """Run ``f(*args)`` in a worker (``f`` and ``args`` must pickle), in at most
+        ``timeout`` seconds once it starts."""
         if self._closed:
             raise RuntimeError("the parser pool is closed")
         d: Deferred[T] = Deferred()
-        self._queue.append((f, args, d))
+        self._queue.append((f, args, d, timeout))
         self._dispatch()
         return d
 
@@ -194,13 +398,35 @@ class ProcessParser:
                 if len(self._running) >= self.workers:
                     return
                 self._spawn()
-            f, args, d = self._queue.popleft()
+            f, args, d, timeout = self._queue.popleft()
             try:
                 frame = pickle.dumps((f, args), pickle.HIGHEST_PROTOCOL)
             except Exception:
                 d.errback()
                 continue
-            self._idle.pop().send(frame, d)
+            self._idle.pop().send(frame, d, timeout)
+
+    def _expired(self, worker: _Worker, timeout: float) -> None:
+        """``worker``'s task ran out of time: kill it, start its replacement, fail the task."""
+        task, worker.task = worker.task, None
+        worker.timer = None
+        self._running.discard(worker)
+        self.timed_out += 1
+        pid = getattr(worker.transport, "pid", None)
+        if worker.transport is not None:
+            worker.transport.signalProcess("KILL")
+        if not self._closed:
+            self._spawn()
+        self.log.info(
+            "parse worker {pid} killed: its task ran out of time ({seconds:g} s); "
+            "worker {new} started",
+            pid=pid,
+            seconds=timeout,
+            new=getattr(self._idle[-1].transport, "pid", None) if self._idle else None,
+        )
+        if task is not None:
+            task.errback(ParseTimeoutError(timeout))
+        self._dispatch()
 
     def _spawn(self) -> None:
         worker = _Worker(self)
@@ -253,7 +479,7 @@ class ProcessParser:
         """
         self._closed = True
         queued, self._queue = self._queue, deque()
-        for _, _, d in queued:
+        for _, _, d, _ in queued:
             d.errback(CancelledError("the parser pool is closed"))
         workers = list(self._running)
         self._idle.clear()
