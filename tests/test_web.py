@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from datetime import timedelta
@@ -28,16 +29,20 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import server
 from twisted.web.http_headers import Headers
+from twisted.web.pages import notFound
 from xsscheck import tier_a_violations
 
 from planet.config import parse_config
+from planet.httpsend import BODY_SLICE, PlanetSite, SecuredResource, _SlicedBody
+from planet.metrics import route_of
 from planet.model import Entry, FetchResult, ParsedFeed
 from planet.parse import parse_feed
 from planet.render import format_day, format_entry_time
+from planet.routes import ROUTES
 from planet.service import _Listener
 from planet.store import Store
 from planet.testing import record_fetch
-from planet.web import BODY_SLICE, PlanetSite, PlanetWeb, _SlicedBody
+from planet.web import PlanetWeb
 
 NOW = at(2026, 6, 24, 9, 0)
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "xss" / "payloads.json"
@@ -309,10 +314,10 @@ class CachingTests(SynchronousTestCase):
         h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
         bodies = {h.get("/")[1] for _ in range(100)}
         self.assertEqual(len(bodies), 1)
-        self.assertEqual(h.web.renders, 1)
+        self.assertEqual(h.web.pages.renders, 1)
         h.add("http://b.example/feed", atom("B", "http://b.example/", BETA))
         self.assertIn("B: Noon post", entry_titles(h.get("/")[1]))
-        self.assertEqual(h.web.renders, 2)
+        self.assertEqual(h.web.pages.renders, 2)
 
     def test_etag_304(self) -> None:
         h = Harness()
@@ -322,6 +327,45 @@ class CachingTests(SynchronousTestCase):
         again, body = h.get("/", headers={"If-None-Match": etag})
         self.assertEqual(again.code, 304)
         self.assertEqual(body, b"")
+
+
+class RouteTableTests(SynchronousTestCase):
+    """Issue 18: Klein's routes, the fast path and the /metrics labels are one table."""
+
+    def test_every_route_answers_and_is_counted_under_its_name(self) -> None:
+        h = Harness()
+        h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
+        for route in ROUTES:
+            for rule in route.rules:
+                path = rule.replace("<string:slug>", "alpha-blog")
+                before = self.counted(h, route.name)
+                response, _ = h.get(path)
+                self.assertEqual(response.code, 200, path)
+                content_type = response.headers.getRawHeaders(b"content-type")
+                self.assertEqual(content_type, [route.content_type], path)
+                self.assertEqual(route_of(path.encode()), route.name)
+                self.assertEqual(self.counted(h, route.name), before + 1, path)
+
+    def test_hot_routes_are_answered_before_klein(self) -> None:
+        h = Harness()
+        h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
+        unrouted = SecuredResource(notFound(), h.web.metrics, h.web._hot)
+        stub = StubTreq(unrouted)
+        for route in ROUTES:
+            for rule in route.rules:
+                path = rule.replace("<string:slug>", "alpha-blog")
+                d = stub.get("http://planet.example" + path)
+                stub.flush()
+                # Without Klein, only the hot routes are found; with a query, none is.
+                self.assertEqual(_result(d).code, 200 if route.hot else 404, path)
+                d = stub.get("http://planet.example" + path + "?page=1")
+                stub.flush()
+                self.assertEqual(_result(d).code, 404, path)
+
+    def counted(self, h: Harness, name: str) -> float:
+        labels = {"route": name, "status": "200"}
+        value = h.web.metrics.registry.get_sample_value("planet_http_requests_total", labels)
+        return value or 0.0
 
 
 def _payloads() -> list[dict[str, Any]]:
@@ -455,7 +499,7 @@ class BusyStoreTests(SynchronousTestCase):
         # Once it is done, it is what everyone gets, with no new render.
         _, body = self.h.get("/")
         self.assertIn("Beta: Noon post", entry_titles(body))
-        self.assertEqual(self.h.web.renders, 2)
+        self.assertEqual(self.h.web.pages.renders, 2)
 
     def test_quick_render_is_served_fresh(self) -> None:
         self.request()
@@ -479,15 +523,15 @@ class BusyStoreTests(SynchronousTestCase):
             answered = self.request()
             self.assertEqual(len(answered), 1)
             self.h.clock.advance(0.09)
-        self.assertEqual((self.h.web.renders, self.thread.jobs), (1, []))
+        self.assertEqual((self.h.web.pages.renders, self.thread.jobs), (1, []))
         # At the end of the interval the page is rendered once more, with no request needed...
         self.h.clock.advance(0.2)
         self.assertEqual(len(self.thread.jobs), 1)
         self.settle()
-        self.assertEqual(self.h.web.renders, 2)
+        self.assertEqual(self.h.web.pages.renders, 2)
         # ...and it shows the latest store.
         _, body = self.h.get("/")
-        self.assertEqual(self.h.web.renders, 2)
+        self.assertEqual(self.h.web.pages.renders, 2)
         self.assertIn("Beta: Post 9", entry_titles(body))
 
     def test_a_page_that_disappears_is_not_found(self) -> None:
@@ -530,6 +574,20 @@ class BusyStoreTests(SynchronousTestCase):
         self.assertTrue(paged)
         self.assertTrue(all(paged), paged)
 
+    def test_a_reader_who_leaves_during_the_render_gets_nothing(self) -> None:
+        channel = server.Site(self.h.web.resource(), timeout=None).buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: planet.example\r\n\r\n")
+        self.assertEqual(len(self.thread.jobs), 1)
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.settle()
+        self.assertEqual(transport.value(), b"")
+        gc.collect()  # an error in the answer's Deferred is logged when it is collected
+        self.assertEqual(self.flushLoggedErrors(), [])
+        # The rendering still serves the next reader.
+        self.assertEqual((self.h.get("/")[0].code, self.h.web.pages.renders), (200, 1))
+
     def test_first_page_makes_only_what_it_shows(self) -> None:
         self.h.config = self.h.web.config = parse_config(CONFIG.format(per_page=2), "test.ini")
         items = [
@@ -539,7 +597,7 @@ class BusyStoreTests(SynchronousTestCase):
         self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", items))
         self.request()
         self.settle()
-        (pages,) = self.h.web._page_cache.values()
+        (pages,) = self.h.web._pager._cache.values()
         # Page 1 and the first item of page 2 (is there a next page?), not all 21 pages.
         self.assertEqual(len(pages._made), 2)
         self.assertEqual(len(pages._made[0]), 2)
@@ -830,7 +888,7 @@ class AccessLogTests(SynchronousTestCase):
 
     def test_access_log_when_asked(self) -> None:
         h = Harness(extra="")
-        h.web.use_config(attrs.evolve(h.config, access_log=True))
+        h.web.reconfigure(attrs.evolve(h.config, access_log=True))
         mine, _ = self.request(h)
         self.assertEqual(len(mine), 1)
         line = formatEvent(mine[0])
@@ -839,7 +897,7 @@ class AccessLogTests(SynchronousTestCase):
         )
         self.assertEqual(mine[0]["log_namespace"], "planet.web")
         # A reload turning it off again applies at once.
-        h.web.use_config(attrs.evolve(h.config, access_log=False))
+        h.web.reconfigure(attrs.evolve(h.config, access_log=False))
         self.assertEqual(self.request(h)[0], [])
 
 

@@ -239,7 +239,7 @@ class HTTPTests(SynchronousTestCase):
         self.assertEqual(response.headers.getRawHeaders("content-encoding"), ["gzip"])
         self.assertEqual(response.headers.getRawHeaders("vary"), ["Accept-Encoding"])
         self.assertEqual(gzip.decompress(zipped), plain)
-        self.assertEqual(self.h.web.renders, 1)
+        self.assertEqual(self.h.web.pages.renders, 1)
         plain_etag = self.h.raw_get("/", {})[0].headers.getRawHeaders("etag")[0]
         self.assertNotEqual(response.headers.getRawHeaders("etag")[0], plain_etag)
 
@@ -255,10 +255,10 @@ class HTTPTests(SynchronousTestCase):
     def test_render_reused_until_the_store_changes(self) -> None:
         for _ in range(100):
             self.h.get("/atom.xml")
-        self.assertEqual(self.h.web.renders, 1)
+        self.assertEqual(self.h.web.pages.renders, 1)
         self.h.add("http://b.example/feed", atom("B", "http://b.example/", []))
         self.h.get("/atom.xml")
-        self.assertEqual(self.h.web.renders, 2)
+        self.assertEqual(self.h.web.pages.renders, 2)
 
     def test_404_is_a_page_and_not_conditional(self) -> None:
         response, body = self.h.get("/nope", {"If-None-Match": "*"})

@@ -31,6 +31,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from twisted.logger import Logger
 
+from planet import routes
 from planet.model import FeedState, feed_state_name
 
 #: The outcomes of one fetch, as :meth:`Aggregator._log_fetch` names them.
@@ -48,38 +49,16 @@ SNAPSHOT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 # Page renders (template + gzip), including the wait for a worker thread.
 RENDER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-#: Request paths with a fixed route name (the routes of :class:`planet.web.PlanetWeb`).
-_ROUTES: dict[bytes, str] = {
-    b"/": "river",
-    b"/index.html": "river",
-    b"/atom.xml": "atom",
-    b"/rss20.xml": "rss20",
-    b"/feed.json": "json_feed",
-    b"/opml.xml": "opml",
-    b"/feeds": "feeds",
-    b"/feeds.json": "feeds_json",
-    b"/health": "health",
-    b"/metrics": "metrics",
-    b"/style.css": "style",
-}
-_FEED_PREFIX = b"/feeds/"
-
 
 def route_of(path: bytes) -> str:
     """The route name for a request path (``request.path``), ``"other"`` when none matches.
 
     A query string, if present, is ignored. ``/feeds/<slug>`` is ``feed_river`` whatever the
-    slug (it is one route, and slugs must not become label values).
+    slug (it is one route, and slugs must not become label values). The routes are those
+    of :data:`planet.routes.ROUTES`, the table the web view is made from.
     """
-    path = path.split(b"?", 1)[0]
-    route = _ROUTES.get(path)
-    if route is not None:
-        return route
-    if path.startswith(_FEED_PREFIX):
-        slug = path[len(_FEED_PREFIX) :]
-        if slug and b"/" not in slug:
-            return "feed_river"
-    return "other"
+    route = routes.match(path.split(b"?", 1)[0])
+    return "other" if route is None else route.name
 
 
 def count_feed_states(states: Iterable[FeedState], now: datetime) -> dict[str, int]:

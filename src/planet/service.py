@@ -271,7 +271,7 @@ def build_service(
         config,
         store,
         ingester.fetch,
-        listeners=(ingester.reconfigure, web.use_config),
+        listeners=(ingester.reconfigure, web.reconfigure),
         log=logs.logger("planet.fetch"),
     )
     # After the snapshot is loaded: what start-up made is frozen before the first cycle.

@@ -1,0 +1,208 @@
+"""What each page of the web view is rendered from, and how.
+
+A job holds a page's inputs, taken on the reactor thread (references to immutable
+values: the river at one version, the feed views, the time); its ``render()`` runs in a
+render thread (see :class:`planet.pagecache.RenderJob`). The river is paged there too, as
+far as a page needs, and the pages made are shared by the renders of one river.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from attrs import define, field, frozen
+
+from planet import formats, render
+from planet.config import Config
+from planet.model import Entry
+from planet.pagecache import PageGoneError
+from planet.render import FeedView
+from planet.store import RiverItem, RiverView, Store, sort_river
+
+#: A feed document's page: ``(config, entries, feeds, now, page, has_next) -> bytes``.
+FeedDocument = Callable[
+    [Config, Sequence[Entry], Mapping[str, FeedView], datetime, int, bool], bytes
+]
+
+
+@frozen
+class RiverSource:
+    """What the river's pages are made from: the river at one version, or a feed's entries."""
+
+    version: int
+    config: Config
+    river: RiverView | None
+    max_page_bytes: int
+    #: For a feed's own page: its entries, in no order.
+    feed_entries: Sequence[Entry] = ()
+    feed_url: str | None = None
+
+
+def river_source(
+    store: Store, config: Config, feed_url: str | None, max_page_bytes: int
+) -> RiverSource:
+    """What the river's pages (or feed ``feed_url``'s) are made from: references, taken on
+    the reactor thread."""
+    if feed_url is None:
+        river = store.river_view()
+        return RiverSource(river.version, config, river, max_page_bytes)
+    version, entries = store.entries_version, store.entries_of(feed_url)
+    return RiverSource(version, config, None, max_page_bytes, entries, feed_url)
+
+
+class _Pages:
+    """A river's pages, made only as far as they are asked for (page 1 of 100k entries
+    costs a page's worth of work). Renders in several threads share one."""
+
+    def __init__(self, pages: Iterator[tuple[RiverItem, ...]]) -> None:
+        self._source = pages
+        self._made: list[tuple[RiverItem, ...]] = []
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> tuple[RiverItem, ...] | None:
+        """Page ``number`` (from 1), or None when the river has fewer pages."""
+        with self._lock:
+            while len(self._made) < number:
+                page = next(self._source, None)
+                if page is None:
+                    return None
+                self._made.append(page)
+            return self._made[number - 1]
+
+
+@define
+class RiverPager:
+    """The pages of each river source, shared per entries version and config (any thread)."""
+
+    _cache: dict[tuple[int, int, str, int], _Pages] = field(factory=dict)
+    _lock: threading.Lock = field(factory=threading.Lock)
+
+    def page(self, source: RiverSource, number: int) -> tuple[tuple[RiverItem, ...], bool]:
+        """Page ``number`` of ``source`` and whether another follows (in a render thread)."""
+        pages = self._pages_of(source)
+        items = pages.get(number)
+        if items is None:
+            raise PageGoneError(number)
+        return items, pages.get(number + 1) is not None
+
+    def _pages_of(self, source: RiverSource) -> _Pages:
+        key = (source.version, id(source.config), source.feed_url or "", source.max_page_bytes)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is None:
+                config = source.config
+                if source.river is not None:
+                    items = source.river.items(config.dedupe)
+                    per_feed = config.new_feed_items
+                else:
+                    items = (RiverItem(e) for e in sort_river(source.feed_entries))
+                    # A feed's own page shows all of it: new_feed_items caps the river only.
+                    per_feed = 0
+                pages = render.iter_pages(
+                    items,
+                    config.items_per_page,
+                    config.days_per_page,
+                    per_feed,
+                    source.max_page_bytes,
+                )
+                cached = _Pages(pages)
+                if len(self._cache) > 16:
+                    self._cache.clear()
+                self._cache[key] = cached
+        return cached
+
+
+@frozen
+class RiverJob:
+    """A page of the river as HTML, or of one feed's river (``feed``)."""
+
+    pager: RiverPager
+    source: RiverSource
+    page: int
+    feed: FeedView | None
+    feeds: dict[str, FeedView]
+    updated: datetime | None
+    now: datetime
+
+    def render(self) -> bytes:
+        items, has_next = self.pager.page(self.source, self.page)
+        view = render.PageView(
+            items=items,
+            page=self.page,
+            has_next=has_next,
+            updated=self.updated,
+            feed=self.feed,
+        )
+        return render.render_river(self.source.config, view, self.feeds, self.now)
+
+
+@frozen
+class FeedJob:
+    """A page of the river as a feed document (Atom, JSON Feed, RSS)."""
+
+    pager: RiverPager
+    source: RiverSource
+    document: FeedDocument
+    page: int
+    feeds: dict[str, FeedView]
+    now: datetime
+
+    def render(self) -> bytes:
+        items, has_next = self.pager.page(self.source, self.page)
+        entries = tuple(item.entry for item in items)
+        return self.document(self.source.config, entries, self.feeds, self.now, self.page, has_next)
+
+
+def rss20(
+    config: Config,
+    entries: Sequence[Entry],
+    feeds: Mapping[str, FeedView],
+    now: datetime,
+    page: int,
+    has_next: bool,
+) -> bytes:
+    """RSS 2.0 as a :data:`FeedDocument`: it has one page, the river's first."""
+    return formats.render_rss20(config, entries, feeds, now)
+
+
+@frozen
+class OpmlJob:
+    """The subscriptions as OPML, ``feeds`` in the order shown."""
+
+    config: Config
+    feeds: Sequence[FeedView]
+    now: datetime
+
+    def render(self) -> bytes:
+        return formats.render_opml(self.config, self.feeds, self.now)
+
+
+@frozen
+class StatusJob:
+    """The ``/feeds`` page: every subscription's health."""
+
+    config: Config
+    rows: list[dict[str, Any]]
+    now: datetime
+
+    def render(self) -> bytes:
+        return render.render_status(self.config, self.rows, self.now)
+
+
+@frozen
+class StatusJsonJob:
+    """``/feeds.json``: the rows of the ``/feeds`` page."""
+
+    rows: list[dict[str, Any]]
+
+    def render(self) -> bytes:
+        return json_bytes(self.rows)
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as indented UTF-8 JSON with a final newline."""
+    return json.dumps(value, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
