@@ -13,10 +13,10 @@ from feeds import Item, at, atom
 from prometheus_client.parser import text_string_to_metric_families
 from rig import Rig
 from test_aggregator import GOOD, GOOD_FEED, NOW, OTHER, OTHER_FEED, FeedServer, Harness
-from test_web import Harness as WebHarness
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from planet import schedule
 from planet.logs import PlanetLogs
 from planet.model import FetchResult, utc_from_timestamp
 from planet.parse import parse_feed
@@ -24,6 +24,7 @@ from planet.render import paginate
 from planet.store import RiverItem
 from planet.update import update_feed
 from planet.web import PlanetWeb
+from test_web import Harness as WebHarness
 
 NEW = "http://new.example/feed"
 NEW_FEED = atom(
@@ -389,6 +390,36 @@ class FetchIntervalTests(SynchronousTestCase):
         mean = sum(gaps) / len(gaps)
         self.assertLess(mean, 1.5 * 60, gaps)
         self.assertGreaterEqual(min(gaps), 60 * 0.9, gaps)
+
+
+class CycleProblemTests(SynchronousTestCase):
+    def test_health_says_when_fetch_cycles_fail_to_start(self) -> None:
+        """Issue 19 item 12: a cycle failing on every tick must not leave /health saying ok."""
+        p = Planet(self, {GOOD: "Good"})
+        self.assertEqual(
+            (p.web.health_data()["status"], p.web.health_data()["problem"]), ("ok", None)
+        )
+
+        def broken(*args: Any) -> Any:
+            raise TypeError("can't compare offset-naive and offset-aware datetimes")
+
+        self.patch(schedule, "due", broken)
+        p.h.advance(p.h.tick)
+        health = p.web.health_data()
+        self.assertEqual(health["status"], "degraded")
+        self.assertEqual(
+            health["problem"],
+            "fetch cycles fail to start: TypeError: can't compare offset-naive and "
+            "offset-aware datetimes",
+        )
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.assertTrue(p.h.aggregator._timer.running)
+        # Mended (a reload, say): the next tick starts a cycle and /health is ok again.
+        self.patch(schedule, "due", lambda *args: [])
+        p.h.advance(p.h.tick)
+        self.assertEqual(
+            (p.web.health_data()["status"], p.web.health_data()["problem"]), ("ok", None)
+        )
 
 
 class FileReadingListTests(SynchronousTestCase):

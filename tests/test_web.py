@@ -291,6 +291,7 @@ class HealthTests(SynchronousTestCase):
             json.loads(body),
             {
                 "status": "ok",
+                "problem": None,
                 "feeds": 2,
                 "entries": 3,
                 "feeds_ok": 1,

@@ -56,6 +56,8 @@ class Aggregator(Service):
     #: Called when a cycle is over (the heap is frozen then: see :mod:`planet.heap`).
     after_cycle: Callable[[], None] = lambda: None
     cycles: int = 0
+    #: Why fetch cycles fail to start (a bug, or damaged state), while they do; else None.
+    problem: str | None = None
     _timer: TimerService | None = None
     _cycle: Deferred[None] | None = None
     #: A reading list changed during the cycle: run another one for its new feeds.
@@ -147,11 +149,17 @@ class Aggregator(Service):
             return None
         try:
             now = self._now()
-            expired = self.store.expire(now)
-            if expired:
-                self._log.info("dropped {n} entries older than the retention", n=expired)
+            self._expire(now)
             lists = self.subscriptions.due_lists(now)
             due = schedule.due(self.config, self.store.feed_states(), now)
+            self.problem = None
+        except Exception as exc:
+            # Every tick would fail the same way: say so once a tick in the log and keep
+            # saying it on /health until a cycle starts again.
+            self.problem = f"fetch cycles fail to start: {exc.__class__.__name__}: {exc}"
+            self._log.failure("fetch cycle failed to start")
+            return None
+        try:
             if not due and not lists:
                 return None
             self.cycles += 1
@@ -164,7 +172,8 @@ class Aggregator(Service):
             # The cycle may be over already (every fetch answered synchronously).
             self._cycle = None if cycle.called else cycle
             return cycle
-        except Exception:
+        except Exception as exc:
+            self.problem = f"fetch cycles fail to start: {exc.__class__.__name__}: {exc}"
             self._log.failure("fetch cycle failed to start")
             return None
 
@@ -197,6 +206,11 @@ class Aggregator(Service):
         if self._again and self.running:
             self._again = False
             self.clock.callLater(0, self.kick)
+
+    def _expire(self, now: datetime) -> None:
+        expired = self.store.expire(now)
+        if expired:
+            self._log.info("dropped {n} entries older than the retention", n=expired)
 
     def _start_timer(self) -> None:
         timer = TimerService(self.tick_interval, self.run_cycle)

@@ -259,6 +259,8 @@ def build_service(
         clock=reactor,
         run_in_thread=run_in_thread,
         snapshot_written=lambda: snapshot.written_at,
+        # The aggregator is made below, with the web view among its listeners.
+        problem=lambda: aggregator.problem,
         config_loaded=utc_from_timestamp(reactor.seconds()),
         metrics=metrics,
         # During a fetch cycle the store changes many times a second: readers get a page at

@@ -91,6 +91,8 @@ class PlanetWeb:
     clock: IReactorTime
     run_in_thread: RunInThread
     snapshot_written: Callable[[], datetime | None] = lambda: None
+    #: Why the daemon is not well (fetch cycles that fail to start), or None: /health says so.
+    problem: Callable[[], str | None] = lambda: None
     #: When the config in use was loaded (a reload sets it again).
     config_loaded: datetime | None = None
     metrics: Metrics = field(factory=Metrics)
@@ -195,8 +197,10 @@ class PlanetWeb:
         subscribed = {s.url for s in self.config.subscriptions}
         states = [s for url, s in self.store.feed_states().items() if url in subscribed]
         fetched = [s.last_fetch for s in states if s.last_fetch is not None]
+        problem = self.problem()
         return {
-            "status": "ok",
+            "status": "ok" if problem is None else "degraded",
+            "problem": problem,
             "feeds": len(subscribed),
             "entries": self.store.entry_count(),
             "feeds_ok": sum(1 for s in states if s.last_fetch is not None and not s.failing),
@@ -302,7 +306,8 @@ _add_routes(PlanetWeb.app)
 
 
 def _iso(when: datetime | None) -> str | None:
-    return when.isoformat().replace("+00:00", "Z") if when is not None else None
+    # One format for every time planet serves as data (/feeds.json too): UTC to the second.
+    return render.iso_utc(when) if when is not None else None
 
 
 def _page_number(request: IRequest) -> int | None:
