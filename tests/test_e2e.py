@@ -47,6 +47,8 @@ HEALTH_KEYS = {
     "snapshot_written",
     # Added by the service-operations work: when the config in use was loaded.
     "config_loaded",
+    # Added by the hardening: why the status is "degraded" (null when "ok").
+    "problem",
 }
 SIGTERM_EXITS = (0, -15)
 

@@ -836,6 +836,8 @@ def test_a_feed_growing_5_mb_per_fetch_keeps_the_daemon_bounded(
         fetch_interval=3600,
         max_feed_bytes="64M",
         max_bytes_per_feed="8M",
+        # The bound under test is the feed's: entries are not cut to max_entry_bytes first.
+        max_entry_bytes="16M",
     )
     daemon.start()
     assert daemon.proc is not None

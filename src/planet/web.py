@@ -306,8 +306,8 @@ _add_routes(PlanetWeb.app)
 
 
 def _iso(when: datetime | None) -> str | None:
-    # One format for every time planet serves as data (/feeds.json too): UTC to the second.
-    return render.iso_utc(when) if when is not None else None
+    # To the microsecond: a tool watching config_loaded must see a reload within the second.
+    return when.isoformat().replace("+00:00", "Z") if when is not None else None
 
 
 def _page_number(request: IRequest) -> int | None:
