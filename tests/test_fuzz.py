@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import CONTENT_TYPES, HTML, SOUP_TAGS, feed_documents, tag_soups, urls
 from test_formats import XML_ILLEGAL, check_json_feed
+from test_web import NOW, Harness
 from xsscheck import iter_url_attributes, normalize_url, tier_a_violations, tier_b_violations
 
 from planet.model import Entry, FetchResult, ParsedFeed
@@ -31,7 +32,6 @@ from planet.parse import parse_feed, resanitize_entries
 from planet.render import feed_views, paginate
 from planet.sanitize import demote_headings, html_to_text, safe_url, sanitize_html
 from planet.testing import record_fetch
-from test_web import NOW, Harness
 
 _FACTOR = (
     int(os.environ.get("PLANET_FUZZ_FACTOR", "40"))

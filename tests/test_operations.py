@@ -13,6 +13,7 @@ from feeds import Item, at, atom
 from prometheus_client.parser import text_string_to_metric_families
 from rig import Rig
 from test_aggregator import GOOD, GOOD_FEED, NOW, OTHER, OTHER_FEED, FeedServer, Harness
+from test_web import Harness as WebHarness
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,7 +25,6 @@ from planet.render import paginate
 from planet.store import RiverItem
 from planet.update import update_feed
 from planet.web import PlanetWeb
-from test_web import Harness as WebHarness
 
 NEW = "http://new.example/feed"
 NEW_FEED = atom(

@@ -721,3 +721,25 @@ def test_corpus_payload_is_neutralized_when_cut_anywhere_in_it(record: dict[str,
     combined = "".join(pieces)
     assert tier_a_violations(combined) == [], combined
     assert tier_b_violations(combined) == [], combined
+
+
+@given(st.text(alphabet="hta:/[]@?#19x.\t -", max_size=12))
+def test_the_plain_url_short_cut_agrees_with_urlsplit(tail: str) -> None:
+    """sanitize._splits answers as urlsplit (with hostname and port read) would, short cut
+    or not."""
+    from urllib.parse import urlsplit
+
+    from planet.sanitize import _splits
+
+    url = "http://" + tail
+
+    def splits(u: str) -> bool:
+        try:
+            parts = urlsplit(u)
+            parts.hostname  # noqa: B018
+            parts.port  # noqa: B018
+        except ValueError:
+            return False
+        return True
+
+    assert _splits(url) == splits(url)

@@ -11,6 +11,7 @@ from email.utils import format_datetime
 
 import attrs
 from feeds import Item, at, atom
+from test_web import NOW, Harness, entry_titles
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet import render
@@ -19,7 +20,6 @@ from planet.model import Entry, FeedState, FetchResult, ParsedFeed
 from planet.render import feed_views, paginate
 from planet.store import RiverItem, normalize_link
 from planet.testing import record_fetch
-from test_web import NOW, Harness, entry_titles
 
 GLYPH = Item(
     "Announcing Twisted 26.10",

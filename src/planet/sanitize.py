@@ -142,6 +142,9 @@ def _splits(url: str) -> bool:
     would raise there (``Invalid IPv6 URL``, ``Port could not be cast``), long after the feed
     that carried it was parsed, so such a URL is no link at all.
     """
+    if _PLAIN_NETLOC.match(url):
+        # No bracket and no port in the authority: nothing there can raise (most links).
+        return True
     try:
         parts = urlsplit(url)
         parts.hostname  # noqa: B018 - read for the ValueError it may raise
@@ -149,6 +152,12 @@ def _splits(url: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# A scheme, then an authority without brackets, a port or user info, then the path: urlsplit
+# takes it and its hostname and port read without error. (A fifth of a parse's time went to
+# splitting every link and src attribute the long way.)
+_PLAIN_NETLOC = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\[\]:@\s]*(?:[/?#]|\Z)")
 
 
 _JOIN_SLOW = re.compile(r"[\\?#;]|/\.")
