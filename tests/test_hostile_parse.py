@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -29,25 +28,6 @@ CYCLE_LINE = re.compile(r"cycle (\d+) done: (\d+) feeds in ([\d.]+) s")
 KILLED_LINE = re.compile(r"parse worker (\d+) killed: .* \(0.3 s\); worker (\d+) started")
 # A cycle of the failing feed alone: how many bodies it parsed.
 RETRY_LINE = re.compile(r"done: 1 feeds in [\d.]+ s \(0 ok, 1 failing, (\d+) parsed\)")
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    try:
-        yield started
-    finally:
-        for daemon in started:
-            daemon.cleanup()
 
 
 def config(server: FeedServer, paths: list[str], **settings: object) -> str:

@@ -31,6 +31,7 @@ from feeds import Item, at, rss2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from process import Daemon, FeedServer, Request, Response, meaningful_lines, run_once
+from rig import inline
 from test_e2e import planet_ini
 from test_store import NOW, A, B, entry, feed, ok
 from twisted.internet.task import Clock
@@ -394,7 +395,7 @@ def make_service(path: Path, **kw: Any) -> tuple[SnapshotService, Store, list[di
     clock = Clock()
     clock.advance(NOW.timestamp())
     svc = SnapshotService(
-        store=store, path=str(path), interval=300, clock=clock, run_in_thread=_inline, **kw
+        store=store, path=str(path), interval=300, clock=clock, run_in_thread=inline, **kw
     )
     svc._log = _events_to(events)
     return svc, store, events
@@ -448,12 +449,6 @@ class SnapshotLoadTests(SynchronousTestCase):
             lines,
         )
         self.assertFalse(path.exists())
-
-
-def _inline(f: Any, *args: Any) -> Any:
-    from twisted.internet.defer import maybeDeferred
-
-    return maybeDeferred(f, *args)
 
 
 # --- item 12: a snapshot path that is not a regular file; a read-only directory --------------

@@ -40,12 +40,6 @@ snapshot_file = {dir}/planet-snapshot.json
 """
 
 
-def inline(f: Any, *args: Any) -> Any:
-    from twisted.internet.defer import maybeDeferred
-
-    return maybeDeferred(f, *args)
-
-
 class Planet:
     """The daemon from production's build_service on a Clock and StubTreq, its config in a
     real file (so that reloads read it)."""

@@ -30,7 +30,7 @@ from feeds import Item, at, atom, rss2
 from loopback import ConnectionTracker, HoldingFeed, loopback_client, reactor
 from rig import Rig
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -252,10 +252,6 @@ def make_config(
         url, name = (sub, None) if isinstance(sub, str) else sub
         text += f"\n[{url}]\n" + (f"name = {name}\n" if name else "")
     return parse_config(text, "polite.ini")
-
-
-def _inline(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
-    return maybeDeferred(f, *args)
 
 
 class Farm:

@@ -117,68 +117,8 @@ def _joined(results: list[list[Entry]]) -> list[Entry]:
     return [entry for run in results for entry in run]
 
 
-class InlineParser:
-    """Parse on the calling thread (tests, tiny deployments).
-
-    A parse cannot be interrupted there: one that took longer than its time limit fails
-    with :class:`ParseTimeoutError` once it is done, so the feed fails (and is not parsed
-    again while its body stays the same) as it would in a worker.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-
-    def __call__(
-        self,
-        body: bytes,
-        url: str,
-        fetched_at: datetime,
-        content_type: str | None,
-        max_entries: int,
-        max_entry_bytes: int = 0,
-        timeout: float | None = None,
-    ) -> Deferred[ParsedFeed]:
-        args = (body, url, fetched_at, content_type, max_entries, max_entry_bytes)
-        return self._timed(parse_feed, args, timeout)
-
-    def resanitize(
-        self, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
-    ) -> Deferred[list[Entry]]:
-        runs = [
-            self._timed(resanitize_entries, (run, max_entry_bytes), timeout)
-            for run in chunks(entries)
-        ]
-        return gatherResults(runs, consumeErrors=True).addCallback(_joined)
-
-    def _timed(
-        self, f: Callable[..., T], args: tuple[Any, ...], timeout: float | None
-    ) -> Deferred[T]:
-        started = self.clock()
-        result = maybeDeferred(f, *args)
-        if timeout is not None and result.called and self.clock() - started > timeout:
-            result.addBoth(lambda _: None)  # the late result is dropped, as a worker's is
-            return fail(ParseTimeoutError(timeout))
-        return result
-
-
-#: The parser the tests use (call it like any :data:`Parser`).
-inline_parser = InlineParser()
-
-
-@define
-class ThreadParser:
-    """Parse in the reactor's thread pool, at most ``limit`` at once.
-
-    A thread cannot be killed: a parse that runs out of time fails at once, but keeps its
-    thread (and its place among the ``limit``) until it ends.
-    """
-
-    reactor: Any
-    limit: int = 2
-    _sem: DeferredSemaphore = field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self._sem = DeferredSemaphore(self.limit)
+class _LocalParser:
+    """A parser running its work in this process: :meth:`_run` says how (and how long)."""
 
     def __call__(
         self,
@@ -201,6 +141,53 @@ class ThreadParser:
             for run in chunks(entries)
         ]
         return gatherResults(runs, consumeErrors=True).addCallback(_joined)
+
+    def _run(
+        self, f: Callable[..., T], args: tuple[Any, ...], timeout: float | None
+    ) -> Deferred[T]:
+        raise NotImplementedError
+
+
+class InlineParser(_LocalParser):
+    """Parse on the calling thread (tests, tiny deployments).
+
+    A parse cannot be interrupted there: one that took longer than its time limit fails
+    with :class:`ParseTimeoutError` once it is done, so the feed fails (and is not parsed
+    again while its body stays the same) as it would in a worker.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+
+    def _run(
+        self, f: Callable[..., T], args: tuple[Any, ...], timeout: float | None
+    ) -> Deferred[T]:
+        started = self.clock()
+        result = maybeDeferred(f, *args)
+        if timeout is not None and result.called and self.clock() - started > timeout:
+            result.addBoth(lambda _: None)  # the late result is dropped, as a worker's is
+            return fail(ParseTimeoutError(timeout))
+        return result
+
+
+#: The parser the tests use (call it like any :data:`Parser`).
+inline_parser = InlineParser()
+
+
+@define
+class ThreadParser(_LocalParser):
+    """Parse in the reactor's thread pool, at most ``limit`` at once.
+
+    A thread cannot be killed: a parse that runs out of time fails at once, but keeps its
+    thread (and its place among the ``limit``) until it ends.
+    """
+
+    reactor: Any
+    limit: int = 2
+    _sem: DeferredSemaphore = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._sem = DeferredSemaphore(self.limit)
 
     def _run(
         self, f: Callable[..., T], args: tuple[Any, ...], timeout: float | None
