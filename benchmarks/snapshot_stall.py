@@ -52,11 +52,13 @@ from twisted.internet.task import deferLater, react
 from twisted.internet.threads import deferToThread
 from twisted.web.server import Site
 
-from planet import snapshot
+from planet import snapshot, snapshotcodec
+from planet.atomicfile import write_atomic
 from planet.config import Config, Subscription
 from planet.model import Entry, FeedState, FetchResult
 from planet.sanitize import sanitize_html
-from planet.snapshot import SnapshotService, encode, write_atomic
+from planet.snapshot import SnapshotService
+from planet.snapshotcodec import encode
 from planet.store import Store
 from planet.testing import record_fetch
 from planet.web import PlanetWeb
@@ -178,14 +180,16 @@ def on_reactor(f: Callable[..., Any], *a: Any) -> Callable[[], Deferred[Any]]:
 # Private names of planet.snapshot, used only to take encode() apart.
 def _records(entries: Sequence[Entry], states: Sequence[FeedState], when: datetime) -> dict:
     return {
-        "schema": snapshot.SCHEMA_VERSION,
+        "schema": snapshotcodec.SCHEMA_VERSION,
         "written_at": when.isoformat(),
         "lists": [],
         "feeds": [
-            snapshot._record(s, snapshot._STATE_FIELDS, snapshot._STATE_DATES) for s in states
+            snapshotcodec._record(s, snapshotcodec._STATE_FIELDS, snapshotcodec._STATE_DATES)
+            for s in states
         ],
         "entries": [
-            snapshot._record(e, snapshot._ENTRY_FIELDS, snapshot._ENTRY_DATES) for e in entries
+            snapshotcodec._record(e, snapshotcodec._ENTRY_FIELDS, snapshotcodec._ENTRY_DATES)
+            for e in entries
         ],
     }
 
@@ -207,11 +211,12 @@ def write_streaming(
     """
     head = _dumps(
         {
-            "schema": snapshot.SCHEMA_VERSION,
+            "schema": snapshotcodec.SCHEMA_VERSION,
             "written_at": when.isoformat(),
             "lists": [],
             "feeds": [
-                snapshot._record(s, snapshot._STATE_FIELDS, snapshot._STATE_DATES) for s in states
+                snapshotcodec._record(s, snapshotcodec._STATE_FIELDS, snapshotcodec._STATE_DATES)
+                for s in states
             ],
         }
     )
@@ -228,7 +233,7 @@ def write_streaming(
         put(head[:-1].encode("utf-8") + b',"entries":[')
         for i in range(0, len(entries), chunk):
             records = [
-                snapshot._record(e, snapshot._ENTRY_FIELDS, snapshot._ENTRY_DATES)
+                snapshotcodec._record(e, snapshotcodec._ENTRY_FIELDS, snapshotcodec._ENTRY_DATES)
                 for e in entries[i : i + chunk]
             ]
             put((b"," if i else b"") + _dumps(records)[1:-1].encode("utf-8"))
@@ -372,16 +377,16 @@ async def diagnose(
         write_atomic(path + ".diag", holder["data"])
 
     def m_dumps() -> None:
-        holder["m"] = snapshot._dumps(holder["doc"])
+        holder["m"] = snapshotcodec._dumps(holder["doc"])
 
     def loads() -> None:
         json.loads(holder["data"].decode("utf-8"))
 
     def decode_stdlib() -> None:
-        snapshot._decode_generic(holder["data"])
+        snapshotcodec._decode_generic(holder["data"])
 
     def decode_fast() -> None:
-        snapshot.decode_all(holder["data"])
+        snapshotcodec.decode_all(holder["data"])
 
     steps = [
         ("thread: build records (_record x N)", build),

@@ -14,7 +14,7 @@ from process import FeedServer, Response
 from planet.config import load_config
 from planet.model import Entry, FeedState
 from planet.readinglist import load_opml_file
-from planet.snapshot import encode
+from planet.snapshotcodec import encode
 
 pytestmark = pytest.mark.slow
 

@@ -69,7 +69,7 @@ from test_e2e import SIGTERM_EXITS, planet_ini
 
 from planet.model import Entry
 from planet.render import atom_entry_id
-from planet.snapshot import decode_all
+from planet.snapshotcodec import decode_all
 
 pytestmark = [
     pytest.mark.slow,

@@ -43,13 +43,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
-from planet.fetch import (
-    MAX_REDIRECTS,
-    Fetcher,
-    _EndpointCache,
-    _request_url,
-    make_client,
-)
+from planet.fetch import MAX_REDIRECTS, Fetcher
+from planet.httpclient import _EndpointCache, _request_url, make_client
 from planet.model import FetchResult
 from planet.netguard import GuardedEndpointFactory
 

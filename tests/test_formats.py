@@ -30,8 +30,8 @@ from planet.formats import (
 from planet.model import Entry
 from planet.parse import parse_feed
 from planet.render import FeedView, PageView, atom_entry_id, iso_utc, render_river
+from planet.river import RiverItem
 from planet.sanitize import html_to_text
-from planet.store import RiverItem
 
 NOW = at(2026, 6, 24, 9, 0)
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -46,13 +46,13 @@ from twisted.web._newclient import Request, Response
 from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.http_headers import Headers
 
-from planet.fetch import (
-    MAX_CONTENT_CODINGS,
+from planet.fetch import Fetcher
+from planet.httpbody import MAX_CONTENT_CODINGS
+from planet.httpclient import (
     MAX_COOKIES,
     MAX_HEAD_BYTES,
     MAX_HEAD_LINE,
     MAX_HEADERS,
-    Fetcher,
     ResponseHeadTooLargeError,
     _CappedHeadProtocol,
     make_client,

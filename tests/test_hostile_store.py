@@ -38,13 +38,17 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from planet import river as river_module
 from planet import schedule
 from planet import store as store_module
+from planet.atomicfile import NotARegularFileError, write_atomic
 from planet.config import Config, Subscription
 from planet.model import Entry, FeedState, FetchResult, ListState
+from planet.river import RiverItem, host_key, normalize_link
 from planet.sanitize import POLICY_VERSION
-from planet.snapshot import NotARegularFileError, SnapshotService, encode, write_atomic
-from planet.store import RiverItem, Store, host_key, normalize_link
+from planet.snapshot import SnapshotService
+from planet.snapshotcodec import encode
+from planet.store import Store
 from planet.testing import record_fetch
 
 #: Links ``urlsplit`` raises on (issue 19, item 1), and one more of each kind.
@@ -181,14 +185,14 @@ class AllOrNothingTests(SynchronousTestCase):
 
     def failing_at(self, bad: str) -> None:
         """``normalize_link`` raises for the link ``bad`` (any bug in the middle of a merge)."""
-        real = store_module.normalize_link
+        real = river_module.normalize_link
 
         def normalize(url: str) -> str:
             if url == bad:
                 raise RuntimeError("boom")
             return real(url)
 
-        self.patch(store_module, "normalize_link", normalize)
+        self.patch(river_module, "normalize_link", normalize)
 
     def test_new_entries(self) -> None:
         store = self.seeded()

@@ -8,9 +8,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from planet.fetch import host_of
 from planet.metrics import FEED_STATES, Metrics, count_feed_states, route_of
 from planet.model import FeedState
+from planet.urls import host_of
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -34,7 +34,8 @@ from twisted.web.util import Redirect
 from zope.interface import implementer
 
 from planet.config import ConfigError, parse_config
-from planet.fetch import Fetcher, make_client
+from planet.fetch import Fetcher
+from planet.httpclient import make_client
 from planet.model import FetchResult
 from planet.netguard import GuardedEndpointFactory, GuardedResolver, non_public_kind
 from planet.service import build_service

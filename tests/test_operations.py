@@ -22,7 +22,7 @@ from planet.logs import PlanetLogs
 from planet.model import FetchResult, utc_from_timestamp
 from planet.parse import parse_feed
 from planet.render import paginate
-from planet.store import RiverItem
+from planet.river import RiverItem
 from planet.update import update_feed
 from planet.web import PlanetWeb
 
@@ -346,7 +346,7 @@ class URLReadingListTests(SynchronousTestCase):
         self.assertEqual({e.feed_url for e in h.store.river()}, {GOOD})
 
     def test_listed_feeds_survive_a_restart_before_the_list_is_fetched(self) -> None:
-        from planet.snapshot import decode_all, encode
+        from planet.snapshotcodec import decode_all, encode
 
         h, _ = self.make()
         h.server.serve(LIST_URL, opml(GOOD), content_type="text/x-opml")

@@ -43,7 +43,7 @@ from planet.parse import parse_feed
 from planet.render import format_entry_time
 from planet.schedule import stable_offset
 from planet.service import build_service
-from planet.snapshot import decode, encode
+from planet.snapshotcodec import decode, encode
 from planet.update import update_feed
 from planet.workers import inline_parser
 

@@ -13,7 +13,7 @@ from process import Daemon
 
 from planet.model import Entry, FeedState
 from planet.sanitize import POLICY_VERSION
-from planet.snapshot import encode
+from planet.snapshotcodec import encode
 
 pytestmark = pytest.mark.slow
 

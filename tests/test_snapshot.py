@@ -26,18 +26,12 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from planet import snapshot
+from planet import atomicfile, snapshot, snapshotcodec
+from planet.atomicfile import DiskFile, write_atomic
 from planet.model import Entry, FeedState, ListState
 from planet.sanitize import POLICY_VERSION
-from planet.snapshot import (
-    DiskFile,
-    SnapshotError,
-    SnapshotService,
-    decode,
-    decode_all,
-    encode,
-    write_atomic,
-)
+from planet.snapshot import SnapshotService
+from planet.snapshotcodec import SnapshotError, decode, decode_all, encode
 from planet.store import Store
 from planet.testing import record_fetch
 
@@ -65,7 +59,7 @@ class EncodingTests(SynchronousTestCase):
 
     def test_schema_version_recorded_and_checked(self) -> None:
         doc = json.loads(encode([], [], NOW))
-        self.assertEqual(doc["schema"], snapshot.SCHEMA_VERSION)
+        self.assertEqual(doc["schema"], snapshotcodec.SCHEMA_VERSION)
         doc["schema"] = 999
         with self.assertRaises(SnapshotError):
             decode(json.dumps(doc).encode())
@@ -117,7 +111,7 @@ class FullDisk:
     #: Bytes the temporary file held when the disk ran out.
     partial: int = 0
 
-    def __call__(self, path: str) -> snapshot.SnapshotFile:
+    def __call__(self, path: str) -> atomicfile.SnapshotFile:
         self.opened.append(path)
         if self.full == "open":
             raise no_space()
@@ -356,14 +350,14 @@ def errors(events: list[dict[str, Any]]) -> list[str]:
 
 class StreamedEncodingTests(SynchronousTestCase):
     def test_chunks_form_one_json_document(self) -> None:
-        entries = [entry(A, n, 1 + n % 28) for n in range(snapshot.CHUNK * 2 + 7)]
+        entries = [entry(A, n, 1 + n % 28) for n in range(snapshotcodec.CHUNK * 2 + 7)]
         states = [FeedState(url=A, title="T")]
         data = encode(entries, states, NOW)
         doc = json.loads(data)
         self.assertEqual(len(doc["entries"]), len(entries))
         self.assertEqual(decode(data), (entries, states))
         # Many chunks, none holding more than CHUNK entries.
-        self.assertGreater(len(list(snapshot.iter_encoded(entries, states, NOW))), 3)
+        self.assertGreater(len(list(snapshotcodec.iter_encoded(entries, states, NOW))), 3)
 
     def test_empty_store(self) -> None:
         self.assertEqual(decode(encode([], [], NOW)), ([], []))
@@ -623,7 +617,7 @@ def every_field_set() -> tuple[list[Entry], list[FeedState], list[ListState]]:
 class FastPathTests(SynchronousTestCase):
     def test_every_field_round_trips_through_the_fast_path(self) -> None:
         entries_, states, lists = every_field_set()
-        self.assertIsNotNone(snapshot._TYPED, "the msgspec decoder is not in use")
+        self.assertIsNotNone(snapshotcodec._TYPED, "the msgspec decoder is not in use")
         # Every field is covered: none is left at its default in the full objects.
         for value in (entries_[0], states[0], lists[0]):
             for f in attrs_fields(type(value)):
@@ -633,7 +627,7 @@ class FastPathTests(SynchronousTestCase):
         def no_fallback(data: bytes) -> Any:
             raise AssertionError("the generic decoder was used")
 
-        self.patch(snapshot, "_decode_generic", no_fallback)
+        self.patch(snapshotcodec, "_decode_generic", no_fallback)
         data = encode(entries_, states, NOW, lists)
         self.assertEqual(data, legacy_encode(entries_, states, NOW, lists))
         got = decode_all(data)
@@ -666,8 +660,8 @@ class FastPathTests(SynchronousTestCase):
                 # Escaped to ASCII: as a stdlib document may be, and the surrogate as \ud800.
                 data = json.dumps(doc).encode()
                 with self.assertRaises(msgspec.DecodeError):
-                    assert snapshot._TYPED is not None
-                    snapshot._TYPED.decode(data)
+                    assert snapshotcodec._TYPED is not None
+                    snapshotcodec._TYPED.decode(data)
                 self.assertEqual(decode_all(data), legacy_decode_all(data))
         for label, value in {"schema true": True, "schema 1.0": 1.0}.items():
             with self.subTest(label):
@@ -704,7 +698,7 @@ class FastPathTests(SynchronousTestCase):
         self.assertEqual(got[2], [])
         self.assertTrue(got[0][0].dated)
         self.assertIsNone(got[1][0].duplicate_of)
-        self.patch(snapshot, "_decode_generic", no_fallback)
+        self.patch(snapshotcodec, "_decode_generic", no_fallback)
         self.assertEqual(decode_all(data), got)
 
     def test_damage_and_other_schemas_are_refused_as_before(self) -> None:
@@ -855,17 +849,17 @@ class PolicyTests(SynchronousTestCase):
     def test_the_policy_is_recorded(self) -> None:
         data = encode([entry(A, 1, 10)], [], NOW)
         self.assertEqual(json.loads(data)["policy"], POLICY_VERSION)
-        self.assertEqual(snapshot.decode_document(data).policy, POLICY_VERSION)
-        self.assertTrue(snapshot.decode_document(data).typed)
+        self.assertEqual(snapshotcodec.decode_document(data).policy, POLICY_VERSION)
+        self.assertTrue(snapshotcodec.decode_document(data).typed)
         # Read by the generic path too, and 0 where it is missing or not a number.
         doc = json.loads(data)
         doc["entries"][0]["author"] = None  # only the stdlib reads that
         for policy, read in ((7, 7), ("7", 0), (True, 0), (None, 0)):
             doc["policy"] = policy
-            got = snapshot.decode_document(json.dumps(doc).encode())
+            got = snapshotcodec.decode_document(json.dumps(doc).encode())
             self.assertEqual((got.policy, got.typed), (read, False))
         del doc["policy"]
-        self.assertEqual(snapshot.decode_document(json.dumps(doc).encode()).policy, 0)
+        self.assertEqual(snapshotcodec.decode_document(json.dumps(doc).encode()).policy, 0)
 
     def test_same_policy_loads_at_once(self) -> None:
         self.write([entry(A, 1, 10), entry(B, 1, 11)], POLICY_VERSION)

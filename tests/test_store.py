@@ -13,14 +13,8 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet.model import Entry, FeedState, FetchResult, ParsedFeed
-from planet.store import (
-    RiverItem,
-    Store,
-    _normalize_parts,
-    host_key,
-    normalize_link,
-    sort_river,
-)
+from planet.river import RiverItem, _normalize_parts, host_key, normalize_link, sort_river
+from planet.store import Store
 from planet.testing import record_fetch
 
 NOW = at(2026, 6, 24)

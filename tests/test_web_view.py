@@ -18,7 +18,7 @@ from planet import render
 from planet.config import Config, Subscription
 from planet.model import Entry, FeedState, FetchResult, ParsedFeed
 from planet.render import feed_views, paginate
-from planet.store import RiverItem, normalize_link
+from planet.river import RiverItem, normalize_link
 from planet.testing import record_fetch
 
 GLYPH = Item(

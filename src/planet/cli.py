@@ -230,7 +230,8 @@ def _with_reactor(work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
 
 async def _fetch(reactor: Any, url: str) -> Any:
     """One GET through the daemon's own fetcher (timeouts, size cap, redirects)."""
-    from planet.fetch import Fetcher, make_client
+    from planet.fetch import Fetcher
+    from planet.httpclient import make_client
 
     client, pool = make_client(reactor)
     fetcher = Fetcher(client, reactor, user_agent=f"planet/{__version__}", timeout=FETCH_TIMEOUT)
@@ -245,7 +246,7 @@ async def _fetch(reactor: Any, url: str) -> Any:
 
 
 def _snapshot_inspect(args: argparse.Namespace, out: TextIO) -> int:
-    from planet.snapshot import SnapshotError, decode_all
+    from planet.snapshotcodec import SnapshotError, decode_all
 
     path: str = args.file
     try:

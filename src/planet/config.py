@@ -26,12 +26,9 @@ No Twisted here: this module is imported by the command line and by tests alike.
 
 from __future__ import annotations
 
-import configparser
 import difflib
 import html
-import math
 import os
-import re
 import stat
 import types
 from collections import Counter
@@ -42,6 +39,22 @@ from urllib.parse import urlsplit
 from attrs import Factory, evolve, field, frozen
 
 from planet import __version__
+from planet.configkeys import (
+    BOOL_KEYS,
+    CHOICE_KEYS,
+    COUNT_KEYS,
+    FEED_KEYS,
+    FORMAT_KEYS,
+    HONOURED_KEYS,
+    KNOWN_KEYS,
+    LEGACY_KEYS,
+    READING_LIST_TYPES,
+    SECONDS_KEYS,
+    SECONDS_MINIMUM,
+    SIZE_KEYS,
+    TEXT_KEYS,
+)
+from planet.ini import DEFAULT_SECTION, ConfigError, IniSections, plural, read_sections
 from planet.readinglist import (
     ListedFeed,
     ReadingListError,
@@ -60,123 +73,7 @@ __all__ = [
 ]
 
 PLANET_SECTION = "Planet"
-DEFAULT_SECTION = "DEFAULT"
 SNAPSHOT_NAME = "planet-snapshot.json"
-
-# [Planet] keys this module turns into Config fields.
-_PLANET_TEXT_KEYS = (
-    "name",
-    "link",
-    "owner_name",
-    "owner_email",
-    "cache_directory",
-    "snapshot_file",
-    "user_agent",
-)
-# strftime formats: PlanetPlanet read these with raw=True, so they are never interpolated.
-_PLANET_FORMAT_KEYS = ("date_format", "new_date_format")
-_PLANET_SECONDS_KEYS = (
-    "feed_timeout",
-    "snapshot_interval",
-    "fetch_interval",
-    "max_backoff",
-    "parse_timeout",
-)
-# Fetching a publisher's feed more often than once a minute is never polite.
-_PLANET_SECONDS_MINIMUM = {"fetch_interval": 60.0}
-_PLANET_COUNT_KEYS = {
-    "items_per_page": 1,
-    "days_per_page": 0,
-    "cache_max_age": 0,
-    "max_entry_age_days": 0,
-    "activity_threshold": 0,
-    "new_feed_items": 0,
-    "per_host_concurrency": 1,
-    "max_concurrency": 1,
-    "max_entries_per_feed": 0,
-}
-_PLANET_SIZE_KEYS = ("max_feed_bytes", "max_entry_bytes", "max_bytes_per_feed")
-#: Keys a reload (SIGHUP) cannot apply: the snapshot's place and the connection pool's shape
-#: (the pool is built with the network guard, and may hold connections it allowed).
-RESTART_KEYS = (
-    "snapshot_file",
-    "per_host_concurrency",
-    "max_concurrency",
-    "allow_private_networks",
-)
-_PLANET_BOOL_KEYS = ("dedupe", "allow_private_networks", "access_log")
-_PLANET_CHOICE_KEYS = {"log_level": ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")}
-_TRUE = frozenset({"1", "yes", "true", "on"})
-_FALSE = frozenset({"0", "no", "false", "off"})
-_PLANET_HONOURED = frozenset(
-    _PLANET_TEXT_KEYS
-    + _PLANET_FORMAT_KEYS
-    + _PLANET_SECONDS_KEYS
-    + tuple(_PLANET_COUNT_KEYS)
-    + _PLANET_SIZE_KEYS
-    + _PLANET_BOOL_KEYS
-    + tuple(_PLANET_CHOICE_KEYS)
-)
-# Keys Venus or PlanetPlanet know and planet does not use: the warning says so rather than
-# calling them unknown, which would suggest a typo.
-_LEGACY_KEYS = frozenset(
-    {
-        "template_files",
-        "output_dir",
-        "output_theme",
-        "encoding",
-        "filters",
-        "filter_directories",
-        "template_directories",
-        "bill_of_materials",
-        "generator",
-        "generator_uri",
-        "spider_threads",
-        "cache_keep_entries",
-        "log_format",
-        "locale",
-        "pubsubhubbub_hub",
-        "pubsubhubbub_feeds",
-        "django_autoescape",
-        "feed",
-        "feedtype",
-        "http_cache_directory",
-        "cache_sources_directory",
-        "cache_blacklist_directory",
-        "cache_lists_directory",
-        "ignore_in_feed",
-        "name_type",
-        "title_type",
-        "summary_type",
-        "content_type",
-        "future_dates",
-        "xml_base",
-        "filter",
-        "exclude",
-    }
-)
-# Per-feed keys planet uses or will use; any other key in a feed section is warned about.
-_FEED_ACCEPTED = frozenset({"name"})
-_KNOWN_KEYS = sorted(_PLANET_HONOURED | _FEED_ACCEPTED)
-_READING_LIST_TYPES = ("opml", "foaf", "csv", "config")
-
-# Python 2's ConfigParser stopped after 10 rounds of substitution; so do we.
-_MAX_INTERPOLATION_DEPTH = 10
-# `%(name)s`, a literal `%%`, or a `%(` that starts no valid reference (an error).
-_INTERPOLATION_RE = re.compile(r"%\(([^)]*)\)s|%%|%\(")
-_REFERENCE_RE = re.compile(r"%\(([^)]*)\)s")
-# Python 2 also took a line whose first word is `rem` as a comment.
-_REM_LINE_RE = re.compile(r"^[rR][eE][mM](?=\s|$).*$", re.MULTILINE)
-_INTEGER_RE = re.compile(r"[+-]?[0-9]+")
-_SIZE_RE = re.compile(r"([0-9]+)\s*(?:([kmg])(?:i?b)?|b)?", re.IGNORECASE)
-_SIZE_FACTORS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-# A header can never contain a newline, so with this as configparser's default section,
-# [DEFAULT] stays an ordinary section and its keys can be told apart from a section's own.
-_NO_DEFAULT_SECTION = "\n"
-
-
-class ConfigError(Exception):
-    """str(err) is one complete line naming the file, the section and the key."""
 
 
 def _freeze(options: Mapping[str, str]) -> Mapping[str, str]:
@@ -358,47 +255,7 @@ def _url_key(url: str) -> str:
 
 def parse_config(text: str, path: str) -> Config:
     """Validate config ``text``; ``path`` is only used in messages."""
-    return _Parser(path, _read_sections(text, path)).config()
-
-
-def _read_sections(text: str, path: str) -> dict[str, dict[str, str]]:
-    """Split ``text`` into sections of raw values, [DEFAULT] included, in file order."""
-    parser = configparser.RawConfigParser(
-        strict=False,
-        inline_comment_prefixes=(";",),
-        default_section=_NO_DEFAULT_SECTION,
-        interpolation=None,
-    )
-    text = text.removeprefix("\ufeff")
-    # Replaced by a comment rather than removed, so that line numbers stay right.
-    text = _REM_LINE_RE.sub("#", text)
-    try:
-        parser.read_string(text, source=path)
-    except configparser.MissingSectionHeaderError as e:
-        raise ConfigError(
-            f"{path}: line {e.lineno}: expected a [section] header before {_line(text, e.lineno)!r}"
-        ) from None
-    except configparser.ParsingError as e:
-        lineno = e.errors[0][0] if e.errors else 0
-        more = f" (and {_plural(len(e.errors) - 1, 'more bad line')})" if len(e.errors) > 1 else ""
-        raise ConfigError(
-            f"{path}: line {lineno}: not a key = value line: {_line(text, lineno)!r}{more}"
-        ) from None
-    except configparser.Error as e:
-        raise ConfigError(f"{path}: {' '.join(str(e).split())}") from None
-    sections: dict[str, dict[str, str]] = {}
-    for section in parser.sections():
-        # Python 2 read a value of exactly "" as empty.
-        sections[section] = {
-            key: "" if value == '""' else value for key, value in parser.items(section)
-        }
-    return sections
-
-
-def _line(text: str, lineno: int) -> str:
-    """Line ``lineno`` (1-based) of ``text``, split the way configparser splits it."""
-    lines = text.split("\n")
-    return lines[lineno - 1].rstrip("\r") if 0 < lineno <= len(lines) else ""
+    return _Parser(path, read_sections(text, path)).config()
 
 
 def _is_http_url(value: str) -> bool:
@@ -422,148 +279,12 @@ def _names(value: str | None) -> set[str]:
     return names
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-class _Parser:
+class _Parser(IniSections):
     """Turns raw sections into a :class:`Config`, collecting warnings on the way."""
 
     def __init__(self, path: str, sections: dict[str, dict[str, str]]) -> None:
-        self.path = path
-        self.sections = sections
+        super().__init__(path, sections)
         self.reading_lists: list[str] = []
-        self.defaults = sections.pop(DEFAULT_SECTION, {})
-        # A key some %(key)s refers to is used, even when planet has no use for it itself.
-        self.referenced = {
-            ref.lower()
-            for values in (self.defaults, *sections.values())
-            for value in values.values()
-            for ref in _REFERENCE_RE.findall(value)
-        }
-
-    # -- values ------------------------------------------------------------------------
-
-    def _error(self, section: str, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}: [{section}] {key}: {message}")
-
-    def raw(self, section: str, key: str) -> str | None:
-        """The uninterpolated value of ``key`` in ``section``, falling back to [DEFAULT]."""
-        value = self.sections[section].get(key)
-        return self.defaults.get(key) if value is None else value
-
-    def get(self, section: str, key: str) -> str | None:
-        """The interpolated value of ``key``, or None when it is not set."""
-        value = self.raw(section, key)
-        if value is None or "%(" not in value:
-            return value
-        return self._interpolate(section, key, value)
-
-    def _interpolate(self, section: str, key: str, value: str) -> str:
-        lookup = {**self.defaults, **self.sections[section], "__name__": section}
-
-        def substitute(match: re.Match[str]) -> str:
-            if match.group(0) == "%%":
-                return "%"
-            ref = match.group(1)
-            if ref is None:
-                raise self._error(
-                    section, key, f"bad %(...)s reference in {value!r} (use %% for a %)"
-                )
-            ref = ref.lower()
-            if ref not in lookup:
-                raise self._error(
-                    section,
-                    key,
-                    f"%({ref})s refers to a key set neither in [{section}] nor in [DEFAULT]",
-                )
-            return lookup[ref]
-
-        for _ in range(_MAX_INTERPOLATION_DEPTH):
-            value = _INTERPOLATION_RE.sub(substitute, value)
-            if "%(" not in value:
-                return value
-        raise self._error(
-            section,
-            key,
-            f"%(...)s references nested more than {_MAX_INTERPOLATION_DEPTH} deep "
-            "(does a key refer to itself?)",
-        )
-
-    def seconds(self, section: str, key: str) -> float | None:
-        """A positive, finite number of seconds."""
-        value = self.get(section, key)
-        if not value:
-            return None
-        try:
-            seconds = float(value.strip())
-        except ValueError:
-            seconds = math.nan
-        if not math.isfinite(seconds):
-            raise self._error(section, key, f"expected a number of seconds, got {value!r}")
-        if seconds <= 0:
-            raise self._error(
-                section, key, f"expected a number of seconds greater than 0, got {value!r}"
-            )
-        minimum = _PLANET_SECONDS_MINIMUM.get(key, 0.0)
-        if seconds < minimum:
-            raise self._error(section, key, f"expected at least {minimum:g} seconds, got {value!r}")
-        return seconds
-
-    def count(self, section: str, key: str, minimum: int) -> int | None:
-        """A whole number of at least ``minimum``."""
-        value = self.get(section, key)
-        if not value:
-            return None
-        if not _INTEGER_RE.fullmatch(value.strip()):
-            raise self._error(section, key, f"expected a whole number, got {value!r}")
-        number = int(value.strip())
-        if number < minimum:
-            raise self._error(
-                section, key, f"expected a whole number of at least {minimum}, got {value!r}"
-            )
-        return number
-
-    def flag(self, section: str, key: str) -> bool | None:
-        """A yes/no value, spelt as Python 2's ConfigParser.getboolean accepted it."""
-        value = self.get(section, key)
-        if not value:
-            return None
-        word = value.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise self._error(
-            section, key, f"expected yes or no (true/false, on/off, 1/0), got {value!r}"
-        )
-
-    def choice(self, section: str, key: str, choices: tuple[str, ...]) -> str | None:
-        """One of ``choices``, case-insensitively; returned as spelt in ``choices``."""
-        value = self.get(section, key)
-        if not value:
-            return None
-        for choice in choices:
-            if value.strip().upper() == choice:
-                return choice
-        raise self._error(section, key, f"expected one of {', '.join(choices)}, got {value!r}")
-
-    def size(self, section: str, key: str) -> int | None:
-        """A positive number of bytes, optionally with a k/M/G (1024-based) suffix."""
-        value = self.get(section, key)
-        if not value:
-            return None
-        match = _SIZE_RE.fullmatch(value.strip())
-        if not match:
-            raise self._error(
-                section,
-                key,
-                f"expected a size in bytes such as 15728640, 512k or 15M, got {value!r}",
-            )
-        size = int(match.group(1)) * _SIZE_FACTORS[(match.group(2) or "").lower()]
-        if size < 1:
-            raise self._error(section, key, f"expected a size of at least 1 byte, got {value!r}")
-        return size
 
     # -- the whole file ----------------------------------------------------------------
 
@@ -597,19 +318,19 @@ class _Parser:
         """Keyword arguments for :class:`Config` from the keys set in [Planet]."""
         planet = PLANET_SECTION
         settings: dict[str, Any] = {}
-        for key in _PLANET_TEXT_KEYS:
+        for key in TEXT_KEYS:
             settings[key] = self.get(planet, key)
-        for key in _PLANET_FORMAT_KEYS:
+        for key in FORMAT_KEYS:
             settings[key] = self.raw(planet, key)
-        for key in _PLANET_SECONDS_KEYS:
-            settings[key] = self.seconds(planet, key)
-        for key, minimum in _PLANET_COUNT_KEYS.items():
+        for key in SECONDS_KEYS:
+            settings[key] = self.seconds(planet, key, SECONDS_MINIMUM.get(key, 0.0))
+        for key, minimum in COUNT_KEYS.items():
             settings[key] = self.count(planet, key, minimum)
-        for key in _PLANET_SIZE_KEYS:
+        for key in SIZE_KEYS:
             settings[key] = self.size(planet, key)
-        for key in _PLANET_BOOL_KEYS:
+        for key in BOOL_KEYS:
             settings[key] = self.flag(planet, key)
-        for key, choices in _PLANET_CHOICE_KEYS.items():
+        for key, choices in CHOICE_KEYS.items():
             settings[key] = self.choice(planet, key, choices)
         # An empty value means "not set": the field keeps its default.
         return {key: value for key, value in settings.items() if value not in (None, "")}
@@ -622,7 +343,7 @@ class _Parser:
                 f"{link!r}; used as is"
             )
         for key in self.sections[PLANET_SECTION]:
-            if key in _PLANET_HONOURED or key in self.referenced:
+            if key in HONOURED_KEYS or key in self.referenced:
                 continue
             yield f"{self.path}: [{PLANET_SECTION}] {key}: {self._why_unused(key)}"
 
@@ -632,16 +353,16 @@ class _Parser:
                 "not a key planet reads: a reading list is a section of its own "
                 "with `content_type = opml`; ignored"
             )
-        if key in _LEGACY_KEYS:
+        if key in LEGACY_KEYS:
             return "not used by planet; ignored"
         return f"unknown key{self._did_you_mean(key)}; ignored"
 
     @staticmethod
     def _did_you_mean(key: str) -> str:
         # A Venus key is no typo, even when close to one of ours (filters / filter).
-        if key in _LEGACY_KEYS:
+        if key in LEGACY_KEYS:
             return ""
-        close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.75)
         return f" (did you mean `{close[0]}`?)" if close else ""
 
     def _subscriptions(
@@ -673,7 +394,7 @@ class _Parser:
                 )
             elif is_reading_list(self.sections[section]):
                 self.reading_lists.append(section.strip())
-            elif any(kind in content_type for kind in _READING_LIST_TYPES):
+            elif any(kind in content_type for kind in READING_LIST_TYPES):
                 warnings.append(
                     f"{self.path}: {unsupported_kind(self.sections[section])} reading lists "
                     f"are not supported (OPML ones are); [{section}] ignored"
@@ -696,7 +417,7 @@ class _Parser:
     def _subscription(self, url: str, section: str) -> Subscription:
         options: dict[str, str] = {}
         for key in {**self.defaults, **self.sections[section]}:
-            if key in _FEED_ACCEPTED:
+            if key in FEED_KEYS:
                 options[key] = self.get(section, key) or ""
             else:
                 # Keys planet ignores must not make the file fail: keep them raw if need be.
@@ -712,18 +433,18 @@ class _Parser:
         """One warning per unused key across all feed sections, and per unused [DEFAULT] key."""
         counts: Counter[str] = Counter()
         for _, own in subscriptions:
-            counts.update(key for key in own if key not in _FEED_ACCEPTED)
+            counts.update(key for key in own if key not in FEED_KEYS)
         for key, count in counts.items():
             if key in self.referenced:
                 continue
-            where = _plural(count, "feed section")
+            where = plural(count, "feed section")
             if key in self.defaults:
                 where += " and [DEFAULT]"
             yield (
                 f"{self.path}: key `{key}` in {where} is not used by planet"
                 f"{self._did_you_mean(key)}; ignored"
             )
-        used = _PLANET_HONOURED | _FEED_ACCEPTED | counts.keys()
+        used = HONOURED_KEYS | FEED_KEYS | counts.keys()
         for key in self.defaults:
             if key not in used and key not in self.referenced:
                 yield f"{self.path}: [{DEFAULT_SECTION}] {key}: not used by planet; ignored"

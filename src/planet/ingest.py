@@ -19,11 +19,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from planet.config import Config, Subscription
-from planet.fetch import SHUTTING_DOWN, Fetcher, host_of
+from planet.fetch import SHUTTING_DOWN, Fetcher
 from planet.metrics import Metrics
 from planet.model import FeedState, FetchResult, ParsedFeed, utc_from_timestamp
 from planet.store import ApplyStats, Store
 from planet.update import update_feed
+from planet.urls import host_of
 from planet.workers import PARSE_TIMED_OUT, Parser, ParseTimeoutError
 
 __all__ = ["Ingester"]

@@ -163,3 +163,8 @@ def feed_state_name(state: FeedState | None, now: datetime) -> str:
     if state.failing:
         return "failing"
     return "not-modified" if state.http_status == 304 else "ok"
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` as one line of at most ``limit`` characters (a feed's reason, a log line)."""
+    return " ".join(text.split())[:limit]

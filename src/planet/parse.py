@@ -20,7 +20,8 @@ from typing import Any
 import feedparser
 from attrs import evolve, frozen
 
-from planet.model import Entry, ParsedFeed
+from planet.model import Entry, ParsedFeed, one_line
+from planet.rawentry import HTML_TYPES, RawEntry, alternate_link, from_struct
 from planet.sanitize import (
     compact_html,
     demote_headings,
@@ -30,11 +31,7 @@ from planet.sanitize import (
     strip_xml_illegal,
     truncate_html,
 )
-from planet.xmlfeed import RawEntry as _RawEntry
-from planet.xmlfeed import from_struct as _from_struct
 from planet.xmlfeed import read_feed as _read_fast
-
-_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 
 
 def parse_feed(
@@ -130,7 +127,7 @@ def _unique_ids(entries: Iterable[Entry]) -> Iterable[Entry]:
 PRECUT_FACTOR = 8
 
 
-def _normalize(raw: _RawEntry, feed_url: str, fetched_at: datetime, max_bytes: int = 0) -> Entry:
+def _normalize(raw: RawEntry, feed_url: str, fetched_at: datetime, max_bytes: int = 0) -> Entry:
     link = safe_url(raw.link, raw.base)
     # Plain text only grows when escaped: twice the bound is plenty.
     limit = max_bytes * (PRECUT_FACTOR if raw.content_is_html else 2)
@@ -226,7 +223,7 @@ def _looks_like_json(body: bytes, content_type: str | None) -> bool:
 
 def _read_xml_feed(
     body: bytes, url: str, content_type: str | None, fast: bool = True
-) -> tuple[_FeedMeta, list[_RawEntry]]:
+) -> tuple[_FeedMeta, list[RawEntry]]:
     repaired = _repair_charrefs(body)
     # Plain, well-formed feeds: ElementTree, about 5x faster; None = leave it to feedparser.
     quick = _read_fast(repaired, url, content_type) if fast else None
@@ -246,7 +243,7 @@ def _read_xml_feed(
     except (ValueError, OverflowError) as exc:
         # What _repair_charrefs cannot reach (a UTF-16 document, say) still crashes
         # feedparser's loose parser: the feed's fault, so data, not an exception.
-        return _FeedMeta(error=f"not a feed: unreadable ({_one_line(str(exc))})"), []
+        return _FeedMeta(error=f"not a feed: unreadable ({one_line(str(exc))})"), []
     if not result.get("version") and not result.entries and not _is_cdf_channel(body):
         reason, is_html = _not_a_feed_reason(result, body)
         return _FeedMeta(error=reason, is_html=is_html), []
@@ -357,45 +354,27 @@ def _not_a_feed_reason(result: Mapping[str, Any], body: bytes) -> tuple[str, boo
         return "not a feed: the URL serves an HTML page", True
     exc = result.get("bozo_exception")
     if exc is not None:
-        return f"not a feed: {_one_line(str(exc))}", False
+        return f"not a feed: {one_line(str(exc))}", False
     return "not a feed: no RSS, Atom or JSON Feed document found", False
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:200]
-
-
-def _raw_from_feedparser(e: Mapping[str, Any], feed_url: str) -> _RawEntry:
+def _raw_from_feedparser(e: Mapping[str, Any], feed_url: str) -> RawEntry:
     content, content_type, base = _pick_content(e, feed_url)
     title_detail = e.get("title_detail") or {}
     author_detail = e.get("author_detail") or {}
-    return _RawEntry(
+    return RawEntry(
         id=e.get("id") or None,
         title=e.get("title", ""),
-        title_is_html=title_detail.get("type", "text/plain") in _HTML_TYPES,
-        link=_entry_link(e),
+        title_is_html=title_detail.get("type", "text/plain") in HTML_TYPES,
+        link=alternate_link(e.get("link"), e.get("links") or ()),
         author=author_detail.get("name") or e.get("author", ""),
         content=content,
-        content_is_html=content_type in _HTML_TYPES,
+        content_is_html=content_type in HTML_TYPES,
         base=base,
         # _raw_get: FeedParserDict.get maps updated_parsed to published_parsed (and warns).
-        published=_from_struct(_raw_get(e, "published_parsed") or _raw_get(e, "created_parsed")),
-        updated=_from_struct(_raw_get(e, "updated_parsed")),
+        published=from_struct(_raw_get(e, "published_parsed") or _raw_get(e, "created_parsed")),
+        updated=from_struct(_raw_get(e, "updated_parsed")),
     )
-
-
-def _entry_link(e: Mapping[str, Any]) -> str | None:
-    """The entry's alternate link.
-
-    feedparser 6.0 lets the text of an href-less ``<link rel="enclosure">`` replace the
-    alternate link in ``link``; its ``links`` list keeps each link's rel, so use that.
-    """
-    link = e.get("link")
-    links = [x for x in e.get("links") or () if x.get("href")]
-    alternates = [x["href"] for x in links if x.get("rel", "alternate") == "alternate"]
-    if link in alternates or not alternates:
-        return link
-    return alternates[0]
 
 
 def _raw_get(e: Mapping[str, Any], key: str) -> Any:
@@ -405,7 +384,7 @@ def _raw_get(e: Mapping[str, Any], key: str) -> Any:
 def _pick_content(e: Mapping[str, Any], feed_url: str) -> tuple[str, str, str]:
     # Full content beats the summary; among several contents prefer an HTML one.
     candidates = list(e.get("content") or [])
-    candidates.sort(key=lambda c: c.get("type") not in _HTML_TYPES)
+    candidates.sort(key=lambda c: c.get("type") not in HTML_TYPES)
     if candidates:
         c = candidates[0]
     elif e.get("summary_detail"):
@@ -418,12 +397,12 @@ def _pick_content(e: Mapping[str, Any], feed_url: str) -> tuple[str, str, str]:
 # --- JSON Feed 1.0 / 1.1 ---------------------------------------------------------------
 
 
-def _read_json_feed(body: bytes, url: str) -> tuple[_FeedMeta, list[_RawEntry]]:
+def _read_json_feed(body: bytes, url: str) -> tuple[_FeedMeta, list[RawEntry]]:
     try:
         doc = json.loads(body.decode("utf-8-sig"))
     # RecursionError: arrays or objects nested deeper than the decoder's stack.
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return _FeedMeta(error=f"not a feed: invalid JSON ({_one_line(str(exc))})"), []
+        return _FeedMeta(error=f"not a feed: invalid JSON ({one_line(str(exc))})"), []
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
         "https://jsonfeed.org/version/"
     ):
@@ -441,10 +420,10 @@ def _read_json_feed(body: bytes, url: str) -> tuple[_FeedMeta, list[_RawEntry]]:
     return meta, entries
 
 
-def _raw_from_json(item: Mapping[str, Any], feed_url: str, feed_author: str) -> _RawEntry:
+def _raw_from_json(item: Mapping[str, Any], feed_url: str, feed_author: str) -> RawEntry:
     content_html = _str(item.get("content_html"))
     text = content_html or _str(item.get("content_text")) or _str(item.get("summary"))
-    return _RawEntry(
+    return RawEntry(
         id=_str(item.get("id")) or None,
         title=_str(item.get("title")),
         title_is_html=False,

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 from attrs import frozen
@@ -20,8 +19,9 @@ from attrs import frozen
 from planet import __version__
 from planet.config import Config
 from planet.model import Entry, FeedState, feed_state_name
+from planet.river import RiverItem
 from planet.sanitize import strip_xml_illegal
-from planet.store import RiverItem
+from planet.urls import host_of
 
 ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
@@ -133,7 +133,7 @@ def feed_views(
     for index, sub in enumerate(subs):
         state = states.get(sub.url)
         title = as_text(state.title) if state is not None else ""
-        name = as_text(sub.name) or title or (_host(sub.url) or sub.url)
+        name = as_text(sub.name) or title or (host_of(sub.url) or sub.url)
         names.append(name)
         base = bases.get(name)
         if base is None:
@@ -176,13 +176,6 @@ def feed_views(
             slug=slugs[index],
         )
     return views
-
-
-def _host(url: str) -> str | None:
-    try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None
 
 
 #: A river page also ends before the content of its items passes this many bytes (HTML of

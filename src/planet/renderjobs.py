@@ -21,7 +21,8 @@ from planet.config import Config
 from planet.model import Entry
 from planet.pagecache import PageGoneError
 from planet.render import FeedView
-from planet.store import RiverItem, RiverView, Store, sort_river
+from planet.river import RiverItem, RiverView, sort_river
+from planet.store import Store
 
 #: A feed document's page: ``(config, entries, feeds, now, page, has_next) -> bytes``.
 FeedDocument = Callable[

@@ -23,9 +23,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from planet.aggregator import Aggregator
-from planet.config import RESTART_KEYS, Config, ConfigError, load_config
-from planet.fetch import Fetcher, make_client
+from planet.config import Config, ConfigError, load_config
+from planet.configkeys import RESTART_KEYS
+from planet.fetch import Fetcher
 from planet.heap import HeapService, HeapTrimmer
+from planet.httpclient import make_client
 from planet.ingest import Ingester
 from planet.logs import PlanetLogs
 from planet.metrics import Metrics, count_feed_states

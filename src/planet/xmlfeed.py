@@ -16,12 +16,10 @@ over the corpora and generated feeds.
 
 from __future__ import annotations
 
-import calendar
 import codecs
 import re
 import time
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
 from typing import Any
 
 from attrs import frozen
@@ -34,21 +32,7 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
 from feedparser.util import FeedParserDict
 
-
-@frozen
-class RawEntry:
-    """An entry as read from any parser, before normalization."""
-
-    id: str | None
-    title: str
-    title_is_html: bool
-    link: str | None
-    author: str
-    content: str
-    content_is_html: bool
-    base: str
-    published: datetime | None
-    updated: datetime | None
+from planet.rawentry import HTML_TYPES, RawEntry, alternate_link, from_struct
 
 
 @frozen
@@ -67,7 +51,6 @@ class DeclineError(Exception):
     """The document uses something this reader does not mirror exactly."""
 
 
-_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _RSS10_NS = "http://purl.org/rss/1.0/"
 _RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -208,16 +191,6 @@ def _fix(text: str) -> str:
 
 def _map_content_type(value: str) -> str:
     return _FeedParserMixin.map_content_type(value)
-
-
-def from_struct(value: time.struct_time | None) -> datetime | None:
-    """A feedparser time tuple as an aware UTC datetime; None when it names no real time."""
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
-    except (OverflowError, ValueError, OSError):
-        return None
 
 
 def _has_handler(name: str) -> bool:
@@ -642,23 +615,15 @@ class _Reader:
         return RawEntry(
             id=entry_id or None,
             title=title or "",
-            title_is_html=title_type in _HTML_TYPES,
-            link=_entry_link(state.get("link"), state["links"]),
+            title_is_html=title_type in HTML_TYPES,
+            link=alternate_link(state.get("link"), state["links"]),
             author=author,
             content=text,
-            content_is_html=kind in _HTML_TYPES,
+            content_is_html=kind in HTML_TYPES,
             base=base,
             published=from_struct(dates.get("published_parsed") or dates.get("created_parsed")),
             updated=from_struct(dates.get("updated_parsed")),
         )
-
-
-def _entry_link(link: str | None, links: list[dict[str, str]]) -> str | None:
-    # planet.parse._entry_link: the first alternate wins over a link it does not name.
-    alternates = [x["href"] for x in links if x.get("href") and x["rel"] == "alternate"]
-    if link in alternates or not alternates:
-        return link
-    return alternates[0]
 
 
 def _codec(name: bytes | str) -> str:

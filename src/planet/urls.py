@@ -1,0 +1,30 @@
+"""What planet asks of a URL again and again (its scheme, its host), answered once per URL."""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+
+__all__ = ["host_of", "is_http"]
+
+
+def is_http(url: str) -> bool:
+    """Whether ``url`` is an http or https URL."""
+    return scheme_and_host(url)[0] in ("http", "https")
+
+
+def host_of(url: str) -> str:
+    """The host of a URL: lower case, no port or brackets; ``""`` when there is none."""
+    return scheme_and_host(url)[1]
+
+
+# Asked on every fetch and every metric, of the same few thousand feed URLs.
+@functools.lru_cache(maxsize=16384)
+def scheme_and_host(url: str) -> tuple[str, str]:
+    """``url``'s scheme and host, lower case; ``("", "")`` for one urlsplit refuses."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower()
+    except ValueError:
+        # "http://[::1" and the like: not a URL planet can fetch (nor raise on).
+        return "", ""
