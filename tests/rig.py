@@ -12,10 +12,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource
@@ -23,12 +22,10 @@ from twisted.web.resource import IResource
 from planet.config import Config
 from planet.model import ParsedFeed
 from planet.service import PlanetService, build_service
-from planet.workers import inline_parser
+from planet.testing import inline_parser, run_inline
 
-
-def inline(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
-    """``run_in_thread`` that runs on the calling thread."""
-    return maybeDeferred(f, *args)
+#: ``run_in_thread`` that runs on the calling thread (the tests' name for it).
+inline = run_inline
 
 
 class Rig:

@@ -24,6 +24,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from planet.config import Config, parse_config
 from planet.model import ParsedFeed
 from planet.store import Store
+from planet.testing import HeldParser, InlineParser
 from planet.update import FeedUpdate
 from planet.workers import ParseTimeoutError, inline_parser
 
@@ -318,10 +319,11 @@ class FailingFeedTests(SynchronousTestCase):
         self.assertTrue(h.running)
 
 
-class BrokenParser:
+class BrokenParser(InlineParser):
     """Fails the first ``times`` calls (raising, or with a failed Deferred), then parses."""
 
     def __init__(self, times: int, raise_now: bool) -> None:
+        super().__init__()
         self.times = times
         self.raise_now = raise_now
         self.calls = 0
@@ -589,13 +591,8 @@ class ParseBacklogTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.urls = [f"http://h{n}.example/feed" for n in range(50)]
-        self.parsing: list[tuple[Deferred[ParsedFeed], tuple[Any, ...]]] = []
-
-        def parser(*args: Any) -> Deferred[ParsedFeed]:
-            d: Deferred[ParsedFeed] = Deferred()
-            self.parsing.append((d, args))
-            return d
-
+        parser = HeldParser()
+        self.parsing = parser.held
         self.h = Harness(self, self.urls, parser=parser)
         for n, url in enumerate(self.urls):
             item = Item(f"Post {n}", f"http://h{n}.example/1", at(2026, 6, 1))
@@ -637,10 +634,11 @@ SLOW = "http://slow.example/feed"
 SLOW_FEED = atom("Slow", "http://slow.example/", [Item("Slow one", "http://slow.example/1", NOW)])
 
 
-class TimingOutParser:
+class TimingOutParser(InlineParser):
     """Runs out of time on the bodies in ``slow``, parses the others; records every call."""
 
     def __init__(self, slow: set[bytes]) -> None:
+        super().__init__()
         self.slow = slow
         self.calls: list[tuple[str, int, float | None]] = []
 

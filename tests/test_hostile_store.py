@@ -49,7 +49,7 @@ from planet.sanitize import POLICY_VERSION
 from planet.snapshot import SnapshotService
 from planet.snapshotcodec import encode
 from planet.store import Store
-from planet.testing import record_fetch
+from planet.testing import inline_parser, record_fetch
 
 #: Links ``urlsplit`` raises on (issue 19, item 1), and one more of each kind.
 UNPARSEABLE = ["http://[::1", "http://[x]/", "http://]/", "http://a[b]/", "http://x]y/post"]
@@ -594,7 +594,7 @@ class BytesPerFeedTests(SynchronousTestCase):
         def config(size: str) -> Config:
             return parse_config(f"[Planet]\nmax_bytes_per_feed = {size}\n", "planet.ini")
 
-        top = build_service(config("3M"), "tcp:0", Clock(), parser=lambda *a: None)
+        top = build_service(config("3M"), "tcp:0", Clock(), parser=inline_parser)
         self.assertEqual(top.store.max_bytes_per_feed, 3 * MiB)
         top.apply(config("5k"))
         self.assertEqual(top.store.max_bytes_per_feed, 5 * 1024)

@@ -21,7 +21,6 @@ from loopback import HOST_A, HOST_B, HoldingFeed, LoopbackServer, reactor, start
 from process import Daemon
 from test_operations import GOOD, Planet
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IAddress, IHostResolution, IResolutionReceiver
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import LogLevel, globalLogPublisher
@@ -39,6 +38,7 @@ from planet.httpclient import make_client
 from planet.model import FetchResult
 from planet.netguard import GuardedEndpointFactory, GuardedResolver, non_public_kind
 from planet.service import build_service
+from planet.testing import inline_parser
 
 ROOT = Path(__file__).parent.parent
 UA = "planet-test/1.0"
@@ -420,9 +420,7 @@ class ServiceTests(TestCase):
     async def test_build_service_guards_when_the_key_is_false(self) -> None:
         server = start_server(self, HoldingFeed(FEED, hold=0))
         config = parse_config("[Planet]\nallow_private_networks = no\n", "planet.ini")
-        service = build_service(
-            config, "tcp:0:interface=127.0.0.1", reactor, parser=lambda *a: succeed(None)
-        )
+        service = build_service(config, "tcp:0:interface=127.0.0.1", reactor, parser=inline_parser)
         result: FetchResult = await within(service.fetcher.fetch(server.url("/feed")), 15)
         self.assertEqual(result.error, REFUSED_LOOPBACK)
 

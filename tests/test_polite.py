@@ -44,6 +44,7 @@ from planet.render import format_entry_time
 from planet.schedule import stable_offset
 from planet.service import build_service
 from planet.snapshotcodec import decode, encode
+from planet.testing import InlineParser
 from planet.update import update_feed
 from planet.workers import inline_parser
 
@@ -851,8 +852,9 @@ class MultiLoopback:
 # --- 6. byte-identical bodies are not parsed again --------------------------------------
 
 
-class CountingParser:
+class CountingParser(InlineParser):
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[str] = []
 
     def __call__(self, body: bytes, url: str, *args: Any) -> Deferred[ParsedFeed]:

@@ -34,7 +34,7 @@ from planet.workers import (
     WorkerDiedError,
     _Worker,
     chunks,
-    resanitize,
+    inline_parser,
 )
 
 reactor: Any = _reactor
@@ -387,7 +387,7 @@ class MemoryTests(SynchronousTestCase):
         from planet.service import build_service
 
         top = build_service(
-            load_config(str(self.mktemp_config())), "tcp:0", Clock(), parser=lambda *a: None
+            load_config(str(self.mktemp_config())), "tcp:0", Clock(), parser=inline_parser
         )
         self.assertEqual(sum(isinstance(s, HeapTrimmer) for s in top), 1)
 
@@ -526,11 +526,10 @@ class OtherParsersTests(TestCase):
         )
         self.assertEqual(parsed.title, "Pool")
 
-    def test_resanitize_uses_the_parsers_own_or_runs_inline(self) -> None:
+    def test_inline_resanitize_is_resanitize_entries(self) -> None:
         entry = parse_feed(FEED, "http://example.com/feed", FETCHED).entries[0]
         old = evolve(entry, link="http://[::1", content="<p>" + "<b>" * 3 + "x</p>")
         expected = resanitize_entries([old], 0)
         self.assertIsNone(expected[0].link)
-        self.assertEqual(self.successResultOf(resanitize(lambda *a: None, [old], 0)), expected)
         inline = InlineParser()
-        self.assertEqual(self.successResultOf(resanitize(inline, [old], 0, 30)), expected)
+        self.assertEqual(self.successResultOf(inline.resanitize([old], 0, 30)), expected)

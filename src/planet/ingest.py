@@ -20,12 +20,13 @@ from twisted.python.failure import Failure
 
 from planet.config import Config, Subscription
 from planet.fetch import SHUTTING_DOWN, Fetcher
+from planet.interfaces import Parser
 from planet.metrics import Metrics
 from planet.model import FeedState, FetchResult, ParsedFeed, utc_from_timestamp
 from planet.store import ApplyStats, Store
 from planet.update import update_feed
 from planet.urls import host_of
-from planet.workers import PARSE_TIMED_OUT, Parser, ParseTimeoutError
+from planet.workers import PARSE_TIMED_OUT, ParseTimeoutError
 
 __all__ = ["Ingester"]
 

@@ -23,10 +23,10 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from planet.interfaces import RunInThread
 from planet.metrics import Metrics
 from planet.model import utc_from_timestamp
 
-RunInThread = Callable[..., "Deferred[Any]"]
 #: A page's cache key: its route's name, then what tells its pages apart (feed, number).
 Key = tuple[str, ...]
 

@@ -29,6 +29,7 @@ from planet.fetch import Fetcher
 from planet.heap import HeapService, HeapTrimmer
 from planet.httpclient import make_client
 from planet.ingest import Ingester
+from planet.interfaces import Parser, RunInThread
 from planet.logs import PlanetLogs
 from planet.metrics import Metrics, count_feed_states
 from planet.model import utc_from_timestamp
@@ -37,8 +38,8 @@ from planet.snapshot import SnapshotService
 from planet.store import Store
 from planet.subscriptions import Subscriptions
 from planet.systemd import SdNotifyService
-from planet.web import PlanetWeb, RunInThread
-from planet.workers import Parser, ProcessParser, resanitize
+from planet.web import PlanetWeb
+from planet.workers import ProcessParser
 
 
 @define(slots=False)
@@ -241,7 +242,7 @@ def build_service(
         metrics=metrics,
         # Entries written under another sanitizer policy are sanitized again, in the
         # parse workers, before they are served.
-        resanitize=functools.partial(resanitize, parser, max_entry_bytes=config.max_entry_bytes),
+        resanitize=functools.partial(parser.resanitize, max_entry_bytes=config.max_entry_bytes),
         log=logs.logger("planet.snapshot"),
     )
     fetcher = Fetcher.from_config(client, reactor, config)

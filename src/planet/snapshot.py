@@ -34,6 +34,7 @@ from planet.atomicfile import (
     remove_stale_temporaries,
     write_atomic,
 )
+from planet.interfaces import RunInThread
 from planet.metrics import Metrics
 from planet.model import Entry, FeedState, ListState, utc_from_timestamp
 from planet.records import clean_entry
@@ -50,7 +51,6 @@ def _reason(failure: Failure) -> str:
     return failure.getErrorMessage()
 
 
-RunInThread = Callable[..., "Deferred[Any]"]
 #: Sanitizes entries again under the current policy (in the parse workers, in the daemon).
 Resanitize = Callable[[list[Entry]], "Deferred[list[Entry]]"]
 #: Entries per call of the re-sanitizer: a pipe message of ~1 MB, and work for every worker.

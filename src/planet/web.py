@@ -24,9 +24,10 @@ from werkzeug.exceptions import NotFound
 from planet import formats, render, renderjobs
 from planet.config import Config
 from planet.httpsend import PlanetSite, SecuredResource, send
+from planet.interfaces import RunInThread
 from planet.metrics import Metrics
 from planet.model import utc_from_timestamp
-from planet.pagecache import PageCache, Rendered, RenderJob, RunInThread, rendered
+from planet.pagecache import PageCache, Rendered, RenderJob, rendered
 from planet.render import FeedView
 from planet.renderjobs import (
     FeedDocument,

@@ -1,13 +1,14 @@
 """Run CPU-bound work (parsing, sanitizing) off the reactor thread.
 
-A :data:`Parser` is any callable taking :func:`planet.parse.parse_feed`'s arguments and a
-time limit, and returning a Deferred. The daemon uses a process pool (the GIL would
-otherwise let a big feed stall the web view); tests use :data:`inline_parser`. A parse
+Each class here is a :class:`planet.interfaces.Parser`: called with
+:func:`planet.parse.parse_feed`'s arguments and a time limit, it returns a Deferred. The
+daemon uses a process pool (the GIL would otherwise let a big feed stall the web view);
+tests use :data:`inline_parser`. A parse
 that runs out of time fails with :class:`ParseTimeoutError`; a pool worker running it is
 killed (and replaced when work waits).
 
-Each parser also re-sanitizes stored entries (``resanitize(entries, max_entry_bytes)``,
-see :func:`resanitize`), for a snapshot written under another sanitizer policy.
+Each parser also re-sanitizes stored entries (``resanitize(entries, max_entry_bytes)``),
+for a snapshot written under another sanitizer policy.
 
 The pool is a few ``python -c`` children spoken to over pipes from the reactor, not a
 ``multiprocessing`` pool: that one costs a forkserver process, a resource tracker process
@@ -25,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import (
@@ -50,12 +51,6 @@ from planet.parseworker import HEADER, STARTER
 T = TypeVar("T")
 #: How much lower the parse workers' CPU priority is than the daemon's.
 WORKER_NICENESS = 10
-#: ``parser(body, url, fetched_at, content_type, max_entries, max_entry_bytes, timeout)``:
-#: :func:`planet.parse.parse_feed`'s arguments, then the seconds the parse may take (None:
-#: no limit).
-Parser = Callable[
-    [bytes, str, datetime, "str | None", int, int, "float | None"], "Deferred[ParsedFeed]"
-]
 #: Entries re-sanitized in one task: one task must not hold a worker for long.
 RESANITIZE_CHUNK_ENTRIES = 200
 RESANITIZE_CHUNK_BYTES = 2 * 1024 * 1024
@@ -71,26 +66,6 @@ class ParseTimeoutError(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"{PARSE_TIMED_OUT} after {seconds:g} s")
         self.seconds = seconds
-
-
-class Resanitizer(Protocol):
-    """A parser that can also sanitize stored entries again (all of this module's can)."""
-
-    def resanitize(
-        self, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
-    ) -> Deferred[list[Entry]]: ...
-
-
-def resanitize(
-    parser: object, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
-) -> Deferred[list[Entry]]:
-    """:func:`planet.parse.resanitize_entries` run by ``parser`` (its ``resanitize``), or on
-    the calling thread for a parser without one (a test's function)."""
-    method = getattr(parser, "resanitize", None)
-    if method is not None:
-        result: Deferred[list[Entry]] = method(entries, max_entry_bytes, timeout)
-        return result
-    return maybeDeferred(resanitize_entries, entries, max_entry_bytes)
 
 
 def chunks(entries: Sequence[Entry]) -> list[list[Entry]]:
@@ -170,7 +145,7 @@ class InlineParser(_LocalParser):
         return result
 
 
-#: The parser the tests use (call it like any :data:`Parser`).
+#: The parser the tests use.
 inline_parser = InlineParser()
 
 
