@@ -92,8 +92,8 @@ def _joined(results: list[list[Entry]]) -> list[Entry]:
     return [entry for run in results for entry in run]
 
 
-class _LocalParser:
-    """A parser running its work in this process: :meth:`_run` says how (and how long)."""
+class _ParserBase:
+    """A parser: :meth:`_run` says where its work runs (and for how long)."""
 
     def __call__(
         self,
@@ -111,6 +111,8 @@ class _LocalParser:
     def resanitize(
         self, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
     ) -> Deferred[list[Entry]]:
+        """:func:`planet.parse.resanitize_entries` a chunk a task (each with ``timeout``); the
+        entries come back in order, or the first failure."""
         runs = [
             self._run(resanitize_entries, (run, max_entry_bytes), timeout)
             for run in chunks(entries)
@@ -123,7 +125,7 @@ class _LocalParser:
         raise NotImplementedError
 
 
-class InlineParser(_LocalParser):
+class InlineParser(_ParserBase):
     """Parse on the calling thread (tests, tiny deployments).
 
     A parse cannot be interrupted there: one that took longer than its time limit fails
@@ -150,7 +152,7 @@ inline_parser = InlineParser()
 
 
 @define
-class ThreadParser(_LocalParser):
+class ThreadParser(_ParserBase):
     """Parse in the reactor's thread pool, at most ``limit`` at once.
 
     A thread cannot be killed: a parse that runs out of time fails at once, but keeps its
@@ -290,7 +292,7 @@ class _Worker(ProcessProtocol):
 
 
 @define(eq=False)
-class ProcessParser:
+class ProcessParser(_ParserBase):
     """Parse in a pool of worker processes, spawned on first use (never forked from the
     running reactor: each is a fresh interpreter that imports only the parser).
 
@@ -320,29 +322,10 @@ class ProcessParser:
     _closed: bool = False
     log: Logger = field(factory=lambda: Logger("planet.workers"))
 
-    def __call__(
-        self,
-        body: bytes,
-        url: str,
-        fetched_at: datetime,
-        content_type: str | None,
-        max_entries: int,
-        max_entry_bytes: int = 0,
-        timeout: float | None = None,
-    ) -> Deferred[ParsedFeed]:
-        args = (body, url, fetched_at, content_type, max_entries, max_entry_bytes)
-        return self._submit(parse_feed, *args, timeout=timeout)
-
-    def resanitize(
-        self, entries: Sequence[Entry], max_entry_bytes: int, timeout: float | None = None
-    ) -> Deferred[list[Entry]]:
-        """:func:`planet.parse.resanitize_entries` over the workers, a chunk a task (each
-        with ``timeout``); the entries come back in order, or the first failure."""
-        runs = [
-            self._submit(resanitize_entries, run, max_entry_bytes, timeout=timeout)
-            for run in chunks(entries)
-        ]
-        return gatherResults(runs, consumeErrors=True).addCallback(_joined)
+    def _run(
+        self, f: Callable[..., T], args: tuple[Any, ...], timeout: float | None
+    ) -> Deferred[T]:
+        return self._submit(f, *args, timeout=timeout)
 
     def _submit(self, f: Callable[..., T], *args: Any, timeout: float | None = None) -> Deferred[T]:
         """Run ``f(*args)`` in a worker (``f`` and ``args`` must pickle), in at most
