@@ -16,20 +16,16 @@ from feeds import Item, at, atom, rss2
 from rig import Rig
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger, formatEvent
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
 
 from planet.config import Config, parse_config
 from planet.model import ParsedFeed
 from planet.store import Store
-from planet.testing import HeldParser, InlineParser
+from planet.testing import HeldParser, InlineParser, MemoryFeeds
 from planet.update import FeedUpdate
 from planet.workers import ParseTimeoutError, inline_parser
 
 NOW = at(2026, 6, 24, 9, 0)
-ATOM = "application/atom+xml; charset=utf-8"
 GOOD = "http://good.example/feed"
 OTHER = "http://other.example/rss"
 SLOW = "http://slow.example/feed"
@@ -46,69 +42,6 @@ GOOD_ITEMS = [
 OTHER_ITEMS = [Item("Other one", "http://other.example/1", at(2026, 6, 21))]
 GOOD_FEED = atom("Good", "http://good.example/", GOOD_ITEMS)
 OTHER_FEED = rss2("Other", "http://other.example/", OTHER_ITEMS)
-
-HANG = object()
-
-
-class FeedServer(Resource):
-    """Serves feeds by URL; a URL may hang (NOT_DONE_YET) until the test finishes it."""
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.feeds: dict[str, Any] = {}
-        #: (url, request headers: lowercase name -> last value) for every request.
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.open: list[tuple[str, Request]] = []
-        self.lost: list[str] = []
-
-    def serve(
-        self, url: str, body: bytes, code: int = 200, content_type: str = ATOM, **headers: str
-    ) -> None:
-        self.feeds[url] = (code, {"Content-Type": content_type, **headers}, body)
-
-    def hang(self, url: str) -> None:
-        self.feeds[url] = HANG
-
-    def count(self, url: str) -> int:
-        return sum(1 for u, _ in self.requests if u == url)
-
-    def headers_of_last(self, url: str) -> dict[str, str]:
-        return [h for u, h in self.requests if u == url][-1]
-
-    def render_GET(self, request: Request) -> Any:
-        url = str(request.URLPath().click(request.path))
-        headers = {
-            k.decode().lower(): v[-1].decode("latin-1")
-            for k, v in request.requestHeaders.getAllRawHeaders()
-        }
-        self.requests.append((url, headers))
-        spec = self.feeds.get(url)
-        if spec is HANG:
-            self.open.append((url, request))
-
-            def done(result: Any) -> None:
-                self.open.remove((url, request))
-                if isinstance(result, Failure):
-                    self.lost.append(url)
-
-            request.notifyFinish().addBoth(done)
-            return NOT_DONE_YET
-        if spec is None:
-            request.setResponseCode(404)
-            return b"not found"
-        code, response_headers, body = spec
-        request.setResponseCode(code)
-        for name, value in response_headers.items():
-            request.setHeader(name.replace("_", "-"), value)
-        return body
-
-    def finish(self, url: str, body: bytes, content_type: str = ATOM) -> None:
-        request = next(r for u, r in self.open if u == url)
-        request.setHeader("content-type", content_type)
-        request.write(body)
-        request.finish()
 
 
 CONFIG = """\
@@ -146,7 +79,7 @@ class Harness:
             extra=extra,
         ) + "".join(f"\n[{url}]\nname = {url}\n" for url in urls)
         self.config: Config = config or parse_config(text, "test.ini")
-        self.server = FeedServer()
+        self.server = MemoryFeeds()
         self.rig = Rig(test, self.config, self.server, now=NOW, parser=parser)
         self.clock = self.rig.clock
         self.stub = self.rig.stub

@@ -12,7 +12,7 @@ from typing import Any
 from feeds import Item, at, atom
 from prometheus_client.parser import text_string_to_metric_families
 from rig import Rig
-from test_aggregator import GOOD, GOOD_FEED, NOW, OTHER, OTHER_FEED, FeedServer, Harness
+from test_aggregator import GOOD, GOOD_FEED, NOW, OTHER, OTHER_FEED, Harness
 from test_web import Harness as WebHarness
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,6 +23,7 @@ from planet.model import FetchResult, utc_from_timestamp
 from planet.parse import parse_feed
 from planet.render import paginate
 from planet.river import RiverItem
+from planet.testing import MemoryFeeds
 from planet.update import update_feed
 from planet.web import PlanetWeb
 
@@ -52,7 +53,7 @@ class Planet:
         from planet.config import load_config
 
         config = load_config(self.path)
-        server = FeedServer()
+        server = MemoryFeeds()
         server.serve(GOOD, GOOD_FEED)
         server.serve(OTHER, OTHER_FEED)
         server.serve(NEW, NEW_FEED)
@@ -318,9 +319,7 @@ class URLReadingListTests(SynchronousTestCase):
         h.server.serve(LIST_URL, opml(GOOD), content_type="text/x-opml", ETag='"l2"')
         for _ in range(int(2.5 * 300 / h.tick)):
             h.advance(h.tick)
-        sent = [
-            headers.get("if-none-match") for url, headers in h.server.requests if url == LIST_URL
-        ]
+        sent = [r.headers.get("if-none-match") for r in h.server.requests if r.url == LIST_URL]
         self.assertEqual(sent[:3], [None, '"l1"', '"l2"'])
         self.assertEqual([s.url for s in h.aggregator.config.subscriptions], [GOOD])
         self.assertEqual({e.feed_url for e in h.store.river()}, {GOOD})
@@ -356,7 +355,7 @@ class URLReadingListTests(SynchronousTestCase):
         data = encode(entries, states, NOW_DT, tuple(h.store.reading_lists().values()))
         # A new process: the list server is down, the snapshot is all there is.
         h2, _ = self.make()
-        h2.server.feeds.clear()
+        h2.server.plans.clear()
         h2.store.load(*decode_all(data))
         h2.start()
         self.assertEqual([s.url for s in h2.aggregator.config.subscriptions], [GOOD])

@@ -25,7 +25,6 @@ from email.utils import format_datetime
 from typing import Any, cast
 
 import pytest
-from attrs import frozen
 from feeds import Item, at, atom, rss2
 from loopback import ConnectionTracker, HoldingFeed, loopback_client, reactor
 from rig import Rig
@@ -35,7 +34,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import Site
 
 from planet.config import Config, parse_config
 from planet.model import Entry, FeedState, FetchResult, ParsedFeed, utc_from_timestamp
@@ -44,13 +43,21 @@ from planet.render import format_entry_time
 from planet.schedule import stable_offset
 from planet.service import build_service
 from planet.snapshotcodec import decode, encode
-from planet.testing import InlineParser
+from planet.testing import (
+    ATOM,
+    HANG,
+    HTML,
+    InlineParser,
+    MemoryFeeds,
+    Reply,
+    ok,
+    redirect,
+    status,
+)
 from planet.update import update_feed
 from planet.workers import inline_parser
 
 NOW = at(2026, 6, 24, 9, 0)
-ATOM = "application/atom+xml; charset=utf-8"
-HTML = "text/html; charset=utf-8"
 EPS = 1e-3
 
 ROW_KEYS = {
@@ -89,132 +96,6 @@ def iso(when: datetime | None) -> str | None:
 
 
 # --- the stub feed server ---------------------------------------------------------------
-
-
-@frozen
-class Reply:
-    """One canned response. ``hold``: Clock seconds before it is sent; ``hang``: never sent.
-
-    ``conditional``: answer 304 (with the same headers) when If-None-Match matches the ETag.
-    """
-
-    code: int = 200
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    hold: float = 0.0
-    hang: bool = False
-    conditional: bool = False
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-
-def _headers(content_type: str | None, headers: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    pairs = [("Content-Type", content_type)] if content_type else []
-    return tuple(pairs + [(k.replace("_", "-"), v) for k, v in headers.items()])
-
-
-def ok(body: bytes, content_type: str = ATOM, hold: float = 0.0, **headers: str) -> Reply:
-    return Reply(200, body, _headers(content_type, headers), hold=hold)
-
-
-def status(code: int, hold: float = 0.0, **headers: str) -> Reply:
-    body = b"" if code == 304 else f"<h1>{code}</h1>".encode()
-    return Reply(code, body, _headers(None if code == 304 else HTML, headers), hold=hold)
-
-
-def redirect(code: int, location: str) -> Reply:
-    return Reply(code, b"moved", _headers(HTML, {"Location": location}))
-
-
-HANG = Reply(hang=True)
-
-
-@frozen
-class Seen:
-    at: float
-    url: str
-    host: str
-    headers: dict[str, str]
-
-
-class FeedServer(Resource):
-    """URL -> a plan of replies (each request takes the next; the last one repeats).
-
-    Records every request with its Clock time, and the requests in progress per Host header.
-    Unplanned URLs get a 404 (and are recorded, so an unwanted request shows).
-    """
-
-    isLeaf = True
-
-    def __init__(self, clock: Clock) -> None:
-        super().__init__()
-        self.clock = clock
-        self.plans: dict[str, list[Reply]] = {}
-        self.requests: list[Seen] = []
-        self.active: Counter[str] = Counter()
-        self.peak: Counter[str] = Counter()
-        self.hanging: list[Request] = []
-
-    def plan(self, url: str, *replies: Reply) -> None:
-        self.plans[url] = list(replies)
-
-    def count(self, url: str) -> int:
-        return sum(1 for r in self.requests if r.url == url)
-
-    def times(self, url: str) -> list[float]:
-        return [r.at for r in self.requests if r.url == url]
-
-    def urls(self) -> list[str]:
-        return [r.url for r in self.requests]
-
-    def render_GET(self, request: Request) -> Any:
-        url = str(request.URLPath().click(request.path))
-        host = (request.getHeader("host") or "").lower()
-        headers = {
-            k.decode().lower(): v[-1].decode("latin-1")
-            for k, v in request.requestHeaders.getAllRawHeaders()
-        }
-        self.requests.append(Seen(self.clock.seconds(), url, host, headers))
-        self.active[host] += 1
-        self.peak[host] = max(self.peak[host], self.active[host])
-        replies = self.plans.get(url)
-        if not replies:
-            reply = status(404)
-        else:
-            reply = replies.pop(0) if len(replies) > 1 else replies[0]
-        if reply.conditional and headers.get("if-none-match") == reply.header("etag"):
-            reply = Reply(304, b"", tuple(h for h in reply.headers if h[0] != "Content-Type"))
-        if reply.hang:
-            self.hanging.append(request)
-
-            def lost(_: Any) -> None:
-                self.active[host] -= 1
-                self.hanging.remove(request)
-
-            request.notifyFinish().addErrback(lost)
-            return NOT_DONE_YET
-        request.setResponseCode(reply.code)
-        for name, value in reply.headers:
-            request.setHeader(name, value)
-        if not reply.hold:
-            self.active[host] -= 1
-            return reply.body
-
-        def send() -> None:
-            self.active[host] -= 1
-            request.write(reply.body)
-            request.finish()
-
-        call = self.clock.callLater(reply.hold, send)
-
-        def gone(_: Any) -> None:
-            if call.active():
-                call.cancel()
-                self.active[host] -= 1
-
-        request.notifyFinish().addErrback(gone)
-        return NOT_DONE_YET
 
 
 # --- the farm: aggregator + store + web on one Clock ------------------------------------
@@ -256,7 +137,7 @@ def make_config(
 
 
 class Farm:
-    """An Aggregator on a Clock, fetching from a :class:`FeedServer` through StubTreq."""
+    """An Aggregator on a Clock, fetching from a :class:`MemoryFeeds` through StubTreq."""
 
     def __init__(
         self,
@@ -265,7 +146,7 @@ class Farm:
         *,
         rng: random.Random | None = None,
         parser: Callable[..., Deferred[ParsedFeed]] = inline_parser,
-        server: FeedServer | None = None,
+        server: MemoryFeeds | None = None,
         loaded: tuple[list[Entry], list[FeedState]] | None = None,
         start: float | None = None,
         **config: Any,
@@ -275,7 +156,7 @@ class Farm:
         self.clock = Clock()
         self.clock.advance(NOW.timestamp() if start is None else start)
         self.t0 = self.clock.seconds()
-        self.server = server or FeedServer(self.clock)
+        self.server = server or MemoryFeeds(self.clock)
         self.server.clock = self.clock
         self.rig = Rig(
             test, self.config, self.server, clock=self.clock, parser=parser, rng=rng or MidRandom()
@@ -1038,7 +919,8 @@ class StatusFarmTests(FarmTestCase):
         notmod_body = feed("http://notmod.example/", n=3)
         f.server.plan(OK_URL, ok(feed("http://ok.example/")))
         f.server.plan(
-            NOTMOD_URL, Reply(200, notmod_body, _headers(ATOM, {"ETag": '"n1"'}), conditional=True)
+            NOTMOD_URL,
+            Reply(200, notmod_body, (("Content-Type", ATOM), ("ETag", '"n1"')), conditional=True),
         )
         f.server.plan(FAILING_URL, status(404))
         f.server.plan(GONE_URL, status(410))
@@ -1059,7 +941,7 @@ class StatusFarmTests(FarmTestCase):
         f.start()
         notmod = next(r for r in f.server.requests if r.url == NOTMOD_URL)
         self.assertEqual(notmod.headers.get("if-none-match"), '"n1"')
-        self.assertEqual(len(f.server.hanging), 1)
+        self.assertEqual(len(f.server.open), 1)
         f.run_for(30)  # the hanging fetch holds the cycle: nothing else happens
         self.assertEqual(len(f.server.requests), 10)
 
