@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from planet.config import Config, parse_config
 from planet.model import ParsedFeed
 from planet.store import Store
-from planet.testing import HeldParser, InlineParser, MemoryFeeds
+from planet.testing import HeldParser, InlineParser, MemoryFeeds, planet_ini
 from planet.update import FeedUpdate
 from planet.workers import ParseTimeoutError, inline_parser
 
@@ -44,18 +44,6 @@ GOOD_FEED = atom("Good", "http://good.example/", GOOD_ITEMS)
 OTHER_FEED = rss2("Other", "http://other.example/", OTHER_ITEMS)
 
 
-CONFIG = """\
-[Planet]
-name = Test Planet
-link = http://planet.example/
-fetch_interval = {fetch_interval}
-feed_timeout = {feed_timeout}
-max_feed_bytes = {max_feed_bytes}
-per_host_concurrency = {per_host}
-max_entries_per_feed = 0
-{extra}"""
-
-
 class Harness:
     def __init__(
         self,
@@ -71,13 +59,21 @@ class Harness:
         extra: str = "",
     ) -> None:
         self.test = test
-        text = CONFIG.format(
+        # ``extra``: more [Planet] lines ("key = value").
+        more = dict(
+            (part.strip() for part in line.split("=", 1)) for line in extra.splitlines() if line
+        )
+        text = planet_ini(
+            "Test Planet",
+            [(url, url) for url in urls],
+            link="http://planet.example/",
             fetch_interval=fetch_interval,
             feed_timeout=feed_timeout,
             max_feed_bytes=max_feed_bytes,
-            per_host=per_host,
-            extra=extra,
-        ) + "".join(f"\n[{url}]\nname = {url}\n" for url in urls)
+            per_host_concurrency=per_host,
+            max_entries_per_feed=0,
+            **more,
+        )
         self.config: Config = config or parse_config(text, "test.ini")
         self.server = MemoryFeeds()
         self.rig = Rig(test, self.config, self.server, now=NOW, parser=parser)

@@ -65,11 +65,12 @@ from corpus_expect import (
     translate,
 )
 from process import Daemon, FeedServer, Response
-from test_e2e import SIGTERM_EXITS, planet_ini
+from test_e2e import SIGTERM_EXITS
 
 from planet.model import Entry
 from planet.render import atom_entry_id
 from planet.snapshotcodec import decode_all
+from planet.testing import planet_ini
 
 pytestmark = [
     pytest.mark.slow,

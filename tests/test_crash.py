@@ -27,7 +27,9 @@ from typing import Any
 import pytest
 from feeds import Item, at, rss2
 from process import SHUTDOWN_LINE, Daemon, FeedServer, Kicker, Request, Response, read_snapshot
-from test_e2e import SIGTERM_EXITS, get_page, planet_ini
+from test_e2e import SIGTERM_EXITS, get_page
+
+from planet.testing import planet_ini
 
 WINDOW = 50
 GROWING_SINCE = at(2026, 1, 1, 0, 0)

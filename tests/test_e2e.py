@@ -32,6 +32,8 @@ from process import (
     stream,
 )
 
+from planet.testing import planet_ini
+
 pytestmark = pytest.mark.slow
 
 HTML = "text/html; charset=utf-8"
@@ -51,17 +53,6 @@ HEALTH_KEYS = {
     "problem",
 }
 SIGTERM_EXITS = (0, -15)
-
-
-def planet_ini(name: str, feeds: list[tuple[str, str | None]], **settings: Any) -> str:
-    """A Planet INI file: ``[Planet]`` with ``settings``, then one section per feed."""
-    lines = ["[Planet]", f"name = {name}"]
-    lines += [f"{key} = {value}" for key, value in settings.items()]
-    for url, feed_name in feeds:
-        lines += ["", f"[{url}]"]
-        if feed_name is not None:
-            lines.append(f"name = {feed_name}")
-    return "\n".join(lines) + "\n"
 
 
 # --- reading the HTML -----------------------------------------------------------------

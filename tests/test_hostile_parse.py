@@ -20,6 +20,8 @@ import pytest
 from feeds import Item, at, atom
 from process import Daemon, FeedServer, Request, Response
 
+from planet.testing import planet_ini
+
 pytestmark = pytest.mark.slow
 
 ATOM = {"Content-Type": "application/atom+xml; charset=utf-8"}
@@ -32,11 +34,8 @@ RETRY_LINE = re.compile(r"done: 1 feeds in [\d.]+ s \(0 ok, 1 failing, (\d+) par
 
 def config(server: FeedServer, paths: list[str], **settings: object) -> str:
     settings = {"fetch_interval": 3600, "snapshot_interval": 3600, **settings}
-    lines = ["[Planet]", "name = Hostile"]
-    lines += [f"{key} = {value}" for key, value in settings.items()]
-    for path in paths:
-        lines += ["", f"[{server.url(path)}]", f"name = {path.strip('/')}"]
-    return "\n".join(lines) + "\n"
+    feeds = [(server.url(path), path.strip("/")) for path in paths]
+    return planet_ini("Hostile", feeds, **settings)
 
 
 def feed_states(daemon: Daemon) -> dict[str, dict[str, object]]:

@@ -32,7 +32,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from process import Daemon, FeedServer, Request, Response, meaningful_lines, run_once
 from rig import inline
-from test_e2e import planet_ini
 from test_store import NOW, A, B, entry, feed, ok
 from twisted.internet.task import Clock
 from twisted.logger import Logger, formatEvent
@@ -49,7 +48,7 @@ from planet.sanitize import POLICY_VERSION
 from planet.snapshot import SnapshotService
 from planet.snapshotcodec import encode
 from planet.store import Store
-from planet.testing import inline_parser, record_fetch
+from planet.testing import inline_parser, planet_ini, record_fetch
 
 #: Links ``urlsplit`` raises on (issue 19, item 1), and one more of each kind.
 UNPARSEABLE = ["http://[::1", "http://[x]/", "http://]/", "http://a[b]/", "http://x]y/post"]

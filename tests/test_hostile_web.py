@@ -22,6 +22,8 @@ import pytest
 from feeds import Item, at, atom
 from process import TWISTD, Daemon, FeedServer, meaningful_lines, run_once
 
+from planet.testing import planet_ini
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,18 +43,8 @@ def server() -> Iterator[FeedServer]:
         srv.stop()
 
 
-def config(server: FeedServer, *extra: str) -> str:
-    return "\n".join(
-        [
-            "[Planet]",
-            "name = Hostile Web",
-            "fetch_interval = 3600",
-            *extra,
-            "",
-            "[" + server.url("/feed") + "]",
-            "",
-        ]
-    )
+def config(server: FeedServer, **settings: object) -> str:
+    return planet_ini("Hostile Web", [server.url("/feed")], fetch_interval=3600, **settings)
 
 
 def start(daemons: list[Daemon], tmp_path: Path, text: str, name: str = "d") -> Daemon:
@@ -84,7 +76,7 @@ def test_no_access_log_by_default(
 
 
 def test_access_log_when_asked(server: FeedServer, daemons: list[Daemon], tmp_path: Path) -> None:
-    daemon = start(daemons, tmp_path, config(server, "access_log = yes"))
+    daemon = start(daemons, tmp_path, config(server, access_log="yes"))
     for path in REQUESTS:
         daemon.get(path, headers={"User-Agent": "hostile-probe"})
     daemon.wait_until(

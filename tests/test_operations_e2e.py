@@ -27,9 +27,10 @@ from process import (
     FeedServer,
     Response,
 )
-from test_e2e import Page, get_page, planet_ini
+from test_e2e import Page, get_page
 
 from planet import __version__
+from planet.testing import planet_ini
 
 pytestmark = pytest.mark.slow
 

@@ -51,6 +51,7 @@ from planet.testing import (
     MemoryFeeds,
     Reply,
     ok,
+    planet_ini,
     redirect,
     status,
 )
@@ -100,18 +101,6 @@ def iso(when: datetime | None) -> str | None:
 
 # --- the farm: aggregator + store + web on one Clock ------------------------------------
 
-CONFIG = """\
-[Planet]
-name = Polite Planet
-link = http://planet.example/
-fetch_interval = {fetch_interval}
-max_backoff = {max_backoff}
-feed_timeout = {feed_timeout}
-per_host_concurrency = {per_host}
-max_concurrency = {max_concurrency}
-max_entries_per_feed = 0
-"""
-
 Sub = str | tuple[str, str]
 
 
@@ -123,16 +112,17 @@ def make_config(
     per_host: int = 2,
     max_concurrency: int = 16,
 ) -> Config:
-    text = CONFIG.format(
+    text = planet_ini(
+        "Polite Planet",
+        subs,
+        link="http://planet.example/",
         fetch_interval=fetch_interval,
         max_backoff=max_backoff,
         feed_timeout=feed_timeout,
-        per_host=per_host,
+        per_host_concurrency=per_host,
         max_concurrency=max_concurrency,
+        max_entries_per_feed=0,
     )
-    for sub in subs:
-        url, name = (sub, None) if isinstance(sub, str) else sub
-        text += f"\n[{url}]\n" + (f"name = {name}\n" if name else "")
     return parse_config(text, "polite.ini")
 
 

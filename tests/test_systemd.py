@@ -34,11 +34,12 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
-from planet import snapshot as snapshot_module
+from planet import snapshotcodec as snapshot_module
 from planet import systemd, tap
 from planet.config import parse_config
 from planet.model import Entry, FeedState
 from planet.systemd import SdNotifyService, sd_notify, watchdog_interval
+from planet.testing import planet_ini
 
 ROOT = Path(__file__).resolve().parent.parent
 ETC = ROOT / "etc"
@@ -456,11 +457,9 @@ def snapshot_bytes(feed_url: str, titles: list[str]) -> bytes:
     return snapshot_module.encode(entries, states, NOW)
 
 
-def config_text(feed_url: str, extra: str = "") -> str:
-    return (
-        "[Planet]\nname = Planet Systemd\nsnapshot_interval = 3600\n"
-        f"{extra}\n[{feed_url}]\nname = Snapshot Feed\n"
-    )
+def config_text(feed_url: str, **settings: object) -> str:
+    feeds = [(feed_url, "Snapshot Feed")]
+    return planet_ini("Planet Systemd", feeds, snapshot_interval=3600, **settings)
 
 
 @pytest.fixture
@@ -565,7 +564,7 @@ def test_state_directory_env_holds_the_snapshot(
     state.mkdir(parents=True)
     (state / "river.json").write_bytes(snapshot_bytes(feed, ["Kept in the state directory"]))
     (daemon.workdir / "river.json").write_bytes(snapshot_bytes(feed, ["Not this one"]))
-    daemon.config_text = config_text(feed, "snapshot_file = river.json")
+    daemon.config_text = config_text(feed, snapshot_file="river.json")
     clean_env.setenv("STATE_DIRECTORY", f"{state}:{daemon.workdir / 'other'}")
     daemon.start()
     assert f"Loaded snapshot {state / 'river.json'}: 1 entries" in daemon.log

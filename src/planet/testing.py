@@ -87,9 +87,7 @@ def record_fetch(
     return store.apply(url, update)
 
 
-def planet_ini(
-    feeds: Iterable[str | tuple[str, str | None]], name: str = "Test Planet", **settings: object
-) -> str:
+def planet_ini(name: str, feeds: Iterable[str | tuple[str, str | None]], **settings: object) -> str:
     """A Planet INI file: ``[Planet]`` with ``name`` and ``settings`` (in order), then one
     section per feed, each a URL or ``(url, name)`` (a None name: a section without one)."""
     lines = ["[Planet]", f"name = {name}"]
