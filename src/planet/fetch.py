@@ -72,8 +72,8 @@ class Fetcher:
     max_bytes: int = 15 * 1024 * 1024
     per_host: int = 2
     max_concurrency: int = 16
-    #: Feeds between :meth:`fetch_then`'s request and the end of its ``then``, at most
-    #: (None: twice ``max_concurrency``).
+    #: Fetches held by :meth:`fetch_held` (from the request until the caller releases the
+    #: body, parsed), at most (None: twice ``max_concurrency``).
     max_held: int | None = None
     closed: bool = False
     _host_limits: dict[str, DeferredSemaphore] = field(factory=dict)
