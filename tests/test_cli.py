@@ -34,7 +34,15 @@ def planet(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["check"], ["opml-import"], ["discover"], ["snapshot", "inspect"], ["frobnicate"]],
+    [
+        [],
+        ["check"],
+        ["run-once"],
+        ["opml-import"],
+        ["discover"],
+        ["snapshot", "inspect"],
+        ["frobnicate"],
+    ],
 )
 def test_usage_errors_exit_2(args: list[str]):
     code, out, err = planet(*args)
@@ -43,7 +51,16 @@ def test_usage_errors_exit_2(args: list[str]):
 
 
 @pytest.mark.parametrize(
-    "args", [[], ["check"], ["opml-import"], ["discover"], ["snapshot"], ["snapshot", "inspect"]]
+    "args",
+    [
+        [],
+        ["check"],
+        ["run-once"],
+        ["opml-import"],
+        ["discover"],
+        ["snapshot"],
+        ["snapshot", "inspect"],
+    ],
 )
 def test_help_on_every_command(args: list[str]):
     code, out, _ = planet(*args, "--help")

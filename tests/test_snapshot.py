@@ -1000,3 +1000,40 @@ class PolicyTests(SynchronousTestCase):
         svc.startService()
         self.assertEqual(store.river()[0].title, f"{A} 1")
         svc.stopService()
+
+
+class LoadedTests(SynchronousTestCase):
+    """``loaded()`` fires once the snapshot's entries are in the store (``planet run-once``
+    starts its cycle then: a snapshot written before would otherwise keep the old file)."""
+
+    setUp = PolicyTests.setUp
+    resanitize = PolicyTests.resanitize
+    release = PolicyTests.release
+    write = PolicyTests.write
+    start = PolicyTests.start
+
+    def test_loaded_at_once_under_the_same_policy(self) -> None:
+        self.write([entry(A, 1, 10)], POLICY_VERSION)
+        svc, store, _ = self.start()
+        self.successResultOf(svc.loaded())
+        svc.stopService()
+
+    def test_loaded_after_the_entries_are_sanitized_again(self) -> None:
+        self.write([entry(A, 1, 10), entry(B, 1, 11)], POLICY_VERSION - 1)
+        svc, store, _ = self.start()
+        waiting = svc.loaded()
+        self.assertNoResult(waiting)
+        self.release()
+        self.successResultOf(waiting)
+        self.assertEqual(store.entry_count(), 2)
+        self.successResultOf(svc.loaded())
+        svc.stopService()
+
+    def test_loaded_when_sanitizing_again_fails(self) -> None:
+        self.write([entry(A, 1, 10)], POLICY_VERSION - 1)
+        svc, store, _ = self.start()
+        waiting = svc.loaded()
+        for _, d in self.calls:
+            d.errback(RuntimeError("worker died"))
+        self.successResultOf(waiting)
+        svc.stopService()

@@ -53,6 +53,8 @@ class Aggregator(Service):
     clock: IReactorTime
     #: Seconds running fetches may finish in at shutdown.
     grace: float = 5.0
+    #: False for ``planet run-once``: no timer, cycles run only through :meth:`run_once`.
+    loop: bool = True
     #: Called when a cycle is over (the heap is frozen then: see :mod:`planet.heap`).
     after_cycle: Callable[[], None] = lambda: None
     cycles: int = 0
@@ -62,6 +64,8 @@ class Aggregator(Service):
     _cycle: Deferred[None] | None = None
     #: A reading list changed during the cycle: run another one for its new feeds.
     _again: bool = False
+    #: The next cycle fetches every URL reading list, due or not (``run_once``).
+    _every_list: bool = False
     _log: Logger = field(factory=Logger)
 
     @property
@@ -80,7 +84,8 @@ class Aggregator(Service):
         self.subscriptions.start()
         super().startService()
         self.ingester.reopen()
-        self._start_timer()
+        if self.loop:
+            self._start_timer()
 
     def stopService(self) -> Deferred[None]:
         """Stop starting fetches; give running ones ``grace`` seconds, then abandon them."""
@@ -130,6 +135,11 @@ class Aggregator(Service):
         Gone feeds, duplicates and feeds whose server asked us to wait (Retry-After) or that
         are backing off after errors keep their time: asking again early would be impolite.
         """
+        made_due = self._make_due()
+        self.kick()
+        return made_due
+
+    def _make_due(self) -> int:
         now = self._now()
         made_due = 0
         for url, state in self.store.feed_states().items():
@@ -139,7 +149,6 @@ class Aggregator(Service):
                 continue
             self.store.update_state(url, next_fetch=None)
             made_due += 1
-        self.kick()
         return made_due
 
     def run_cycle(self) -> Deferred[None] | None:
@@ -150,7 +159,8 @@ class Aggregator(Service):
         try:
             now = self._now()
             self._expire(now)
-            lists = self.subscriptions.due_lists(now)
+            lists = self.subscriptions.due_lists(now, every=self._every_list)
+            self._every_list = False
             due = schedule.due(self.config, self.store.feed_states(), now)
             self.problem = None
         except Exception as exc:
@@ -176,6 +186,32 @@ class Aggregator(Service):
             self.problem = f"fetch cycles fail to start: {exc.__class__.__name__}: {exc}"
             self._log.failure("fetch cycle failed to start")
             return None
+
+    def run_once(self, every_feed: bool = True, follow_ups: int = 2) -> Deferred[int]:
+        """One cycle, and another (at most ``follow_ups``) while a URL reading list changed
+        the subscriptions (its new feeds are due then); fires with the cycles run.
+
+        With ``every_feed``, every feed :meth:`refresh_all` would fetch is due (cron runs
+        every ``fetch_interval``, and the schedule's spread would skip a feed every other
+        run), and so is every URL reading list; feeds backing off or asked to wait keep
+        their time.
+        """
+        if every_feed:
+            self._make_due()
+            self._every_list = True
+        return Deferred.fromCoroutine(self._run_once(follow_ups))
+
+    async def _run_once(self, follow_ups: int) -> int:
+        ran = 0
+        self._again = True
+        while self._again and ran <= follow_ups:
+            self._again = False
+            cycle = self._cycle or self.run_cycle()
+            if cycle is None:
+                break
+            await cycle
+            ran += 1
+        return ran
 
     async def _update_list(self, url: str) -> None:
         changed = await self.subscriptions.update_list(url, self._now)
@@ -203,7 +239,7 @@ class Aggregator(Service):
             self.after_cycle()
         except Exception:
             self._log.failure("after the fetch cycle")
-        if self._again and self.running:
+        if self._again and self.running and self.loop:
             self._again = False
             self.clock.callLater(0, self.kick)
 

@@ -1,10 +1,10 @@
 """The ``planet`` command: the operator's tools around the daemon.
 
-``planet check``, ``opml-import``, ``discover`` and ``snapshot inspect`` use the daemon's
-own code (config loading, the OPML reader, the fetcher, autodiscovery, the snapshot
-decoder), so what they say is what the daemon would do. Exit status: 0 when all is well,
-1 when the thing checked is bad (a config error, a damaged snapshot, no feed found), 2 for
-a bad command line (argparse's own convention).
+``planet check``, ``run-once``, ``opml-import``, ``discover`` and ``snapshot inspect`` use
+the daemon's own code (config loading, the whole service for one cycle, the OPML reader, the
+fetcher, autodiscovery, the snapshot decoder), so what they say is what the daemon would do.
+Exit status: 0 when all is well, 1 when the thing checked is bad (a config error, a damaged
+snapshot, no feed found), 2 for a bad command line (argparse's own convention).
 """
 
 from __future__ import annotations
@@ -63,6 +63,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_check)
 
+    once = commands.add_parser(
+        "run-once",
+        help="fetch every feed once, write the snapshot, exit (for cron)",
+        description="Load CONFIG as `planet check` does and the snapshot as the daemon does, "
+        "fetch every feed and reading list once (feeds backing off after errors or asked "
+        "to wait keep their time), write the snapshot (and output_dir when set), then "
+        "exit. The daemon's own code runs: a daemon started later on the same config "
+        "loads that snapshot and serves it at once. Exit status 1 on a config error or "
+        "when the snapshot cannot be written; failing feeds are no error.",
+    )
+    once.add_argument("config", metavar="CONFIG", help="the Planet INI file")
+    once.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="as the daemon's --state-dir (default: $STATE_DIRECTORY when set)",
+    )
+    once.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="log warnings and errors only, no summary line (quiet cron mail)",
+    )
+    once.set_defaults(run=_run_once)
+
     opml = commands.add_parser(
         "opml-import",
         help="print the feeds of an OPML reading list as config sections",
@@ -105,17 +129,26 @@ def _error(message: str) -> int:
 # --- check ---------------------------------------------------------------------------------
 
 
-def _check(args: argparse.Namespace, out: TextIO) -> int:
+def _load(args: argparse.Namespace) -> tuple[Config, Callable[[str], Config]]:
+    """The config as the daemon loads it (``--state-dir``), and its reload function;
+    raise :class:`ConfigError`."""
     from planet.tap import in_state_dir, state_directory
 
+    state_dir = state_directory(args.state_dir)
+    if state_dir is not None and not os.path.isdir(state_dir):
+        raise ConfigError(f"state directory {state_dir}: not a directory")
+
+    def load(path: str) -> Config:
+        return in_state_dir(load_config(path), state_dir)
+
+    config = load(args.config)
+    check_snapshot_file(config)
+    return config, load
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        config = load_config(args.config)
-        state_dir = state_directory(args.state_dir)
-        if state_dir is not None:
-            if not os.path.isdir(state_dir):
-                return _error(f"state directory {state_dir}: not a directory")
-            config = in_state_dir(config, state_dir)
-        check_snapshot_file(config)
+        config, _ = _load(args)
     except ConfigError as exc:
         return _error(str(exc))
     for warning in config.warnings:
@@ -138,6 +171,19 @@ def _summary(config: Config) -> str:
 
 def _plural(count: int, word: str, words: str | None = None) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {words or word + 's'}"
+
+
+# --- run-once ------------------------------------------------------------------------------
+
+
+def _run_once(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        config, load = _load(args)
+    except ConfigError as exc:
+        return _error(str(exc))
+    from planet.once import run_once
+
+    return run_once(config, out, quiet=args.quiet, load=load)
 
 
 # --- opml-import ---------------------------------------------------------------------------

@@ -91,6 +91,8 @@ class SnapshotService(Service):
     _writing: Deferred[None] | None = None
     #: Entries of the snapshot being sanitized again (None: none), and whether we stopped.
     _pending: int | None = None
+    #: Waiting for the entries being sanitized again (see :meth:`loaded`).
+    _loaded_waiters: list[Deferred[None]] = field(factory=list)
     _stopped: bool = False
     _log: Logger = field(factory=Logger)
 
@@ -110,6 +112,21 @@ class SnapshotService(Service):
         self._cancel_retry()
         # Never fails: a last write that cannot be made is logged and the old file kept.
         return self.write()
+
+    def loaded(self) -> Deferred[None]:
+        """Fires once the snapshot is in the store: at once after :meth:`load`, unless its
+        entries are being sanitized again (then when they are added, or given up on)."""
+        if self._pending is None:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._loaded_waiters.append(waiter)
+        return waiter
+
+    def _now_loaded(self) -> None:
+        self._pending = None
+        waiters, self._loaded_waiters = self._loaded_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
     def load(self) -> None:
         """Read the snapshot into the store; a damaged file is moved aside, not fatal, and
@@ -221,6 +238,12 @@ class SnapshotService(Service):
         work = [maybeDeferred(resanitize, chunk) for chunk in chunks]
 
         def back(results: list[tuple[bool, Any]]) -> None:
+            try:
+                add(results)
+            finally:
+                self._now_loaded()
+
+        def add(results: list[tuple[bool, Any]]) -> None:
             self._pending = None
             if self._stopped:
                 return
@@ -258,7 +281,7 @@ class SnapshotService(Service):
             )
 
         def failed(failure: Failure) -> None:
-            self._pending = None
+            self._now_loaded()
             self._log.failure("adding the entries sanitized again", failure)
 
         DeferredList(work, consumeErrors=True).addCallback(back).addErrback(failed)

@@ -53,11 +53,14 @@ class Subscriptions:
         """At start: the snapshot (loaded by now) remembers what URL lists named last."""
         self._changed()
 
-    def due_lists(self, now: datetime) -> list[str]:
-        """The URL reading lists to fetch again at ``now``."""
+    def due_lists(self, now: datetime, every: bool = False) -> list[str]:
+        """The URL reading lists to fetch again at ``now`` (``every``: all of them)."""
         due = []
         for url in self.effective.reading_lists:
             if not url.startswith(("http://", "https://")):
+                continue
+            if every:
+                due.append(url)
                 continue
             state = self.store.reading_lists().get(url)
             last = state.last_fetch if state is not None else None
