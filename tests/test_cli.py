@@ -268,3 +268,22 @@ def test_snapshot_inspect_a_damaged_file(tmp_path: Path):
     path.write_bytes(json.dumps({"schema": 99}).encode())
     code, _, err = planet("snapshot", "inspect", str(path))
     assert code == 1 and "schema" in err
+
+
+def test_check_reports_reading_list_entries_it_cannot_subscribe(tmp_path: Path):
+    (tmp_path / "blogs.opml").write_text(
+        "<opml><body>"
+        "<outline text='ok' xmlUrl='http://one.example/feed'/>"
+        "<outline text='js' xmlUrl='javascript:alert(1)'/>"
+        "</body></opml>"
+    )
+    (tmp_path / "planet.ini").write_text(
+        "[Planet]\nname = P\n\n[blogs.opml]\ncontent_type = opml\n"
+    )
+    code, out, err = planet("check", "planet.ini", cwd=tmp_path)
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        "warning: planet.ini: [blogs.opml] reading list: 1 entry not subscribed: its xmlUrl is "
+        "not an http(s) URL (javascript:alert(1))"
+    )
+    assert ": ok: 1 feed (" in out.splitlines()[-1]

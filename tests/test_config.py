@@ -886,3 +886,21 @@ def test_unreadable_reading_list_is_a_warning(tmp_path):
     assert len(config.warnings) == 1
     assert "[missing.opml] reading list:" in config.warnings[0]
     assert "cannot read" in config.warnings[0]
+
+
+def test_file_list_entries_without_an_http_url_are_one_warning(tmp_path: Path):
+    (tmp_path / "blogs.opml").write_text(
+        "<opml><body>"
+        "<outline text='ok' xmlUrl='http://one.example/feed'/>"
+        "<outline text='feed' xmlUrl='feed://two.example/rss'/>"
+        "<outline text='ftp' xmlUrl='ftp://three.example/rss'/>"
+        "</body></opml>"
+    )
+    path = tmp_path / "planet.ini"
+    path.write_text("[Planet]\nname = P\n\n[blogs.opml]\ncontent_type = opml\n")
+    config = load_config(str(path))
+    assert [s.url for s in config.subscriptions] == ["http://one.example/feed"]
+    assert config.warnings == (
+        f"{path}: [blogs.opml] reading list: 2 entries not subscribed: their xmlUrl is not "
+        "an http(s) URL (feed://two.example/rss, ftp://three.example/rss)",
+    )

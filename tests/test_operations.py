@@ -361,6 +361,53 @@ class URLReadingListTests(SynchronousTestCase):
         self.assertEqual([s.url for s in h2.aggregator.config.subscriptions], [GOOD])
         self.assertEqual({e.feed_url for e in h2.store.river()}, {GOOD})
 
+    def test_entries_without_an_http_url_are_kept_and_logged_once_per_load(self) -> None:
+        from twisted.logger import formatEvent
+
+        h, _ = self.make()
+        body = opml(GOOD).replace(
+            b"</body>",
+            b'<outline text="F" xmlUrl="feed://x.example/rss"/>'
+            b'<outline text="J" xmlUrl="javascript:alert(1)"/></body>',
+        )
+        from planet.testing import Reply
+
+        headers = (("Content-Type", "text/x-opml"), ("ETag", '"l1"'))
+        h.server.plan(LIST_URL, Reply(200, body, headers, conditional=True))
+        lines: list[str] = []
+
+        def seen(event: dict[str, Any]) -> None:
+            if "reading list" in event.get("log_format", ""):
+                lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(seen)
+        self.addCleanup(globalLogPublisher.removeObserver, seen)
+        h.start()
+        skipped = ("feed://x.example/rss", "javascript:alert(1)")
+        self.assertEqual(h.store.reading_lists()[LIST_URL].skipped, skipped)
+        self.assertEqual([s.url for s in h.aggregator.config.subscriptions], [GOOD])
+        self.assertEqual(
+            [line for line in lines if "not subscribed" in line],
+            [
+                f"reading list {LIST_URL}: 2 entries not subscribed: their xmlUrl is not an "
+                "http(s) URL (feed://x.example/rss, javascript:alert(1))"
+            ],
+        )
+        # Fetched again (a 304): nothing read, nothing logged again, the skipped kept.
+        for _ in range(int(1.5 * 300 / h.tick)):
+            h.advance(h.tick)
+        self.assertGreaterEqual(h.server.count(LIST_URL), 2)
+        self.assertEqual(len([line for line in lines if "not subscribed" in line]), 1)
+        self.assertEqual(h.store.reading_lists()[LIST_URL].skipped, skipped)
+        # Read again (no more 304s): one more line per load.
+        h.server.serve(LIST_URL, body, content_type="text/x-opml")
+        before = h.server.count(LIST_URL)
+        for _ in range(int(1.5 * 300 / h.tick)):
+            h.advance(h.tick)
+        loads = h.server.count(LIST_URL) - before
+        self.assertGreaterEqual(loads, 1)
+        self.assertEqual(len([line for line in lines if "not subscribed" in line]), 1 + loads)
+
 
 NOW_DT = utc_from_timestamp(0)
 

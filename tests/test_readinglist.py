@@ -15,11 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planet.readinglist import (
+    MAX_SKIPPED,
     ListedFeed,
     ReadingListError,
     is_reading_list,
     load_opml_file,
     parse_opml,
+    read_opml,
+    read_opml_file,
+    skipped_note,
     unsupported_kind,
 )
 
@@ -677,3 +681,61 @@ def test_large_list_is_fast() -> None:
     assert time.perf_counter() - start < 2.0
     assert len(result) == 20_000
     assert result[-1] == ListedFeed("https://example.com/19999/feed", "Feed 19999 & co")
+
+
+# -- entries whose xmlUrl is no http(s) URL are reported, not dropped silently -------------
+
+
+@both_readings
+def test_skipped_xml_urls_are_recorded(broken: bool) -> None:
+    body = """
+      <outline text="feed scheme" xmlUrl="feed://example.com/rss"/>
+      <outline text="ftp" xmlUrl="ftp://ftp.example.com/feed.xml"/>
+      <outline text="ftp again" xmlUrl="ftp://ftp.example.com/feed.xml"/>
+      <outline text="js" xmlUrl="javascript:alert(1)"/>
+      <outline text="relative" xmlUrl="feed.xml"/>
+      <outline text="ok" xmlUrl="http://example.com/feed"/>
+      <outline text="no xmlUrl at all" htmlUrl="http://example.com/"/>
+    """
+    found = read_opml(opml(body, broken=broken).encode())
+    assert found.feeds == (ListedFeed("http://example.com/feed", "ok"),)
+    assert found.skipped == (
+        "feed://example.com/rss",
+        "ftp://ftp.example.com/feed.xml",
+        "javascript:alert(1)",
+        "feed.xml",
+    )
+    assert found.skipped_count == 4
+    # Resolved against the list's own URL, a relative one is a feed.
+    based = read_opml(opml(body, broken=broken).encode(), base_url=BASE)
+    assert len(based.feeds) == 2 and "feed.xml" not in based.skipped
+    assert parse_opml(opml(body, broken=broken).encode()) == list(found.feeds)
+
+
+def test_skipped_values_are_one_short_line_and_capped() -> None:
+    body = "".join(f'<outline xmlUrl="gopher://g{i}.example/\x09x"/>' for i in range(150))
+    body += f'<outline xmlUrl="ftp://{"a" * 500}"/>'
+    found = read_opml(opml(body).encode())
+    assert found.skipped_count == 151
+    assert len(found.skipped) == MAX_SKIPPED
+    assert found.skipped[0] == "gopher://g0.example/ x"
+    assert all(len(s) <= 200 and s.isprintable() for s in found.skipped)
+
+
+def test_skipped_note() -> None:
+    assert skipped_note(("ftp://a",)) == (
+        "1 entry not subscribed: its xmlUrl is not an http(s) URL (ftp://a)"
+    )
+    assert skipped_note(("a:", "b:", "c:", "d:"), 120) == (
+        "120 entries not subscribed: their xmlUrl is not an http(s) URL (a:, b:, c:, ...)"
+    )
+
+
+def test_read_opml_file_reports_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "list.opml"
+    path.write_text(
+        opml('<outline xmlUrl="feed://x.example/"/><outline xmlUrl="http://y.example/"/>')
+    )
+    found = read_opml_file(str(path))
+    assert [f.url for f in found.feeds] == ["http://y.example/"]
+    assert found.skipped == ("feed://x.example/",)

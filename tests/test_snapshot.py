@@ -434,6 +434,7 @@ def legacy_decode_all(data: bytes) -> tuple[list[Entry], list[FeedState], list[L
         for r in doc.get("lists", []):
             values = legacy_values(r, ListState)
             values["feeds"] = tuple((url, name) for url, name in values.get("feeds", ()))
+            values["skipped"] = tuple(values.get("skipped", ()))
             lists.append(ListState(**values))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SnapshotError(str(exc)) from exc
@@ -510,6 +511,7 @@ def list_states(draw: st.DrawFn) -> ListState:
         last_modified=draw(MAYBE_TEXT),
         last_fetch=draw(MAYBE_WHEN),
         error=draw(MAYBE_TEXT),
+        skipped=tuple(draw(st.lists(TEXT, max_size=2))),
     )
 
 
@@ -609,6 +611,7 @@ def every_field_set() -> tuple[list[Entry], list[FeedState], list[ListState]]:
         last_modified="Tue, 23 Jun 2026 10:00:00 GMT",
         last_fetch=NOW,
         error="HTTP 500",
+        skipped=("feed://x.example/ö", "javascript:alert(1)"),
     )
     bare_entry = entry(B, 2, 11, link=None)
     return [full_entry, bare_entry], [full_state, FeedState(url=B)], [full_list, ListState(url=B)]

@@ -59,7 +59,8 @@ from planet.readinglist import (
     ListedFeed,
     ReadingListError,
     is_reading_list,
-    load_opml_file,
+    read_opml_file,
+    skipped_note,
     unsupported_kind,
 )
 
@@ -210,10 +211,14 @@ def expand_file_lists(config: Config) -> Config:
         candidates = [os.path.join(os.path.dirname(config.path), location), location]
         path = next((c for c in candidates if os.path.exists(c)), location)
         try:
-            listed[location] = load_opml_file(path)
+            found = read_opml_file(path)
         except ReadingListError as exc:
             warnings.append(f"{config.path}: [{location}] reading list: {exc}; not subscribed")
             continue
+        listed[location] = list(found.feeds)
+        if found.skipped:
+            note = skipped_note(found.skipped, found.skipped_count)
+            warnings.append(f"{config.path}: [{location}] reading list: {note}")
         if not listed[location]:
             warnings.append(
                 f"{config.path}: [{location}] reading list {path} names no feeds; "

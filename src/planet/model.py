@@ -145,6 +145,8 @@ class ListState:
     last_modified: str | None = None
     last_fetch: datetime | None = None
     error: str | None = None
+    #: Its entries whose xmlUrl is no http(s) URL, as written (shown on ``/feeds``).
+    skipped: tuple[str, ...] = ()
 
 
 def utc_from_timestamp(seconds: float) -> datetime:

@@ -29,10 +29,14 @@ from attrs import frozen
 
 __all__ = [
     "ListedFeed",
+    "ReadingList",
     "ReadingListError",
     "is_reading_list",
     "load_opml_file",
     "parse_opml",
+    "read_opml",
+    "read_opml_file",
+    "skipped_note",
     "unsupported_kind",
 ]
 
@@ -54,6 +58,11 @@ _DECL_SNIFF_BYTES = 1024
 # expat would expand internal entities (billion laughs); such documents are read leniently.
 _DTD = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _MAX_TAG_IN_MESSAGE = 40
+#: Skipped xmlUrls kept per list (a hostile list may name thousands), and their length.
+MAX_SKIPPED = 100
+_MAX_SKIPPED_CHARS = 200
+#: Skipped xmlUrls named in a warning line.
+_SKIPPED_IN_NOTE = 3
 
 
 @frozen
@@ -64,6 +73,28 @@ class ListedFeed:
     url: str
     #: The outline's ``title`` (else ``text``), as plain text; None when it has neither.
     name: str | None = None
+
+
+@frozen
+class ReadingList:
+    """What an OPML document lists: its feeds, and the ``xmlUrl`` values that name no
+    http(s) feed (``feed://``, ``ftp://``, ``javascript:``, a relative URL without a base)."""
+
+    feeds: tuple[ListedFeed, ...] = ()
+    #: The skipped values as written (one line, shortened), each once, the first
+    #: :data:`MAX_SKIPPED`; :attr:`skipped_count` counts them all.
+    skipped: tuple[str, ...] = ()
+    skipped_count: int = 0
+
+
+def skipped_note(skipped: tuple[str, ...], count: int | None = None) -> str:
+    """``2 entries not subscribed: their xmlUrl is not an http(s) URL (ftp://a, feed://b)``."""
+    count = len(skipped) if count is None else count
+    shown = ", ".join(skipped[:_SKIPPED_IN_NOTE])
+    more = ", ..." if count > _SKIPPED_IN_NOTE else ""
+    entries = "1 entry" if count == 1 else f"{count} entries"
+    its = "its" if count == 1 else "their"
+    return f"{entries} not subscribed: {its} xmlUrl is not an http(s) URL ({shown}{more})"
 
 
 class ReadingListError(Exception):
@@ -96,13 +127,19 @@ def _content_type(options: Mapping[str, str]) -> str:
 
 def load_opml_file(path: str) -> list[ListedFeed]:
     """The feeds of the OPML file at ``path``; raise :class:`ReadingListError`."""
+    return list(read_opml_file(path).feeds)
+
+
+def read_opml_file(path: str) -> ReadingList:
+    """The feeds (and skipped entries) of the OPML file at ``path``; raise
+    :class:`ReadingListError`."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise ReadingListError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
-        return parse_opml(data)
+        return read_opml(data)
     except ReadingListError as e:
         raise ReadingListError(f"{path}: {e}") from None
 
@@ -115,6 +152,11 @@ def parse_opml(data: bytes, base_url: str | None = None) -> list[ListedFeed]:
     absolute http(s) then are dropped. Entities are decoded once, as the document was read.
     Raise :class:`ReadingListError` when the document does not look like OPML at all.
     """
+    return list(read_opml(data, base_url).feeds)
+
+
+def read_opml(data: bytes, base_url: str | None = None) -> ReadingList:
+    """As :func:`parse_opml`, with the ``xmlUrl`` values it dropped as no http(s) URL."""
     text = _decode(data)
     if not text.strip():
         raise ReadingListError("empty document, not an OPML reading list")
@@ -124,7 +166,9 @@ def parse_opml(data: bytes, base_url: str | None = None) -> list[ListedFeed]:
         _read_leniently(text, collector)
     if not collector.looks_like_opml:
         raise ReadingListError(_not_opml_message(_first_tag(text)))
-    return collector.feeds
+    return ReadingList(
+        tuple(collector.feeds), tuple(collector.skipped[:MAX_SKIPPED]), len(collector.skipped)
+    )
 
 
 def _not_opml_message(first_tag: str | None) -> str:
@@ -190,6 +234,9 @@ class _Collector:
         self.base_url = base_url
         self.feeds: list[ListedFeed] = []
         self.seen: set[str] = set()
+        #: xmlUrls that are no http(s) URL, each once.
+        self.skipped: list[str] = []
+        self._skipped_seen: set[str] = set()
         self.looks_like_opml = False
 
     def outline(self, attrs: Iterable[tuple[str, str]]) -> None:
@@ -205,11 +252,23 @@ class _Collector:
         if raw_url is None:
             return
         url = _feed_url(raw_url, self.base_url)
-        if url is None or url in self.seen:
+        if url is None:
+            self._skip(raw_url)
+            return
+        if url in self.seen:
             return
         self.seen.add(url)
         name = _plain(values.get("title")) or _plain(values.get("text"))
         self.feeds.append(ListedFeed(url=url, name=name))
+
+
+    def _skip(self, raw_url: str) -> None:
+        # Shown in a log line and on the status page: one line, printable, short.
+        shown = "".join(c if c.isprintable() else " " for c in raw_url)
+        shown = " ".join(shown.split())[:_MAX_SKIPPED_CHARS]
+        if shown and shown not in self._skipped_seen:
+            self._skipped_seen.add(shown)
+            self.skipped.append(shown)
 
 
 def _local_name(name: str) -> str:

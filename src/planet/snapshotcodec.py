@@ -254,6 +254,7 @@ def _decode_generic(data: bytes) -> Decoded:
 def _list_state(record: dict[str, Any]) -> ListState:
     values = _fields_of(record, _LIST_FIELDS, _LIST_DATES)
     values["feeds"] = tuple((url, name) for url, name in values.get("feeds", ()))
+    values["skipped"] = tuple(str(value) for value in values.get("skipped", ()))
     return ListState(**values)
 
 

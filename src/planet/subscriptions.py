@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from planet.config import Config, listed_feeds, with_listed_feeds
 from planet.fetch import SHUTTING_DOWN
 from planet.model import FetchResult, ListState
-from planet.readinglist import ListedFeed, ReadingListError, parse_opml
+from planet.readinglist import ListedFeed, ReadingListError, read_opml, skipped_note
 from planet.store import Store
 
 __all__ = ["Subscriptions"]
@@ -78,6 +78,11 @@ class Subscriptions:
                 return False
             state = _read(old, result, now())
             self.store.record_list(state)
+            if state.skipped and state.error is None and result.body is not None:
+                # Once per load of the list (a 304 reads nothing).
+                self._log.warn(
+                    "reading list {url}: {note}", url=url, note=skipped_note(state.skipped)
+                )
             if state.error is None and not state.feeds and (old.feeds or old.last_fetch is None):
                 self._log.warn("reading list {url} names no feeds", url=url)
             if state.error:
@@ -124,12 +129,13 @@ def _read(old: ListState, result: FetchResult, now: datetime) -> ListState:
     state = evolve(old, last_fetch=now, error=result.error)
     if result.error is None and result.body is not None:
         try:
-            feeds = parse_opml(result.body, base_url=result.final_url)
+            found = read_opml(result.body, base_url=result.final_url)
         except ReadingListError as exc:
             return evolve(state, error=str(exc))
         return evolve(
             state,
-            feeds=tuple((f.url, f.name) for f in feeds),
+            feeds=tuple((f.url, f.name) for f in found.feeds),
+            skipped=found.skipped,
             etag=result.etag,
             last_modified=result.last_modified,
         )
