@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -178,6 +179,9 @@ def stress_feeds(server: FeedServer) -> dict[str, bytes]:
     }
 
 
+MISSING = "/missing.xml"
+
+
 def planet_ini(server: FeedServer, paths: list[str]) -> str:
     lines = [
         "[Planet]",
@@ -217,11 +221,15 @@ def planet(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
             server.routes[path] = Response(200, {"Content-Type": kind}, body)
         server.routes["/wide.png"] = Response(200, {"Content-Type": "image/png"}, png(2000, 120))
         total = sum(body.count(b"<entry>") + body.count(b"<item>") for body in docs.values())
-        daemon = Daemon(tmp_path_factory.mktemp("browser") / "planet", planet_ini(server, [*docs]))
+        # A feed that fails (a 404): the status page has a table of failing feeds too.
+        paths = [*docs, MISSING]
+        daemon = Daemon(tmp_path_factory.mktemp("browser") / "planet", planet_ini(server, paths))
         daemon.start()
         daemon.wait_health(
-            lambda h: h["entries"] == total and h["feeds_ok"] == len(docs),
-            what=f"{total} entries of {len(docs)} feeds",
+            lambda h: (
+                h["entries"] == total and h["feeds_ok"] == len(docs) and h["feeds_failing"] == 1
+            ),
+            what=f"{total} entries of {len(docs)} feeds, 1 failing",
         )
         print(f"daemon up with {total} entries in {time.monotonic() - started:.2f} s")
         yield daemon
@@ -529,3 +537,108 @@ def test_feeds_page_at_375(driver: Any, planet: Daemon) -> None:
     assert driver.title.endswith(PLANET_NAME), driver.title
     errors = severe(logs)
     assert not errors, "console errors on /feeds:\n" + show(errors)
+
+
+# --- the status page (/feeds) at 1280 and 375 px --------------------------------------------
+
+#: Every word of the visible headers (the selector's elements): on how many lines it lies.
+WORD_BREAKS_SCRIPT = """
+const bad = [], seen = [];
+for (const el of document.querySelectorAll(arguments[0])) {
+  const box = el.getBoundingClientRect();
+  if (box.width < 2 || box.height < 2 || getComputedStyle(el).display === 'none') continue;
+  seen.push(el.textContent.trim());
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const words = /\\S+/g;
+    let m;
+    while ((m = words.exec(n.data))) {
+      const range = document.createRange();
+      range.setStart(n, m.index);
+      range.setEnd(n, m.index + m[0].length);
+      const tops = new Set(Array.from(range.getClientRects())
+        .filter(r => r.width > 0).map(r => Math.round(r.top)));
+      if (tops.size > 1) bad.push({header: el.textContent.trim(), word: m[0], lines: tops.size});
+    }
+  }
+}
+return {bad: bad, seen: seen};
+"""
+TIMES_SCRIPT = """
+return Array.from(document.querySelectorAll('.status-page time')).map(t => ({
+  text: t.textContent, datetime: t.getAttribute('datetime'), title: t.getAttribute('title'),
+  visible: t.getBoundingClientRect().width > 0
+}));
+"""
+RELATIVE = re.compile(
+    r"^(just now|due now|in under a minute|"
+    r"(in )?\d+ (min|h|days|months|years)( \d+ min)?( ago)?)$"
+)
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+@pytest.mark.parametrize(
+    ("name", "metrics", "headers"),
+    [
+        ("1280", DESKTOP, "table.feeds th, .status-page h2"),
+        ("375", PHONE, "table.feeds .label, .status-page h2"),
+    ],
+)
+def test_status_page_layout(
+    driver: Any, planet: Daemon, output_dir: Path, name: str, metrics: dict[str, Any], headers: str
+) -> None:
+    emulate(driver, metrics)
+    console(driver)
+    load(driver, planet.url("/feeds"))
+    screenshot(driver, output_dir / f"feeds-{name}.png")
+    width = page_width(driver)
+    print(f"/feeds at {name} px: {width}")
+    assert width["scrollWidth"] <= width["innerWidth"] == metrics["width"], (
+        f"horizontal scroll on /feeds at {name} px: {width}\n"
+        + json.dumps(driver.execute_script(OVERFLOW_SCRIPT, metrics["width"])[:10], indent=1)
+    )
+    # No sideways scrolling inside the page either: every table fits (the header row of the
+    # stacked layout is there for screen readers only, one pixel wide).
+    inner = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.status-page *'))"
+        ".filter(e => !e.closest('thead') && e.scrollWidth > e.clientWidth + 1 && "
+        "getComputedStyle(e).overflowX !== 'visible')"
+        ".map(e => e.tagName + '.' + e.className);"
+    )
+    assert inner == [], f"scrolling boxes on /feeds at {name} px: {inner}"
+    words = driver.execute_script(WORD_BREAKS_SCRIPT, headers)
+    print(f"headers seen at {name} px: {words['seen']}")
+    assert any("Reason" in h for h in words["seen"]) and any("Failing" in h for h in words["seen"])
+    assert words["bad"] == [], f"headers broken inside a word at {name} px: {words['bad']}"
+    # Failing feeds: the reason comes first.
+    first = driver.execute_script(
+        "const c = document.querySelector('table.feeds-failing tbody td');return c && c.className;"
+    )
+    assert first == "col-reason", first
+    times = driver.execute_script(TIMES_SCRIPT)
+    assert len([t for t in times if t["visible"]]) >= 6, times
+    for t in times:
+        assert RELATIVE.match(t["text"]), t
+        assert ISO_UTC.match(t["datetime"]), t
+        assert t["title"] == t["datetime"].replace("T", " ").replace("Z", " UTC"), t
+    errors = severe(console(driver))
+    assert not errors, "console errors on /feeds:\n" + show(errors)
+
+
+def test_status_page_filters_by_state(driver: Any, planet: Daemon) -> None:
+    emulate(driver, DESKTOP)
+    load(driver, planet.url("/feeds"))
+    # The summary's links filter, without JavaScript.
+    driver.execute_script(
+        "document.querySelector('.status-summary a[href=\"/feeds?state=failing\"]').click();"
+    )
+    end = time.monotonic() + 10
+    while not driver.current_url.endswith("?state=failing") and time.monotonic() < end:
+        time.sleep(0.05)
+    load(driver, driver.current_url)
+    rows = driver.execute_script(
+        "return Array.from(document.querySelectorAll('table.feeds tbody tr'))"
+        ".map(r => r.className);"
+    )
+    assert rows == ["state-failing"], rows
+    assert planet.get("/feeds?state=sideways")[0] == 400

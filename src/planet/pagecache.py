@@ -141,18 +141,25 @@ class PageCache:
         self._generation += 1
 
     def page(
-        self, key: Key, route: str, inputs: Callable[[], RenderJob]
+        self,
+        key: Key,
+        route: str,
+        inputs: Callable[[], RenderJob],
+        max_age: float | None = None,
     ) -> Rendered | Deferred[Rendered | None]:
         """The page ``key``: the cached rendering when it may answer, else the Deferred of
         its rendering from ``inputs()`` (None: the page turned out not to exist).
 
         ``inputs`` is called on the reactor thread when a render starts; ``route`` labels
-        the render's duration in the metrics.
+        the render's duration in the metrics. A page that shows the time (``/feeds``:
+        "12 min ago") gives a ``max_age``: older renderings are made again, store changed
+        or not.
         """
         version = self.version()
         hit = self._cache.get(key)
         if hit is not None and hit.version == version:
-            return hit.page
+            if max_age is None or self.clock.seconds() - hit.finished < max_age:
+                return hit.page
         if hit is not None and key not in self._running:
             wait = self.settings.min_render_interval - (self.clock.seconds() - hit.finished)
             if wait > 0:
@@ -225,7 +232,8 @@ class PageCache:
             self._cache.pop(key, None)
             return
         cached = self._cache.get(key)
-        if cached is None or cached.version < version:
+        # The same version again: a page past its max_age, rendered anew.
+        if cached is None or cached.version <= version:
             self._cache[key] = _Cached(version, result, self.clock.seconds())
 
 

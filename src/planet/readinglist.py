@@ -261,7 +261,6 @@ class _Collector:
         name = _plain(values.get("title")) or _plain(values.get("text"))
         self.feeds.append(ListedFeed(url=url, name=name))
 
-
     def _skip(self, raw_url: str) -> None:
         # Shown in a log line and on the status page: one line, printable, short.
         shown = "".join(c if c.isprintable() else " " for c in raw_url)

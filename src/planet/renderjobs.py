@@ -18,7 +18,7 @@ from attrs import define, field, frozen
 
 from planet import formats, render
 from planet.config import Config
-from planet.model import Entry
+from planet.model import Entry, ListState
 from planet.pagecache import PageGoneError
 from planet.render import FeedView
 from planet.river import RiverItem, RiverView, sort_river
@@ -189,9 +189,13 @@ class StatusJob:
     config: Config
     rows: list[dict[str, Any]]
     now: datetime
+    #: Only the feeds in this state (a key of :data:`planet.statuspage.FILTERS`), or all.
+    state: str | None = None
+    #: URL reading lists (their skipped entries are listed).
+    lists: tuple[ListState, ...] = ()
 
     def render(self) -> bytes:
-        return render.render_status(self.config, self.rows, self.now)
+        return render.render_status(self.config, self.rows, self.now, self.state, self.lists)
 
 
 @frozen

@@ -40,7 +40,11 @@ from planet.renderjobs import (
     json_bytes,
 )
 from planet.routes import HOT, HTML, ROUTES, Route
+from planet.statuspage import FILTERS
 from planet.store import Store
+
+#: Seconds a rendering of ``/feeds`` ("12 min ago") is served before it is made again.
+STATUS_MAX_AGE = 30.0
 
 _STYLE = rendered(
     resources.files("planet").joinpath("style.css").read_bytes(), utc_from_timestamp(0)
@@ -169,7 +173,22 @@ class PlanetWeb:
         return self._serve(request, route, self._opml_job)
 
     def feeds(self, request: IRequest, route: Route) -> Any:
-        return self._serve(request, route, self._status_job)
+        values = request.args.get(b"state") if request.args else None
+        state = values[0].decode("utf-8", "replace") if values else None
+        if state is not None and state not in FILTERS:
+            return self._bad_request(
+                request, f"unknown state {state!r}: one of {', '.join(FILTERS)}"
+            )
+        # "12 min ago" is true at render time: rendered again after STATUS_MAX_AGE seconds.
+        answer = self.pages.page(
+            (route.name, state or ""),
+            route.name,
+            lambda: self._status_job(state),
+            max_age=STATUS_MAX_AGE,
+        )
+        if isinstance(answer, Rendered):
+            return self._send(answer, request, route.content_type)
+        return answer.addCallback(self._answer, request, route.content_type)
 
     def feeds_json(self, request: IRequest, route: Route) -> Any:
         return self._serve(request, route, lambda: StatusJsonJob(self._status_rows()))
@@ -239,8 +258,10 @@ class PlanetWeb:
         feeds = sorted(self._feed_views().feeds.values(), key=lambda f: f.name.casefold())
         return OpmlJob(self.config, feeds, self._now())
 
-    def _status_job(self) -> StatusJob:
-        return StatusJob(self.config, self._status_rows(), self._now())
+    def _status_job(self, state: str | None = None) -> StatusJob:
+        lists = self.store.reading_lists()
+        url_lists = tuple(lists[url] for url in self.config.reading_lists if url in lists)
+        return StatusJob(self.config, self._status_rows(), self._now(), state, url_lists)
 
     def _source(self, feed_url: str | None) -> renderjobs.RiverSource:
         return renderjobs.river_source(self.store, self.config, feed_url, self.max_page_bytes)
@@ -279,6 +300,11 @@ class PlanetWeb:
 
     def _send(self, page: Rendered, request: IRequest, content_type: bytes) -> bytes:
         return send(page, request, content_type, self.config.cache_max_age)
+
+    def _bad_request(self, request: IRequest, message: str) -> bytes:
+        request.setResponseCode(400)
+        body = rendered(f"{message}\n".encode(), self._now())
+        return send(body, request, b"text/plain; charset=utf-8", max_age=0, conditional=False)
 
     def _not_found(self, request: IRequest) -> bytes:
         request.setResponseCode(404)
