@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 from attrs import evolve
@@ -11,8 +12,10 @@ from test_polite import ROW_KEYS as KEYS
 from test_web import NOW, Harness
 from twisted.trial.unittest import SynchronousTestCase
 
-from planet.model import FetchResult
+from planet.model import FetchResult, ListState
+from planet.statuspage import relative
 from planet.testing import record_fetch
+from planet.web import STATUS_MAX_AGE
 
 EXTRA = """
 [http://c.example/feed]
@@ -156,3 +159,150 @@ class StatusTests(SynchronousTestCase):
         self.assertIsNone(row["next_fetch"])
         state = self.h.store.state("http://b.example/feed")
         self.assertEqual(evolve(state).duplicate_of, "http://a.example/feed")
+
+
+#: The keys every /feeds.json row has had: the page may change, the JSON does not lose one.
+JSON_KEYS = {
+    "url",
+    "current_url",
+    "name",
+    "state",
+    "http_status",
+    "reason",
+    "consecutive_errors",
+    "last_fetch",
+    "next_fetch",
+    "entries",
+    "newest_entry",
+    "inactive",
+}
+
+
+class ReadableStatusTests(SynchronousTestCase):
+    """The page people read: relative times, a summary that filters, a table per state."""
+
+    setUp = StatusTests.setUp
+    rows = StatusTests.rows
+
+    def page(self, path: str = "/feeds") -> str:
+        response, body = self.h.get(path)
+        self.assertEqual(response.code, 200, body)
+        return body.decode()
+
+    def test_json_keeps_every_key(self) -> None:
+        for row in self.rows():
+            self.assertLessEqual(JSON_KEYS, set(row), row)
+
+    def test_times_relative_to_the_render_with_the_exact_utc_time(self) -> None:
+        html = self.page()
+        self.assertIn(
+            '<time datetime="2026-06-24T09:30:00Z" title="2026-06-24 09:30:00 UTC">'
+            "in 30 min</time>",
+            html,
+        )
+        self.assertIn(
+            '<time datetime="2026-06-24T09:00:00Z" title="2026-06-24 09:00:00 UTC">just now</time>',
+            html,
+        )
+        self.assertIn('title="2026-06-22 09:00:00 UTC">2 days ago</time>', html)
+        self.assertNotIn(">2026-06-24T09:00:00Z<", html)  # no bare ISO timestamps
+
+    def test_rendered_again_once_the_times_are_stale(self) -> None:
+        first = self.page()
+        renders = self.h.web.pages.renders
+        self.h.clock.advance(20)
+        self.assertEqual(self.page(), first)
+        self.assertEqual(self.h.web.pages.renders, renders, "served from the cache")
+        self.h.clock.advance(STATUS_MAX_AGE)
+        later = self.page()
+        self.assertEqual(self.h.web.pages.renders, renders + 1)
+        self.assertIn('title="2026-06-24 09:30:00 UTC">in 29 min</time>', later)
+        self.assertIn('title="2026-06-24 09:00:00 UTC">just now</time>', later)
+        self.h.clock.advance(5 * 60)
+        self.assertIn('title="2026-06-24 09:00:00 UTC">5 min ago</time>', self.page())
+
+    def test_summary_links_filter_by_state(self) -> None:
+        html = self.page()
+        self.assertIn('6 feeds:\n<a href="/feeds?state=ok">2 ok</a>,', html)
+        for part in ("1 failing", "1 gone", "2 waiting"):
+            state = part.split()[1]
+            self.assertIn(f'<a href="/feeds?state={state}">{part}</a>', html)
+        failing = self.page("/feeds?state=failing")
+        self.assertEqual(failing.count("<tr class="), 1)
+        self.assertIn('<strong aria-current="page">1 failing</strong>', failing)
+        self.assertIn('<a href="/feeds">show all</a>', failing)
+        ok = self.page("/feeds?state=ok")
+        self.assertEqual(
+            sorted(re.findall(r'<tr class="state-([^"]+)">', ok)), ["not-modified", "ok"]
+        )
+        self.assertEqual(
+            re.findall(r'<tr class="state-([^"]+)">', self.page("/feeds?state=not-modified")),
+            ["not-modified"],
+        )
+        gone = self.page("/feeds?state=gone")
+        self.assertIn("Gone Feed", gone)
+        self.assertNotIn("Alpha Blog", gone)
+
+    def test_unknown_state_is_400(self) -> None:
+        for query in ("state=sideways", "state=", "state=%3Cscript%3E"):
+            response, body = self.h.get(f"/feeds?{query}")
+            self.assertEqual(response.code, 400, query)
+            self.assertTrue(body.startswith(b"unknown state: one of ok, failing, "), body)
+            self.assertNotIn(b"<script>", body)
+            self.assertEqual(
+                response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"]
+            )
+
+    def test_a_table_per_state_reason_first_for_failing_and_gone(self) -> None:
+        html = self.page()
+        self.assertEqual(
+            re.findall(r'<section class="state-group" id="([^"]+)">', html),
+            ["failing", "gone", "waiting", "ok"],
+        )
+        firsts = re.findall(r'<thead><tr>\n<th scope="col" class="col-([^"]+)">', html)
+        self.assertEqual(firsts, ["reason", "reason", "feed", "feed"])
+        # Every cell carries its header for the stacked (375 px) layout.
+        self.assertIn(
+            '<td class="col-reason"><span class="label" aria-hidden="true">Reason</span>'
+            '<span class="value">HTTP 404 Not Found</span></td>',
+            html,
+        )
+
+    def test_reading_list_entries_not_subscribed_are_listed(self) -> None:
+        listed = "http://lists.example/blogs.opml"
+        h = Harness(extra=EXTRA + f"\n[{listed}]\ncontent_type = opml\n")
+        h.store.record_list(
+            ListState(url=listed, skipped=("feed://x.example/rss", "javascript:alert(1)<b>"))
+        )
+        # A list no longer in the config is not shown.
+        h.store.record_list(ListState(url="http://old.example/l.opml", skipped=("ftp://o",)))
+        html = h.get("/feeds")[1].decode()
+        self.assertIn("Reading list entries not subscribed", html)
+        self.assertIn(f'<h3><a href="{listed}">{listed}</a> <span class="count">(2)</span>', html)
+        self.assertIn("<li><code>feed://x.example/rss</code></li>", html)
+        self.assertIn("<li><code>javascript:alert(1)&lt;b&gt;</code></li>", html)
+        self.assertNotIn('href="javascript', html)
+        self.assertNotIn("ftp://o", html)
+        self.assertNotIn("not subscribed", self.page())
+
+
+class RelativeTimeTests(SynchronousTestCase):
+    def test_relative(self) -> None:
+        cases = [
+            (0, "just now"),
+            (-59, "just now"),
+            (30, "in under a minute"),
+            (-60, "1 min ago"),
+            (18 * 60 + 59, "in 18 min"),
+            (-12 * 60, "12 min ago"),
+            (-60 * 60, "1 h ago"),
+            (83 * 60, "in 1 h 23 min"),
+            (-15 * 3600, "15 h ago"),
+            (-3 * 86400, "3 days ago"),
+            (90 * 86400, "in 3 months"),
+            (-800 * 86400, "2 years ago"),
+        ]
+        for seconds, text in cases:
+            self.assertEqual(relative(NOW + timedelta(seconds=seconds), NOW), text, seconds)
+        self.assertEqual(relative(NOW - timedelta(minutes=3), NOW, due=True), "due now")
+        self.assertEqual(relative(NOW + timedelta(minutes=3), NOW, due=True), "in 3 min")

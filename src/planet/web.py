@@ -176,9 +176,8 @@ class PlanetWeb:
         values = request.args.get(b"state") if request.args else None
         state = values[0].decode("utf-8", "replace") if values else None
         if state is not None and state not in FILTERS:
-            return self._bad_request(
-                request, f"unknown state {state!r}: one of {', '.join(FILTERS)}"
-            )
+            # Not echoed: the value is the requester's, the answer plain text anyway.
+            return self._bad_request(request, f"unknown state: one of {', '.join(FILTERS)}")
         # "12 min ago" is true at render time: rendered again after STATUS_MAX_AGE seconds.
         answer = self.pages.page(
             (route.name, state or ""),
