@@ -18,10 +18,9 @@ from attrs import frozen
 
 from planet import __version__
 from planet.config import Config
-from planet.model import Entry, FeedState, ListState, feed_state_name
+from planet.model import Entry, FeedState, feed_state_name
 from planet.river import RiverItem
 from planet.sanitize import strip_xml_illegal
-from planet.statuspage import status_context
 from planet.urls import host_of
 
 ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -345,22 +344,9 @@ def _iso_or_none(when: datetime | None) -> str | None:
     return iso_utc(when) if when is not None else None
 
 
-def render_status(
-    config: Config,
-    rows: list[dict[str, Any]],
-    now: datetime,
-    state: str | None = None,
-    lists: Iterable[ListState] = (),
-) -> bytes:
-    """The ``/feeds`` page: every subscription's health, a table per state (only ``state``'s
-    when given), times relative to ``now`` (see :mod:`planet.statuspage`)."""
-    html = _env.get_template("feeds.html").render(
-        planet=config,
-        status=status_context(rows, now, state, lists),
-        generated=format_entry_time(now),
-        version=__version__,
-    )
-    return strip_xml_illegal(html).encode("utf-8")
+def template(name: str) -> jinja2.Template:
+    """The page template ``name`` (of ``templates/``), autoescaped."""
+    return _env.get_template(name)
 
 
 def format_entry_time(when: datetime, fmt: str | None = None) -> str:

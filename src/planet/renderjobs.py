@@ -16,7 +16,7 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-from planet import formats, render
+from planet import formats, render, statuspage
 from planet.config import Config
 from planet.model import Entry, ListState
 from planet.pagecache import PageGoneError
@@ -195,7 +195,7 @@ class StatusJob:
     lists: tuple[ListState, ...] = ()
 
     def render(self) -> bytes:
-        return render.render_status(self.config, self.rows, self.now, self.state, self.lists)
+        return statuspage.render_status(self.config, self.rows, self.now, self.state, self.lists)
 
 
 @frozen

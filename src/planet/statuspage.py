@@ -1,8 +1,8 @@
 """The ``/feeds`` status page as people read it: relative times, a table per state.
 
-Pure (no Twisted): :func:`status_context` turns the rows of
-:func:`planet.render.feed_status_rows` (the ones ``/feeds.json`` serves as they are) into
-what ``templates/feeds.html`` shows: a summary line whose links filter by state
+Pure (no Twisted), rendered off the reactor like every page: :func:`status_context` turns
+the rows of :func:`planet.render.feed_status_rows` (the ones ``/feeds.json`` serves as they
+are) into what ``templates/feeds.html`` shows: a summary line whose links filter by state
 (``/feeds?state=failing``), one table per state with the columns that matter for it (the
 reason first for failing and gone feeds), and times as "12 min ago" / "in 18 min" relative
 to ``now`` (the render time), each with its exact UTC time in a ``<time>`` element.
@@ -16,9 +16,12 @@ from typing import Any
 
 from attrs import frozen
 
+from planet import __version__, render
+from planet.config import Config
 from planet.model import ListState
+from planet.sanitize import strip_xml_illegal
 
-__all__ = ["FILTERS", "StatusContext", "relative", "status_context"]
+__all__ = ["FILTERS", "StatusContext", "relative", "render_status", "status_context"]
 
 #: ``?state=`` values and the row states each shows; a group per key but the last.
 FILTERS: Mapping[str, frozenset[str]] = {
@@ -112,6 +115,24 @@ class StatusContext:
     groups: tuple[Group, ...]
     state: str | None
     lists: tuple[SkippedList, ...]
+
+
+def render_status(
+    config: Config,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    state: str | None = None,
+    lists: Iterable[ListState] = (),
+) -> bytes:
+    """The ``/feeds`` page: every subscription's health, a table per state (only ``state``'s
+    when given), times relative to ``now``."""
+    html = render.template("feeds.html").render(
+        planet=config,
+        status=status_context(rows, now, state, lists),
+        generated=render.format_entry_time(now),
+        version=__version__,
+    )
+    return strip_xml_illegal(html).encode("utf-8")
 
 
 def status_context(

@@ -179,15 +179,9 @@ class PlanetWeb:
             # Not echoed: the value is the requester's, the answer plain text anyway.
             return self._bad_request(request, f"unknown state: one of {', '.join(FILTERS)}")
         # "12 min ago" is true at render time: rendered again after STATUS_MAX_AGE seconds.
-        answer = self.pages.page(
-            (route.name, state or ""),
-            route.name,
-            lambda: self._status_job(state),
-            max_age=STATUS_MAX_AGE,
+        return self._serve(
+            request, route, lambda: self._status_job(state), state or "", max_age=STATUS_MAX_AGE
         )
-        if isinstance(answer, Rendered):
-            return self._send(answer, request, route.content_type)
-        return answer.addCallback(self._answer, request, route.content_type)
 
     def feeds_json(self, request: IRequest, route: Route) -> Any:
         return self._serve(request, route, lambda: StatusJsonJob(self._status_rows()))
@@ -283,11 +277,17 @@ class PlanetWeb:
     # --- answering -------------------------------------------------------------------------
 
     def _serve(
-        self, request: IRequest, route: Route, inputs: Callable[[], RenderJob], *key: str
+        self,
+        request: IRequest,
+        route: Route,
+        inputs: Callable[[], RenderJob],
+        *key: str,
+        max_age: float | None = None,
     ) -> Any:
         """Answer with the page of ``route`` that ``key`` names, rendered from ``inputs()``
-        when it changed (see :meth:`PageCache.page <planet.pagecache.PageCache.page>`)."""
-        answer = self.pages.page((route.name, *key), route.name, inputs)
+        when it changed or is older than ``max_age`` (see :meth:`PageCache.page
+        <planet.pagecache.PageCache.page>`)."""
+        answer = self.pages.page((route.name, *key), route.name, inputs, max_age)
         if isinstance(answer, Rendered):
             return self._send(answer, request, route.content_type)
         return answer.addCallback(self._answer, request, route.content_type)
