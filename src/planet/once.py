@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from attrs import define
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
@@ -42,6 +43,10 @@ class _Outcome:
 
     cycles: int = 0
     failed: bool = False
+    #: The cycle was over (not cut short by SIGTERM or SIGINT).
+    finished: bool = False
+    #: SIGTERM or SIGINT came first.
+    stopped: bool = False
 
 
 def run_once(
@@ -71,6 +76,9 @@ def run_once(
 
     def stop() -> Any:
         # Also at SIGTERM/SIGINT: a stopped run still writes what it fetched.
+        if not outcome.finished:
+            outcome.failed = outcome.stopped = True
+            _log.error("planet run-once stopped before its cycle was over")
         return service.stopService() if service.running else None
 
     def start() -> None:
@@ -78,7 +86,7 @@ def run_once(
         service.startService()
         d = Deferred.fromCoroutine(_one_cycle(service, snapshot, outcome))
         d.addErrback(_failed, outcome)
-        d.addBoth(lambda _: reactor.stop())
+        d.addBoth(lambda _: _stop_reactor(reactor))
 
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     reactor.callWhenRunning(start)
@@ -97,15 +105,25 @@ async def _one_cycle(
         # Entries of a snapshot being sanitized again are in the store only after this.
         await snapshot.loaded()
     outcome.cycles = await service.aggregator.run_once()
+    if outcome.stopped:
+        return  # the fetches were abandoned: no output from a cut-short cycle
     if service.aggregator.problem is not None:
         outcome.failed = True
     for writer in _output_writers(service):
         await maybeDeferred(writer.write_outputs)
+    outcome.finished = True
 
 
 def _failed(failure: Any, outcome: _Outcome) -> None:
-    outcome.failed = True
+    outcome.failed = outcome.finished = True
     _log.failure("planet run-once failed", failure)
+
+
+def _stop_reactor(reactor: Any) -> None:
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass  # a signal stopped it first
 
 
 def _output_writers(service: PlanetService) -> Iterator[Any]:
@@ -124,7 +142,7 @@ def _summary(service: PlanetService, outcome: _Outcome, seconds: float) -> str:
     states = service.store.feed_states()
     subscribed = [states.get(s.url) for s in config.subscriptions]
     failing = sum(1 for s in subscribed if s is not None and s.failing)
-    status = "failed" if outcome.failed else "done"
+    status = "stopped" if outcome.stopped else "failed" if outcome.failed else "done"
     return (
         f"planet run-once: {status}: {outcome.cycles} cycle(s) in {seconds:.1f} s; "
         f"{len(subscribed)} feeds ({failing} failing), {service.store.entry_count()} entries; "
