@@ -904,3 +904,6 @@ def test_file_list_entries_without_an_http_url_are_one_warning(tmp_path: Path):
         f"{path}: [blogs.opml] reading list: 2 entries not subscribed: their xmlUrl is not "
         "an http(s) URL (feed://two.example/rss, ftp://three.example/rss)",
     )
+    assert config.skipped_entries == (
+        ("blogs.opml", ("feed://two.example/rss", "ftp://three.example/rss")),
+    )

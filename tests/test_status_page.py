@@ -284,6 +284,11 @@ class ReadableStatusTests(SynchronousTestCase):
         self.assertNotIn('href="javascript', html)
         self.assertNotIn("ftp://o", html)
         self.assertNotIn("not subscribed", self.page())
+        # A file list's (read with the config): its section name, no link.
+        h.web.reconfigure(evolve(h.web.config, skipped_entries=(("blogs.opml", ("ftp://f",)),)))
+        html = h.get("/feeds")[1].decode()
+        self.assertIn('<h3>blogs.opml <span class="count">(1)</span></h3>', html)
+        self.assertLess(html.index("ftp://f"), html.index("feed://x.example/rss"))
 
 
 class RelativeTimeTests(SynchronousTestCase):

@@ -160,6 +160,8 @@ class Config:
     #: Venus reading lists (``content_type = opml`` sections): OPML file paths or URLs.
     reading_lists: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: File reading lists' entries whose xmlUrl is no http(s) URL, by list (``/feeds``).
+    skipped_entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def load_config(path: str) -> Config:
@@ -205,6 +207,7 @@ def expand_file_lists(config: Config) -> Config:
     """
     listed: dict[str, list[ListedFeed]] = {}
     warnings = list(config.warnings)
+    skipped: list[tuple[str, tuple[str, ...]]] = []
     for location in config.reading_lists:
         if _is_http_url(location):
             continue
@@ -219,12 +222,15 @@ def expand_file_lists(config: Config) -> Config:
         if found.skipped:
             note = skipped_note(found.skipped, found.skipped_count)
             warnings.append(f"{config.path}: [{location}] reading list: {note}")
+            skipped.append((location, found.skipped))
         if not listed[location]:
             warnings.append(
                 f"{config.path}: [{location}] reading list {path} names no feeds; "
                 "nothing subscribed from it"
             )
-    return evolve(with_listed_feeds(config, listed), warnings=tuple(warnings))
+    return evolve(
+        with_listed_feeds(config, listed), warnings=tuple(warnings), skipped_entries=tuple(skipped)
+    )
 
 
 def listed_feeds(config: Config) -> dict[str, list[ListedFeed]]:

@@ -26,7 +26,7 @@ from planet.config import Config
 from planet.httpsend import PlanetSite, SecuredResource, send
 from planet.interfaces import RunInThread
 from planet.metrics import Metrics
-from planet.model import utc_from_timestamp
+from planet.model import ListState, utc_from_timestamp
 from planet.pagecache import PageCache, Rendered, RenderJob, rendered
 from planet.render import FeedView
 from planet.renderjobs import (
@@ -252,9 +252,10 @@ class PlanetWeb:
         return OpmlJob(self.config, feeds, self._now())
 
     def _status_job(self, state: str | None = None) -> StatusJob:
-        lists = self.store.reading_lists()
-        url_lists = tuple(lists[url] for url in self.config.reading_lists if url in lists)
-        return StatusJob(self.config, self._status_rows(), self._now(), state, url_lists)
+        stored = self.store.reading_lists()
+        files = tuple(ListState(url=path, skipped=s) for path, s in self.config.skipped_entries)
+        urls = tuple(stored[url] for url in self.config.reading_lists if url in stored)
+        return StatusJob(self.config, self._status_rows(), self._now(), state, files + urls)
 
     def _source(self, feed_url: str | None) -> renderjobs.RiverSource:
         return renderjobs.river_source(self.store, self.config, feed_url, self.max_page_bytes)
