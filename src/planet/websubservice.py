@@ -1,0 +1,421 @@
+"""WebSub, the subscriber's service: asks hubs for subscriptions, answers their
+verifications of intent, and takes their pushes into the store.
+
+A feed fetched with a hub (see :func:`planet.websub.discover`) is subscribed through the
+:class:`~planet.fetch.Fetcher` (its host limits, timeout and network guard); the hub
+verifies at ``GET /websub/<id>`` and pushes at ``POST /websub/<id>`` (:mod:`planet.web`
+hands both here). A valid push goes the way a fetched body goes, from the parser on
+(:meth:`planet.ingest.Ingester.take`). Records live in the store, so the snapshot keeps
+them (secrets included) across restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter, deque
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from attrs import define, evolve, field
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from planet import schedule
+from planet.config import Config, Subscription
+from planet.fetch import Fetcher
+from planet.ingest import Ingester
+from planet.metrics import Metrics
+from planet.model import FetchResult, utc_from_timestamp
+from planet.store import Store
+from planet.websub import (
+    Discovered,
+    WebSubRecord,
+    check_signature,
+    discover,
+    intent_matches,
+    new_record,
+    renew_at,
+    verified,
+)
+
+__all__ = ["WebSubService", "opted_out"]
+
+_NO = frozenset({"0", "no", "false", "off"})
+#: Failed unsubscribe requests retried before the record is dropped all the same.
+MAX_UNSUBSCRIBE_TRIES = 5
+#: A bad signature is logged once per feed per this many seconds.
+BAD_SIGNATURE_LOG_EVERY = 3600.0
+
+
+def opted_out(sub: Subscription) -> bool:
+    """Whether a feed section says ``websub = no``."""
+    return sub.options.get("websub", "").strip().lower() in _NO
+
+
+@define
+class _Bucket:
+    """A token bucket: ``rate`` pushes a second, ``burst`` at once."""
+
+    tokens: float
+    at: float
+
+    def take(self, now: float, rate: float, burst: float) -> bool:
+        self.tokens = min(burst, self.tokens + (now - self.at) * rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@define(slots=False, eq=False, repr=False)
+class WebSubService(Service):
+    """Subscriptions with hubs: requested, verified, renewed, ended; pushes taken in."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    ingester: Ingester
+    clock: IReactorTime
+    metrics: Metrics = field(factory=Metrics)
+    rng: random.Random = field(factory=random.Random)
+    #: How often leases, retries and removals are looked at (seconds).
+    tick_interval: float = 30.0
+    #: Pushes a second one subscription may make, and at once; more are answered 429.
+    push_rate: float = 20.0
+    push_burst: float = 40.0
+    #: Push bodies waiting for their parse, per subscription; more are answered 429.
+    max_queued: int = 8
+    #: Seconds a request may wait for the hub's verification before it is retried.
+    verify_timeout: float = 3600.0
+    _loop: LoopingCall | None = None
+    _in_flight: set[str] = field(factory=set)
+    _buckets: dict[str, _Bucket] = field(factory=dict)
+    _queues: dict[str, deque[tuple[bytes, str | None]]] = field(factory=dict)
+    _busy: set[str] = field(factory=set)
+    _bad_logged: dict[str, float] = field(factory=dict)
+    _log: Logger = field(factory=Logger)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = LoopingCall(self.tick)
+        self._loop.clock = self.clock
+        self._loop.start(self.tick_interval, now=True)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def reconfigure(self, config: Config) -> None:
+        """Follow ``config`` (a reload, a reading list): removed and opted-out feeds, or a
+        new callback, are unsubscribed at once."""
+        self.config = config
+        if self.running:
+            self.tick()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.config.websub_callback)
+
+    def _wanted(self) -> dict[str, Subscription]:
+        if not self.enabled:
+            return {}
+        return {s.url: s for s in self.config.subscriptions if not opted_out(s)}
+
+    def _now(self) -> datetime:
+        return utc_from_timestamp(self.clock.seconds())
+
+    def tick(self) -> None:
+        """Renew, retry, time out and end what is due."""
+        now, wanted = self._now(), self._wanted()
+        for record in list(self.store.websub_records().values()):
+            if record.id in self._in_flight:
+                continue
+            if record.pending == "unsubscribe":
+                if _older(record.requested_at, now, self.verify_timeout):
+                    self.store.drop_websub(record.id)  # the hub never confirmed: forget it
+                elif record.next_attempt is not None and record.next_attempt <= now:
+                    self._request(record, "unsubscribe")
+                continue
+            if record.feed_url not in wanted or not record.callback.startswith(
+                _base(self.config.websub_callback)
+            ):
+                self._request(record, "unsubscribe")
+            elif record.state in ("failing", "denied"):
+                if record.next_attempt is None or record.next_attempt <= now:
+                    self._request(record, "subscribe")
+            elif record.pending == "subscribe":
+                if _older(record.requested_at, now, self.verify_timeout):
+                    self._failed(record, "subscribe", "the hub did not verify the request")
+            elif record.state == "subscribed":
+                due = renew_at(record)
+                if due is not None and due <= now:
+                    self._request(record, "subscribe")
+
+    # --- discovery and requests -------------------------------------------------------
+
+    def fetched(self, sub: Subscription, result: FetchResult) -> None:
+        """A fetch of ``sub`` was applied: subscribe to the hub it names (or follow a new
+        hub or topic)."""
+        if result.error is not None or result.body is None or sub.url not in self._wanted():
+            return
+        found = discover(result.links, result.body, result.final_url)
+        current = self.record_of(sub.url)
+        if current is not None and found == Discovered(current.hub, current.topic):
+            return
+        if current is not None:
+            self._request(current, "unsubscribe")  # the hub or the topic changed
+        if found is None:
+            return
+        lease = int(self.config.websub_lease_seconds)
+        record = new_record(sub.url, found, self.config.websub_callback, lease)
+        self._log.info(
+            "{url}: subscribing with WebSub hub {hub} (topic {topic})",
+            url=sub.url,
+            hub=found.hub,
+            topic=found.topic,
+        )
+        self._request(record, "subscribe")
+
+    def record_of(self, feed_url: str) -> WebSubRecord | None:
+        """The subscription of ``feed_url`` (not one being ended), if any."""
+        for record in self.store.websub_records().values():
+            if record.feed_url == feed_url and record.pending != "unsubscribe":
+                return record
+        return None
+
+    def _request(self, record: WebSubRecord, mode: str) -> Deferred[None]:
+        """POST a (un)subscription request; pending before it is sent, as a hub may verify
+        before it answers."""
+        now = self._now()
+        record = evolve(record, pending=mode, requested_at=now, next_attempt=None)
+        self.store.set_websub(record)
+        self._in_flight.add(record.id)
+        form = {
+            "hub.mode": mode,
+            "hub.topic": record.topic,
+            "hub.callback": record.callback,
+        }
+        if mode == "subscribe":
+            form["hub.lease_seconds"] = str(record.lease_seconds)
+            form["hub.secret"] = record.secret
+        d = self.fetcher.post(record.hub, form)
+
+        def answered(result: FetchResult) -> None:
+            self._in_flight.discard(record.id)
+            if result.error is not None:
+                self._failed(record, mode, result.error)
+            elif result.status != 202:
+                self._log.info(
+                    "{url}: hub {hub} answered {status} to {mode} (202 expected)",
+                    url=record.feed_url,
+                    hub=record.hub,
+                    status=result.status,
+                    mode=mode,
+                )
+
+        return d.addCallback(answered)
+
+    def _failed(self, record: WebSubRecord, mode: str, reason: str) -> None:
+        current = self.store.websub_records().get(record.id)
+        if current is None or current.pending != mode:
+            return  # verified (or ended) meanwhile
+        errors = current.errors + 1
+        wait = schedule.backoff_seconds(self.config, errors, self.rng)
+        self._log.warn(
+            "{url}: WebSub {mode} with {hub} failed ({reason}); retrying in {wait:.0f} s",
+            url=record.feed_url,
+            mode=mode,
+            hub=record.hub,
+            reason=reason,
+            wait=wait,
+        )
+        if mode == "unsubscribe" and errors >= MAX_UNSUBSCRIBE_TRIES:
+            self.store.drop_websub(record.id)
+            return
+        next_attempt = self._now() + timedelta(seconds=wait)
+        state = current.state if mode == "unsubscribe" else "failing"
+        if mode == "subscribe" and current.state == "subscribed" and not _lapsed(current, self):
+            state = "subscribed"  # a failed renewal: the lease still runs
+        self.store.set_websub(
+            evolve(
+                current,
+                state=state,
+                pending=mode if mode == "unsubscribe" else None,
+                errors=errors,
+                reason=reason,
+                next_attempt=next_attempt,
+            )
+        )
+
+    # --- the hub's requests -------------------------------------------------------------
+
+    def verify(self, sub_id: str, args: Mapping[str, str]) -> tuple[int, bytes]:
+        """A verification of intent (or a denial): the status and body to answer with."""
+        record = self.store.websub_records().get(sub_id)
+        mode, topic = args.get("hub.mode", ""), args.get("hub.topic", "")
+        if record is None:
+            return 404, b"unknown subscription\n"
+        if mode == "denied":
+            if record.topic != topic:
+                return 404, b"unknown topic\n"
+            reason = args.get("hub.reason") or "no reason given"
+            wait = self.config.max_backoff
+            self.store.set_websub(
+                evolve(
+                    record,
+                    state="denied",
+                    pending=None,
+                    reason=reason[:200],
+                    next_attempt=self._now() + timedelta(seconds=wait),
+                )
+            )
+            self._log.warn(
+                "{url}: WebSub hub {hub} denied the subscription: {reason}",
+                url=record.feed_url,
+                hub=record.hub,
+                reason=reason[:200],
+            )
+            return 200, b""
+        challenge = args.get("hub.challenge", "")
+        if not challenge or not intent_matches(record, mode, topic):
+            return 404, b"no such request\n"
+        if mode == "unsubscribe":
+            self.store.drop_websub(sub_id)
+            self._log.info("{url}: WebSub subscription ended", url=record.feed_url)
+        else:
+            lease = _int(args.get("hub.lease_seconds"))
+            self.store.set_websub(verified(record, self._now(), lease))
+            self._log.info(
+                "{url}: WebSub subscription with {hub} verified",
+                url=record.feed_url,
+                hub=record.hub,
+            )
+        return 200, challenge.encode("utf-8")
+
+    def push(
+        self, sub_id: str, signature: str | None, body: bytes, content_type: str | None
+    ) -> int:
+        """A content distribution request; the status to answer with (2xx once taken,
+        and for a bad signature too, as section 8 says)."""
+        record = self.store.websub_records().get(sub_id)
+        if record is None:
+            return 404
+        sub = next((s for s in self.config.subscriptions if s.url == record.feed_url), None)
+        if sub is None:
+            self.metrics.websub_push("gone")
+            return 410
+        if not check_signature(signature, record.secret, body):
+            self.metrics.websub_push("bad-signature")
+            self._bad_signature(record, signature)
+            return 202
+        now = self.clock.seconds()
+        bucket = self._buckets.setdefault(sub_id, _Bucket(self.push_burst, now))
+        queue = self._queues.setdefault(sub_id, deque())
+        if len(queue) >= self.max_queued or not bucket.take(now, self.push_rate, self.push_burst):
+            self.metrics.websub_push("rate-limited")
+            return 429
+        self.metrics.websub_push("accepted")
+        self.store.set_websub(evolve(record, last_push=utc_from_timestamp(now)))
+        queue.append((body, content_type))
+        if sub_id not in self._busy:
+            self._next(sub_id, sub)
+        return 202
+
+    def _next(self, sub_id: str, sub: Subscription) -> None:
+        """Parse and apply the push bodies of one subscription in order, one at a time."""
+        queue = self._queues.get(sub_id)
+        if not queue:
+            self._busy.discard(sub_id)
+            self._queues.pop(sub_id, None)
+            return
+        self._busy.add(sub_id)
+        body, content_type = queue.popleft()
+        state = self.store.state(sub.url)
+        result = FetchResult(
+            url=state.fetch_url,
+            final_url=state.final_url or state.fetch_url,
+            status=200,
+            body=body,
+            body_hash=hashlib.sha256(body).hexdigest(),
+            content_type=content_type,
+        )
+        d = self.ingester.take(sub, result)
+        d.addErrback(lambda f: self._log.failure("WebSub push of {url}", f, url=sub.url))
+        d.addBoth(lambda _: self._next(sub_id, sub))
+
+    def _bad_signature(self, record: WebSubRecord, signature: str | None) -> None:
+        now = self.clock.seconds()
+        last = self._bad_logged.get(record.feed_url)
+        if last is not None and now - last < BAD_SIGNATURE_LOG_EVERY:
+            return
+        self._bad_logged[record.feed_url] = now
+        self._log.warn(
+            "{url}: WebSub push with {what} signature dropped (logged once an hour)",
+            url=record.feed_url,
+            what="a wrong" if signature else "no",
+        )
+
+    # --- what is shown -----------------------------------------------------------------
+
+    def interval_of(self, feed_url: str) -> float | None:
+        """The poll interval of a feed with a verified subscription (a safety net)."""
+        record = self.record_of(feed_url)
+        if record is not None and record.state == "subscribed":
+            return self.config.websub_poll_interval
+        return None
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """Per feed URL: ``websub``, ``websub_hub``, ``websub_expires``, ``last_push``."""
+        rows = {}
+        for record in self.store.websub_records().values():
+            if record.pending == "unsubscribe":
+                continue
+            rows[record.feed_url] = {
+                "websub": record.state,
+                "websub_hub": record.hub,
+                "websub_expires": _iso(record.expires),
+                "last_push": _iso(record.last_push),
+            }
+        return rows
+
+    def by_state(self) -> Counter[str]:
+        return Counter(
+            r.state for r in self.store.websub_records().values() if r.pending != "unsubscribe"
+        )
+
+
+#: The columns of a feed without a subscription.
+OFF = {"websub": "off", "websub_hub": None, "websub_expires": None, "last_push": None}
+
+
+def _base(callback: str) -> str:
+    return callback if callback.endswith("/") else callback + "/"
+
+
+def _older(when: datetime | None, now: datetime, seconds: float) -> bool:
+    return when is None or (now - when).total_seconds() > seconds
+
+
+def _lapsed(record: WebSubRecord, service: WebSubService) -> bool:
+    return record.expires is None or record.expires <= service._now()
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat().replace("+00:00", "Z") if when is not None else None
