@@ -138,9 +138,10 @@ def encode(
     written_at: datetime,
     lists: Sequence[ListState] = (),
     policy: int = POLICY_VERSION,
+    websub: Sequence[WebSubRecord] = (),
 ) -> bytes:
     """Serialize store contents to snapshot bytes (CPU-bound: call off the reactor)."""
-    return b"".join(iter_encoded(entries, states, written_at, lists, policy))
+    return b"".join(iter_encoded(entries, states, written_at, lists, policy, websub))
 
 
 def _record(value: Any, names: tuple[str, ...], dates: tuple[str, ...]) -> dict[str, Any]:
