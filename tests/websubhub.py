@@ -161,3 +161,103 @@ class Hosts(Resource):
             request.setHeader("location", self.moved[host] + request.uri.decode().lstrip("/"))
             return b""
         return self.sites.get(host, self.default).render(request)
+
+
+class ThreadedHub:
+    """The same hub for process-level tests and benchmarks: a stdlib threaded HTTP server
+    on 127.0.0.1 that is a hub at ``/hub`` (verifying from a thread, with urllib) and
+    serves ``feed`` at ``/feed`` with a ``Link`` header naming the hub."""
+
+    def __init__(self, feed: bytes = b"") -> None:
+        import http.server
+        import threading
+
+        self.feed = feed
+        self.requests: list[dict[str, str]] = []
+        self.verified: dict[tuple[str, str], str | None] = {}
+        self.failed_verifications: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+        hub = self
+
+        class _Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                body = hub.feed
+                self.send_response(200)
+                self.send_header("Content-Type", "application/atom+xml")
+                self.send_header("Link", f'<{hub.url("/hub")}>; rel="hub"')
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                from urllib.parse import parse_qsl
+
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(parse_qsl(self.rfile.read(length).decode()))
+                with hub._lock:
+                    hub.requests.append(form)
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                threading.Thread(target=hub._verify, args=(form,), daemon=True).start()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _verify(self, form: dict[str, str]) -> None:
+        import urllib.error
+        import urllib.request
+
+        mode, topic, callback = form["hub.mode"], form["hub.topic"], form["hub.callback"]
+        challenge = secrets.token_urlsafe(24)
+        query = urlencode({"hub.mode": mode, "hub.topic": topic, "hub.challenge": challenge})
+        try:
+            with urllib.request.urlopen(callback + "?" + query, timeout=10) as response:
+                echoed = response.status == 200 and response.read() == challenge.encode()
+                code = response.status
+        except urllib.error.HTTPError as err:
+            echoed, code = False, err.code
+        except OSError:
+            echoed, code = False, 0
+        with self._lock:
+            if not echoed:
+                self.failed_verifications.append((mode, code))
+            elif mode == "subscribe":
+                self.verified[(callback, topic)] = form.get("hub.secret")
+            else:
+                self.verified.pop((callback, topic), None)
+
+    def publish(self, topic: str, body: bytes, method: str = "sha256") -> list[int]:
+        """POST ``body`` signed to every verified subscriber of ``topic``; their codes."""
+        import urllib.error
+        import urllib.request
+
+        codes = []
+        with self._lock:
+            targets = [(c, s) for (c, t), s in self.verified.items() if t == topic]
+        for callback, secret in targets:
+            headers = {"Content-Type": "application/atom+xml"}
+            if secret:
+                headers["X-Hub-Signature"] = sign(secret, body, method)
+            request = urllib.request.Request(callback, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    codes.append(response.status)
+            except urllib.error.HTTPError as err:
+                codes.append(err.code)
+        return codes
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from attrs import define, field, frozen
 from klein import Klein
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
@@ -189,7 +190,7 @@ class PlanetWeb:
         body = json_bytes(self.health_data())
         return send(rendered(body, self._now()), request, route.content_type, max_age=0)
 
-    def websub(self, request: IRequest, route: Route, sub_id: str) -> bytes:
+    def websub(self, request: IRequest, route: Route, sub_id: str) -> Any:
         """The WebSub callback: the hub's verification of intent (GET), its pushes (POST)."""
         if self.websub_hub is None:
             return self._not_found(request)
@@ -203,11 +204,10 @@ class PlanetWeb:
                 return b"413 Payload Too Large: over max_feed_bytes\n"
             signature = _text(request.getHeader(b"x-hub-signature"))
             content_type = _text(request.getHeader(b"content-type"))
-            code = self.websub_hub.push(sub_id, signature, body, content_type)
-            if code == 429:
-                request.setHeader(b"retry-after", b"1")
-            request.setResponseCode(code)
-            return b""
+            pushed = self.websub_hub.push(sub_id, signature, body, content_type)
+            if isinstance(pushed, int):
+                return _pushed(request, pushed)
+            return pushed.addCallback(lambda code: _pushed(request, code))
         args = {
             k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
             for k, v in (request.args or {}).items()
@@ -351,9 +351,16 @@ class WebSubEndpoint(Protocol):
 
     def push(
         self, sub_id: str, signature: str | None, body: bytes, content_type: str | None
-    ) -> int: ...
+    ) -> int | Deferred[int]: ...
 
     def rows(self) -> dict[str, dict[str, Any]]: ...
+
+
+def _pushed(request: IRequest, code: int) -> bytes:
+    if code == 429:
+        request.setHeader(b"retry-after", b"1")
+    request.setResponseCode(code)
+    return b""
 
 
 def _capped_body(request: IRequest, limit: int) -> bytes | None:

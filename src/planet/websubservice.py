@@ -96,7 +96,9 @@ class WebSubService(Service):
     _loop: LoopingCall | None = None
     _in_flight: set[str] = field(factory=set)
     _buckets: dict[str, _Bucket] = field(factory=dict)
-    _queues: dict[str, deque[tuple[bytes, str | None]]] = field(factory=dict)
+    #: Longest a hub waits for its push to be parsed before it is answered all the same.
+    answer_within: float = 2.0
+    _queues: dict[str, deque[tuple[bytes, str | None, Deferred[int]]]] = field(factory=dict)
     _busy: set[str] = field(factory=set)
     _bad_logged: dict[str, float] = field(factory=dict)
     _log: Logger = field(factory=Logger)
@@ -304,9 +306,13 @@ class WebSubService(Service):
 
     def push(
         self, sub_id: str, signature: str | None, body: bytes, content_type: str | None
-    ) -> int:
+    ) -> int | Deferred[int]:
         """A content distribution request; the status to answer with (2xx once taken,
-        and for a bad signature too, as section 8 says)."""
+        and for a bad signature too, as section 8 says).
+
+        A push taken is answered once it is in the store (at most ``answer_within``
+        seconds later): a hub that floods us waits for the parser.
+        """
         record = self.store.websub_records().get(sub_id)
         if record is None:
             return 404
@@ -326,10 +332,13 @@ class WebSubService(Service):
             return 429
         self.metrics.websub_push("accepted")
         self.store.set_websub(evolve(record, last_push=utc_from_timestamp(now)))
-        queue.append((body, content_type))
+        done: Deferred[int] = Deferred()
+        queue.append((body, content_type, done))
         if sub_id not in self._busy:
             self._next(sub_id, sub)
-        return 202
+        if done.called:
+            return done
+        return done.addTimeout(self.answer_within, self.clock, onTimeoutCancel=_accepted)
 
     def _next(self, sub_id: str, sub: Subscription) -> None:
         """Parse and apply the push bodies of one subscription in order, one at a time."""
@@ -339,7 +348,7 @@ class WebSubService(Service):
             self._queues.pop(sub_id, None)
             return
         self._busy.add(sub_id)
-        body, content_type = queue.popleft()
+        body, content_type, done = queue.popleft()
         state = self.store.state(sub.url)
         result = FetchResult(
             url=state.fetch_url,
@@ -351,7 +360,13 @@ class WebSubService(Service):
         )
         d = self.ingester.take(sub, result)
         d.addErrback(lambda f: self._log.failure("WebSub push of {url}", f, url=sub.url))
-        d.addBoth(lambda _: self._next(sub_id, sub))
+
+        def taken(_: object) -> None:
+            if not done.called:
+                done.callback(202)
+            self._next(sub_id, sub)
+
+        d.addBoth(taken)
 
     def _bad_signature(self, record: WebSubRecord, signature: str | None) -> None:
         now = self.clock.seconds()
@@ -396,6 +411,10 @@ class WebSubService(Service):
 
 #: The columns of a feed without a subscription.
 OFF = {"websub": "off", "websub_hub": None, "websub_expires": None, "last_push": None}
+
+
+def _accepted(result: object, timeout: float) -> int:
+    return 202  # still parsing: taken all the same
 
 
 def _base(callback: str) -> str:
