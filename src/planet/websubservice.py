@@ -89,15 +89,16 @@ class WebSubService(Service):
     #: Pushes a second one subscription may make, and at once; more are answered 429.
     push_rate: float = 20.0
     push_burst: float = 40.0
-    #: Push bodies waiting for their parse, per subscription; more are answered 429.
-    max_queued: int = 8
+    #: Push bodies waiting for their parse, per subscription; more are answered 429 (the
+    #: hub retries later: a body answered 202 is one that is stored).
+    max_queued: int = 2
     #: Seconds a request may wait for the hub's verification before it is retried.
     verify_timeout: float = 3600.0
     _loop: LoopingCall | None = None
     _in_flight: set[str] = field(factory=set)
     _buckets: dict[str, _Bucket] = field(factory=dict)
     #: Longest a hub waits for its push to be parsed before it is answered all the same.
-    answer_within: float = 2.0
+    answer_within: float = 10.0
     _queues: dict[str, deque[tuple[bytes, str | None, Deferred[int]]]] = field(factory=dict)
     _busy: set[str] = field(factory=set)
     _bad_logged: dict[str, float] = field(factory=dict)
@@ -310,8 +311,8 @@ class WebSubService(Service):
         """A content distribution request; the status to answer with (2xx once taken,
         and for a bad signature too, as section 8 says).
 
-        A push taken is answered once it is in the store (at most ``answer_within``
-        seconds later): a hub that floods us waits for the parser.
+        A push taken is answered once it is in the store (or, should its parse take
+        longer, ``answer_within`` seconds later): a hub that floods us waits for the parser.
         """
         record = self.store.websub_records().get(sub_id)
         if record is None:
