@@ -9,7 +9,8 @@ hub verifies each subscription. Then the hub pushes ``--rate`` signed bodies a s
 round-robin over the feeds, for ``--seconds``: each body is a ``--entries``-entry feed whose
 newest entry is new. A pushed body is answered once parsed and stored (or 429 when its
 subscription is over its rate: a real hub retries later; not counted as lost). Meanwhile a
-reader process GETs ``/`` ``--readers`` times a second. Printed: pushes offered,
+reader process GETs ``/`` ``--readers`` times a second (first for ``--idle-seconds`` with
+no pushes: the machine's baseline). Printed: pushes offered,
 answered 202 / 429 / other, the front page's p50/p99, entries acknowledged but missing
 from the snapshot written at SIGTERM (lost), and the daemon's RSS (its process and the
 parse workers) before and after.
@@ -165,10 +166,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         in_flight = [0]
         skipped = [0]
         sequence = [args.entries - 1] * args.feeds
+
+        def read_front(out: Path) -> subprocess.Popen[bytes]:
+            command = [sys.executable, "-c", READER, daemon.url("/"), str(1 / args.readers)]
+            return subprocess.Popen([*command, str(out)])
+
+        def latencies_of(reader: subprocess.Popen[bytes], out: Path) -> list[float]:
+            reader.send_signal(2)
+            reader.wait(10)
+            return [float(x) for x in out.read_text().split()] if out.exists() else []
+
+        # The same reader with no pushes first: the machine's own baseline.
+        idle_out = work / "reader-idle.txt"
+        idle_reader = read_front(idle_out)
+        await deferLater(reactor, args.idle_seconds, lambda: None)
+        idle = latencies_of(idle_reader, idle_out)
         out = work / "reader.txt"
-        reader = subprocess.Popen(
-            [sys.executable, "-c", READER, daemon.url("/"), str(1 / args.readers), str(out)]
-        )
+        reader = read_front(out)
 
         def send(i: int) -> None:
             if in_flight[0] >= args.max_in_flight:
@@ -218,9 +232,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         drained = time.perf_counter() - started
         await deferLater(reactor, 1.0, lambda: None)
         rss_after = tree_rss(daemon.proc.pid)
-        reader.send_signal(2)
-        reader.wait(10)
-        latencies = [float(x) for x in out.read_text().split()] if out.exists() else []
+        latencies = latencies_of(reader, out)
         daemon.stop()
         doc = read_snapshot(snapshot) or {"entries": []}
         stored = {e["id"] for e in doc["entries"]}
@@ -235,6 +247,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "answered": dict(codes),
             "accepted_per_s": codes[202] / drained,
             "drained_s": drained,
+            "idle_front_p50_ms": percentile(idle, 50),
+            "idle_front_p99_ms": percentile(idle, 99),
             "front_p50_ms": percentile(latencies, 50),
             "front_p99_ms": percentile(latencies, 99),
             "front_max_ms": max(latencies, default=0.0),
@@ -260,6 +274,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=20)
     parser.add_argument("--readers", type=float, default=10)
     parser.add_argument("--max-in-flight", type=int, default=1000)
+    parser.add_argument("--idle-seconds", type=float, default=10)
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()}")
     result: dict[str, Any] = {}
