@@ -141,6 +141,12 @@ class PlanetWeb:
 
     def _hot(self, request: IRequest) -> Any:
         """A hot route's answer when asked for with no query; None for anything else."""
+        if request.method == b"POST" and request.path.startswith(_PUSH_PREFIX):
+            # A hub's pushes come by the hundred a second: Klein's routing would double
+            # what each costs the reactor.
+            sub_id = request.path[len(_PUSH_PREFIX) :]
+            if sub_id and b"/" not in sub_id:
+                return self.websub(request, _WEBSUB, sub_id.decode("ascii", "replace"))
         if request.args or request.method not in (b"GET", b"HEAD"):
             return None
         route = HOT.get(request.path)
@@ -341,6 +347,8 @@ def _add_routes(app: Klein) -> None:
 _add_routes(PlanetWeb.app)
 
 
+_WEBSUB = next(route for route in ROUTES if route.name == "websub")
+_PUSH_PREFIX = _WEBSUB.rules[0].partition("<")[0].encode()
 _WEBSUB_OFF = {"websub": "off", "websub_hub": None, "websub_expires": None, "last_push": None}
 
 
