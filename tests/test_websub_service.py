@@ -13,12 +13,14 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.pages import notFound
 from websubhub import Hosts, Hub
 
 from planet.config import ConfigError, Subscription, parse_config
+from planet.parse import parse_feed
 from planet.snapshotcodec import _decode_generic, decode_document, encode
 from planet.store import Store
-from planet.testing import MemoryFeeds, ok, planet_ini, redirect
+from planet.testing import ATOM, HeldParser, MemoryFeeds, ok, planet_ini, redirect
 from planet.websub import sign
 from planet.websubservice import WebSubService
 
@@ -54,7 +56,7 @@ def result(d: Deferred[Any]) -> Any:
 class Planet:
     """A planet subscribed to FEED (served with ``LINKS``) and the test hub."""
 
-    def __init__(self, test: SynchronousTestCase, **settings: Any) -> None:
+    def __init__(self, test: SynchronousTestCase, parser: Any = None, **settings: Any) -> None:
         self.test = test
         self.feeds = MemoryFeeds()
         self.hub = Hub()
@@ -63,7 +65,11 @@ class Planet:
         settings.setdefault("websub_callback", CALLBACK)
         self.ini = planet_ini("W", [FEED], **settings)
         self.feeds.serve(FEED, body("one"), Link=LINKS)
-        self.rig = Rig(test, parse_config(self.ini, "w.ini"), self.hosts, now=NOW)
+        config = parse_config(self.ini, "w.ini")
+        if parser is None:
+            self.rig = Rig(test, config, self.hosts, now=NOW)
+        else:
+            self.rig = Rig(test, config, self.hosts, now=NOW, parser=parser)
         self.web = StubTreq(self.rig.web.resource())
         self.hub.client = self.other_hub.client = self.web
         self.websub = next(c for c in self.rig.service if isinstance(c, WebSubService))
@@ -229,6 +235,45 @@ class SubscribeTests(SynchronousTestCase):
         self.assertNotIn(secret, json.dumps(p.feeds_json()))
 
 
+class AnswerTests(SynchronousTestCase):
+    def test_a_push_is_answered_once_stored_or_after_answer_within(self) -> None:
+        parser = HeldParser()
+        p = Planet(self, parser=parser)
+        sub = p.rig.config.subscriptions[0]
+        fetching = p.rig.ingester.update(sub)
+        p.pump()
+        d, args = parser.held.pop()
+        d.callback(parse_feed(*args[:4]))
+        p.pump()
+        result(fetching)
+        p.pump()
+        self.assertEqual(p.record().state, "subscribed")
+        data = body("two", "one")
+        headers = {"X-Hub-Signature": sign(p.record().secret, data), "Content-Type": ATOM}
+        answer = p.web.post(p.record().callback, data=data, headers=headers)
+        p.pump()
+        self.assertNoResult(answer)  # parsing
+        held, args = parser.held.pop()
+        held.callback(parse_feed(*args[:4]))
+        p.pump()
+        self.assertEqual(result(answer).code, 202)
+        self.assertIn("two", p.titles())
+        # A parse that takes longer: answered all the same after answer_within.
+        slow = p.web.post(
+            p.record().callback,
+            data=body("three", "one"),
+            headers={"X-Hub-Signature": sign(p.record().secret, body("three", "one"))},
+        )
+        p.pump()
+        self.assertNoResult(slow)
+        p.advance(p.websub.answer_within)
+        self.assertEqual(result(slow).code, 202)
+        held, args = parser.held.pop()
+        held.callback(parse_feed(*args[:4]))
+        p.pump()
+        self.assertIn("three", p.titles())
+
+
 class DiscoveryTests(SynchronousTestCase):
     def test_topic_that_redirects_is_subscribed_at_its_final_url(self) -> None:
         p = Planet(self)
@@ -292,6 +337,19 @@ class LifecycleTests(SynchronousTestCase):
         self.assertEqual((renewed.id, renewed.secret), (first.id, first.secret))
         self.assertGreater(renewed.expires, first.expires)
         self.assertEqual(renewed.state, "subscribed")
+
+    def test_a_request_never_verified_is_retried(self) -> None:
+        p = Planet(self)
+        p.hub.client = StubTreq(notFound())  # the hub's verifications get lost
+        p.fetch()
+        self.assertEqual(p.record().state, "pending")
+        p.advance(p.websub.verify_timeout + p.websub.tick_interval)
+        record = p.record()
+        self.assertEqual(record.state, "failing")
+        self.assertEqual(record.reason, "the hub did not verify the request")
+        p.hub.client = p.web
+        p.advance((record.next_attempt - p.websub._now()).total_seconds() + 30)
+        self.assertEqual(p.record().state, "subscribed")
 
     def test_hub_error_retried_with_the_fetch_backoff(self) -> None:
         p = Planet(self)
