@@ -207,7 +207,7 @@ class SubscribeTests(SynchronousTestCase):
         p = Planet(self)
         p.fetch()
         codes = [p.push(body(f"p{n}", "one")).code for n in range(60)]
-        self.assertEqual(codes.count(429), 60 - int(p.websub.push_burst))
+        self.assertEqual(codes.count(429), 60 - int(p.websub.pushes.push_burst))
         self.assertEqual(set(codes), {202, 429})
         p.advance(1)
         self.assertEqual(p.push(body("later", "one")).code, 202)
@@ -266,7 +266,7 @@ class AnswerTests(SynchronousTestCase):
         )
         p.pump()
         self.assertNoResult(slow)
-        p.advance(p.websub.answer_within)
+        p.advance(p.websub.pushes.answer_within)
         self.assertEqual(result(slow).code, 202)
         held, args = parser.held.pop()
         held.callback(parse_feed(*args[:4]))

@@ -79,7 +79,7 @@ class Ingester:
         result, parsed = await self._parse_new(sub, self.store.state(sub.url), result)
         if self._abandoned:
             return None
-        return self._apply(sub, result, parsed)
+        return self._apply(sub, result, parsed, pushed=True)
 
     def fetch(
         self, url: str, etag: str | None = None, last_modified: str | None = None
@@ -135,7 +135,11 @@ class Ingester:
             self._unexpected(Failure(), sub)
 
     def _apply(
-        self, sub: Subscription, result: FetchResult, parsed: ParsedFeed | None
+        self,
+        sub: Subscription,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        pushed: bool = False,
     ) -> ApplyStats:
         # The state as it is now: discovery may have changed it since the fetch began.
         before = self.store.state(sub.url)
@@ -148,7 +152,18 @@ class Ingester:
         # fetch would cost O(feeds) each, O(feeds^2) a cycle.
         if update.identity_changed:
             self._check_duplicate(sub)
-        self._log_fetch(sub, result, parsed, stats)
+        if pushed:
+            # Not a fetch: neither a fetch line nor a fetch in the metrics.
+            error = parsed.error if parsed is not None else None
+            self._log.info(
+                "push {url}: {new} new, {updated} updated{reason}",
+                url=sub.url,
+                new=stats.new,
+                updated=stats.updated,
+                reason=f" ({error})" if error else "",
+            )
+        else:
+            self._log_fetch(sub, result, parsed, stats)
         return stats
 
     async def _parse_new(

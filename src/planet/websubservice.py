@@ -11,9 +11,8 @@ them (secrets included) across restarts.
 
 from __future__ import annotations
 
-import hashlib
 import random
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,42 +34,24 @@ from planet.store import Store
 from planet.websub import (
     Discovered,
     WebSubRecord,
-    check_signature,
     discover,
     intent_matches,
     new_record,
     renew_at,
     verified,
 )
+from planet.websubpush import PushIntake
 
 __all__ = ["WebSubService", "opted_out"]
 
 _NO = frozenset({"0", "no", "false", "off"})
 #: Failed unsubscribe requests retried before the record is dropped all the same.
 MAX_UNSUBSCRIBE_TRIES = 5
-#: A bad signature is logged once per feed per this many seconds.
-BAD_SIGNATURE_LOG_EVERY = 3600.0
 
 
 def opted_out(sub: Subscription) -> bool:
     """Whether a feed section says ``websub = no``."""
     return sub.options.get("websub", "").strip().lower() in _NO
-
-
-@define
-class _Bucket:
-    """A token bucket: ``rate`` pushes a second, ``burst`` at once."""
-
-    tokens: float
-    at: float
-
-    def take(self, now: float, rate: float, burst: float) -> bool:
-        self.tokens = min(burst, self.tokens + (now - self.at) * rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 @define(slots=False, eq=False, repr=False)
@@ -86,23 +67,16 @@ class WebSubService(Service):
     rng: random.Random = field(factory=random.Random)
     #: How often leases, retries and removals are looked at (seconds).
     tick_interval: float = 30.0
-    #: Pushes a second one subscription may make, and at once; more are answered 429.
-    push_rate: float = 20.0
-    push_burst: float = 40.0
-    #: Push bodies waiting for their parse, per subscription; more are answered 429 (the
-    #: hub retries later: a body answered 202 is one that is stored).
-    max_queued: int = 2
     #: Seconds a request may wait for the hub's verification before it is retried.
     verify_timeout: float = 3600.0
     _loop: LoopingCall | None = None
     _in_flight: set[str] = field(factory=set)
-    _buckets: dict[str, _Bucket] = field(factory=dict)
-    #: Longest a hub waits for its push to be parsed before it is answered all the same.
-    answer_within: float = 10.0
-    _queues: dict[str, deque[tuple[bytes, str | None, Deferred[int]]]] = field(factory=dict)
-    _busy: set[str] = field(factory=set)
-    _bad_logged: dict[str, float] = field(factory=dict)
     _log: Logger = field(factory=Logger)
+    #: Takes the hubs' pushes in (rate limits, queues, signatures).
+    pushes: PushIntake = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.pushes = PushIntake(self.store, self.ingester, self.clock, self.metrics, self._log)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -140,7 +114,9 @@ class WebSubService(Service):
     def tick(self) -> None:
         """Renew, retry, time out and end what is due."""
         now, wanted = self._now(), self._wanted()
-        for record in list(self.store.websub_records().values()):
+        records = self.store.websub_records()
+        self.pushes.forget_all_but(records)
+        for record in list(records.values()):
             if record.id in self._in_flight:
                 continue
             if record.pending == "unsubscribe":
@@ -308,12 +284,8 @@ class WebSubService(Service):
     def push(
         self, sub_id: str, signature: str | None, body: bytes, content_type: str | None
     ) -> int | Deferred[int]:
-        """A content distribution request; the status to answer with (2xx once taken,
-        and for a bad signature too, as section 8 says).
-
-        A push taken is answered once it is in the store (or, should its parse take
-        longer, ``answer_within`` seconds later): a hub that floods us waits for the parser.
-        """
+        """A content distribution request; the status to answer with (see
+        :meth:`planet.websubpush.PushIntake.take`)."""
         record = self.store.websub_records().get(sub_id)
         if record is None:
             return 404
@@ -321,65 +293,7 @@ class WebSubService(Service):
         if sub is None:
             self.metrics.websub_push("gone")
             return 410
-        if not check_signature(signature, record.secret, body):
-            self.metrics.websub_push("bad-signature")
-            self._bad_signature(record, signature)
-            return 202
-        now = self.clock.seconds()
-        bucket = self._buckets.setdefault(sub_id, _Bucket(self.push_burst, now))
-        queue = self._queues.setdefault(sub_id, deque())
-        if len(queue) >= self.max_queued or not bucket.take(now, self.push_rate, self.push_burst):
-            self.metrics.websub_push("rate-limited")
-            return 429
-        self.metrics.websub_push("accepted")
-        self.store.set_websub(evolve(record, last_push=utc_from_timestamp(now)))
-        done: Deferred[int] = Deferred()
-        queue.append((body, content_type, done))
-        if sub_id not in self._busy:
-            self._next(sub_id, sub)
-        if done.called:
-            return done
-        return done.addTimeout(self.answer_within, self.clock, onTimeoutCancel=_accepted)
-
-    def _next(self, sub_id: str, sub: Subscription) -> None:
-        """Parse and apply the push bodies of one subscription in order, one at a time."""
-        queue = self._queues.get(sub_id)
-        if not queue:
-            self._busy.discard(sub_id)
-            self._queues.pop(sub_id, None)
-            return
-        self._busy.add(sub_id)
-        body, content_type, done = queue.popleft()
-        state = self.store.state(sub.url)
-        result = FetchResult(
-            url=state.fetch_url,
-            final_url=state.final_url or state.fetch_url,
-            status=200,
-            body=body,
-            body_hash=hashlib.sha256(body).hexdigest(),
-            content_type=content_type,
-        )
-        d = self.ingester.take(sub, result)
-        d.addErrback(lambda f: self._log.failure("WebSub push of {url}", f, url=sub.url))
-
-        def taken(_: object) -> None:
-            if not done.called:
-                done.callback(202)
-            self._next(sub_id, sub)
-
-        d.addBoth(taken)
-
-    def _bad_signature(self, record: WebSubRecord, signature: str | None) -> None:
-        now = self.clock.seconds()
-        last = self._bad_logged.get(record.feed_url)
-        if last is not None and now - last < BAD_SIGNATURE_LOG_EVERY:
-            return
-        self._bad_logged[record.feed_url] = now
-        self._log.warn(
-            "{url}: WebSub push with {what} signature dropped (logged once an hour)",
-            url=record.feed_url,
-            what="a wrong" if signature else "no",
-        )
+        return self.pushes.take(record, sub, signature, body, content_type)
 
     # --- what is shown -----------------------------------------------------------------
 
@@ -412,10 +326,6 @@ class WebSubService(Service):
 
 #: The columns of a feed without a subscription.
 OFF = {"websub": "off", "websub_hub": None, "websub_expires": None, "last_push": None}
-
-
-def _accepted(result: object, timeout: float) -> int:
-    return 202  # still parsing: taken all the same
 
 
 def _base(callback: str) -> str:
