@@ -13,7 +13,7 @@ import hmac
 import html
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from urllib.parse import urljoin
 
@@ -213,3 +213,68 @@ def verified(record: WebSubRecord, now: datetime, lease: int | None) -> WebSubRe
 def intent_matches(record: WebSubRecord, mode: str, topic: str) -> bool:
     """Whether a verification of intent is for a request we made (section 5.3)."""
     return record.pending is not None and record.pending == mode and record.topic == topic
+
+
+@frozen
+class HubAnswer:
+    """What a verification request (or denial) gets: the status, the body, the record after
+    it (None: unchanged, or dropped when the status is 200) and what to log."""
+
+    code: int
+    body: bytes
+    record: WebSubRecord | None = None
+    news: str = ""
+
+
+def answer_hub(
+    record: WebSubRecord, args: Mapping[str, str], now: datetime, retry_denied: float
+) -> HubAnswer:
+    """Section 5.3 (verification of intent) and 5.2 (denial) for ``record``'s callback.
+
+    The challenge is echoed only for the request pending, for its exact topic; a denial
+    is recorded with its reason and asked again after ``retry_denied`` seconds.
+    """
+    mode, topic = args.get("hub.mode", ""), args.get("hub.topic", "")
+    if mode == "denied":
+        if record.topic != topic:
+            return HubAnswer(404, b"unknown topic\n")
+        reason = (args.get("hub.reason") or "no reason given")[:200]
+        again = now + timedelta(seconds=retry_denied)
+        denied = evolve(record, state="denied", pending=None, reason=reason, next_attempt=again)
+        return HubAnswer(200, b"", denied, f"subscription denied: {reason}")
+    challenge = args.get("hub.challenge", "")
+    if not challenge or not intent_matches(record, mode, topic):
+        return HubAnswer(404, b"no such request\n")
+    if mode == "unsubscribe":
+        return HubAnswer(200, challenge.encode("utf-8"), None, "subscription ended")
+    lease = _int(args.get("hub.lease_seconds"))
+    return HubAnswer(200, challenge.encode("utf-8"), verified(record, now, lease), "verified")
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def live(records: Iterable[WebSubRecord]) -> Iterator[WebSubRecord]:
+    """The subscriptions not being ended."""
+    return (r for r in records if r.pending != "unsubscribe")
+
+
+def status_rows(records: Iterable[WebSubRecord]) -> dict[str, dict[str, str | None]]:
+    """The status page's WebSub columns, per feed URL (the secret is not among them)."""
+    return {
+        r.feed_url: {
+            "websub": r.state,
+            "websub_hub": r.hub,
+            "websub_expires": _iso(r.expires),
+            "last_push": _iso(r.last_push),
+        }
+        for r in live(records)
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat().replace("+00:00", "Z") if when is not None else None

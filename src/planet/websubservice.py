@@ -34,11 +34,12 @@ from planet.store import Store
 from planet.websub import (
     Discovered,
     WebSubRecord,
+    answer_hub,
     discover,
-    intent_matches,
+    live,
     new_record,
     renew_at,
-    verified,
+    status_rows,
 )
 from planet.websubpush import PushIntake
 
@@ -241,45 +242,21 @@ class WebSubService(Service):
     def verify(self, sub_id: str, args: Mapping[str, str]) -> tuple[int, bytes]:
         """A verification of intent (or a denial): the status and body to answer with."""
         record = self.store.websub_records().get(sub_id)
-        mode, topic = args.get("hub.mode", ""), args.get("hub.topic", "")
         if record is None:
             return 404, b"unknown subscription\n"
-        if mode == "denied":
-            if record.topic != topic:
-                return 404, b"unknown topic\n"
-            reason = args.get("hub.reason") or "no reason given"
-            wait = self.config.max_backoff
-            self.store.set_websub(
-                evolve(
-                    record,
-                    state="denied",
-                    pending=None,
-                    reason=reason[:200],
-                    next_attempt=self._now() + timedelta(seconds=wait),
-                )
-            )
-            self._log.warn(
-                "{url}: WebSub hub {hub} denied the subscription: {reason}",
-                url=record.feed_url,
-                hub=record.hub,
-                reason=reason[:200],
-            )
-            return 200, b""
-        challenge = args.get("hub.challenge", "")
-        if not challenge or not intent_matches(record, mode, topic):
-            return 404, b"no such request\n"
-        if mode == "unsubscribe":
-            self.store.drop_websub(sub_id)
-            self._log.info("{url}: WebSub subscription ended", url=record.feed_url)
-        else:
-            lease = _int(args.get("hub.lease_seconds"))
-            self.store.set_websub(verified(record, self._now(), lease))
+        answer = answer_hub(record, args, self._now(), self.config.max_backoff)
+        if answer.record is not None:
+            self.store.set_websub(answer.record)
+        elif answer.code == 200:
+            self.store.drop_websub(sub_id)  # an unsubscription verified
+        if answer.news:
             self._log.info(
-                "{url}: WebSub subscription with {hub} verified",
+                "{url}: WebSub hub {hub}: {news}",
                 url=record.feed_url,
                 hub=record.hub,
+                news=answer.news,
             )
-        return 200, challenge.encode("utf-8")
+        return answer.code, answer.body
 
     def push(
         self, sub_id: str, signature: str | None, body: bytes, content_type: str | None
@@ -306,26 +283,11 @@ class WebSubService(Service):
 
     def rows(self) -> dict[str, dict[str, Any]]:
         """Per feed URL: ``websub``, ``websub_hub``, ``websub_expires``, ``last_push``."""
-        rows = {}
-        for record in self.store.websub_records().values():
-            if record.pending == "unsubscribe":
-                continue
-            rows[record.feed_url] = {
-                "websub": record.state,
-                "websub_hub": record.hub,
-                "websub_expires": _iso(record.expires),
-                "last_push": _iso(record.last_push),
-            }
-        return rows
+        return status_rows(self.store.websub_records().values())
 
     def by_state(self) -> Counter[str]:
-        return Counter(
-            r.state for r in self.store.websub_records().values() if r.pending != "unsubscribe"
-        )
-
-
-#: The columns of a feed without a subscription.
-OFF = {"websub": "off", "websub_hub": None, "websub_expires": None, "last_push": None}
+        """Subscriptions by state (those being ended left out)."""
+        return Counter(r.state for r in live(self.store.websub_records().values()))
 
 
 def _base(callback: str) -> str:
@@ -338,14 +300,3 @@ def _older(when: datetime | None, now: datetime, seconds: float) -> bool:
 
 def _lapsed(record: WebSubRecord, service: WebSubService) -> bool:
     return record.expires is None or record.expires <= service._now()
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _iso(when: datetime | None) -> str | None:
-    return when.isoformat().replace("+00:00", "Z") if when is not None else None
