@@ -105,6 +105,10 @@ class StatusTests(SynchronousTestCase):
                 "entries": 2,
                 "newest_entry": "2026-06-22T09:00:00Z",
                 "inactive": False,
+                "websub": "off",
+                "websub_hub": None,
+                "websub_expires": None,
+                "last_push": None,
             },
         )
         failing = by_url["http://b.example/feed"]
@@ -311,3 +315,32 @@ class RelativeTimeTests(SynchronousTestCase):
             self.assertEqual(relative(NOW + timedelta(seconds=seconds), NOW), text, seconds)
         self.assertEqual(relative(NOW - timedelta(minutes=3), NOW, due=True), "due now")
         self.assertEqual(relative(NOW + timedelta(minutes=3), NOW, due=True), "in 3 min")
+
+
+class WebSubColumnTests(SynchronousTestCase):
+    setUp = StatusTests.setUp
+
+    def test_websub_times_are_relative_too(self) -> None:
+        class Hub:
+            def rows(self) -> dict[str, dict[str, object]]:
+                return {
+                    "http://a.example/feed": {
+                        "websub": "subscribed",
+                        "websub_hub": "https://hub.example/",
+                        "websub_expires": "2026-06-28T09:00:00Z",
+                        "last_push": "2026-06-24T08:57:00Z",
+                    }
+                }
+
+        self.h.web.websub_hub = Hub()  # type: ignore[assignment]
+        html = self.h.get("/feeds")[1].decode()
+        self.assertIn('<th scope="col" class="col-websub">WebSub</th>', html)
+        self.assertIn(
+            "subscribed<br>hub: https://hub.example/<br>expires "
+            '<time datetime="2026-06-28T09:00:00Z"'
+            ' title="2026-06-28 09:00:00 UTC">in 4 days</time><br>last push <time'
+            ' datetime="2026-06-24T08:57:00Z" title="2026-06-24 08:57:00 UTC">3 min ago</time>',
+            html,
+        )
+        # The failing, the two waiting and the other ok feed have none (gone shows no column).
+        self.assertEqual(html.count('<span class="value">off</span>'), 4)

@@ -13,6 +13,7 @@ TEXT_KEYS = (
     "cache_directory",
     "snapshot_file",
     "user_agent",
+    "websub_callback",
 )
 # strftime formats: PlanetPlanet read these with raw=True, so they are never interpolated.
 FORMAT_KEYS = ("date_format", "new_date_format")
@@ -22,9 +23,16 @@ SECONDS_KEYS = (
     "fetch_interval",
     "max_backoff",
     "parse_timeout",
+    "websub_lease_seconds",
+    "websub_poll_interval",
 )
-# Fetching a publisher's feed more often than once a minute is never polite.
-SECONDS_MINIMUM = {"fetch_interval": 60.0}
+# Fetching a publisher's feed more often than once a minute is never polite (nor asking a
+# hub for a lease shorter than that).
+SECONDS_MINIMUM = {
+    "fetch_interval": 60.0,
+    "websub_lease_seconds": 60.0,
+    "websub_poll_interval": 60.0,
+}
 COUNT_KEYS = {
     "items_per_page": 1,
     "days_per_page": 0,
@@ -95,6 +103,6 @@ LEGACY_KEYS = frozenset(
     }
 )
 # Per-feed keys planet uses or will use; any other key in a feed section is warned about.
-FEED_KEYS = frozenset({"name"})
+FEED_KEYS = frozenset({"name", "websub"})
 KNOWN_KEYS = sorted(HONOURED_KEYS | FEED_KEYS)
 READING_LIST_TYPES = ("opml", "foaf", "csv", "config")

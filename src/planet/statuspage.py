@@ -45,13 +45,32 @@ _LABELS = {
     "next_fetch": "Next fetch",
     "entries": "Entries",
     "newest_entry": "Newest entry",
+    "websub": "WebSub",
 }
 #: Each state's columns: why a feed fails is what its owner looks for first.
 _COLUMNS = {
-    "failing": ("reason", "feed", "http", "errors", "last_fetch", "next_fetch", "entries"),
+    "failing": (
+        "reason",
+        "feed",
+        "http",
+        "errors",
+        "last_fetch",
+        "next_fetch",
+        "entries",
+        "websub",
+    ),
     "gone": ("reason", "feed", "http", "last_fetch", "entries", "newest_entry"),
-    "waiting": ("feed", "reason", "http", "last_fetch", "next_fetch", "entries"),
-    "ok": ("feed", "state", "last_fetch", "next_fetch", "entries", "newest_entry", "reason"),
+    "waiting": ("feed", "reason", "http", "last_fetch", "next_fetch", "entries", "websub"),
+    "ok": (
+        "feed",
+        "state",
+        "last_fetch",
+        "next_fetch",
+        "entries",
+        "newest_entry",
+        "websub",
+        "reason",
+    ),
 }
 #: Healthy feeds have no reason to be listed, only notes (moved, inactive).
 _RELABEL = {"ok": {"reason": "Notes"}}
@@ -61,7 +80,7 @@ _TITLES = {
     "waiting": "Waiting",
     "ok": "OK",
 }
-_TIMES = ("last_fetch", "next_fetch", "newest_entry")
+_TIMES = ("last_fetch", "next_fetch", "newest_entry", "websub_expires", "last_push")
 
 
 @frozen
