@@ -48,6 +48,7 @@ from planet.configkeys import (
     HONOURED_KEYS,
     KNOWN_KEYS,
     LEGACY_KEYS,
+    LIST_KEYS,
     READING_LIST_TYPES,
     SECONDS_KEYS,
     SECONDS_MINIMUM,
@@ -159,6 +160,18 @@ class Config:
     #: Venus reading lists (``content_type = opml`` sections): OPML file paths or URLs.
     reading_lists: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Venus's theme: templates whose outputs are served (see :mod:`planet.theme`), the
+    #: directories they are looked up in, files copied to ``output_dir`` and served.
+    template_files: tuple[str, ...] = ()
+    template_directories: tuple[str, ...] = ()
+    bill_of_materials: tuple[str, ...] = ()
+    #: Where every output is written after each cycle that changed something (None: nowhere).
+    output_dir: str | None = None
+    #: Every [Planet] key as written (templates see them all).
+    options: Mapping[str, str] = field(factory=dict, converter=_freeze, hash=False)
+    #: The compiled templates and materials (:class:`planet.theme.Theme`), set by
+    #: :func:`load_config`; None: the default theme.
+    theme: Any = field(default=None, eq=False, repr=False)
 
 
 def load_config(path: str) -> Config:
@@ -176,7 +189,13 @@ def load_config(path: str) -> Config:
             f"{path}: line {line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); "
             "save the file as UTF-8"
         ) from None
-    return expand_file_lists(parse_config(text, path))
+    config = expand_file_lists(parse_config(text, path))
+    if not (config.template_files or config.bill_of_materials):
+        return config
+    from planet.theme import load_theme
+
+    theme = load_theme(config)
+    return evolve(config, theme=theme, warnings=config.warnings + theme.warnings)
 
 
 def check_snapshot_file(config: Config) -> None:
@@ -332,8 +351,24 @@ class _Parser(IniSections):
             settings[key] = self.flag(planet, key)
         for key, choices in CHOICE_KEYS.items():
             settings[key] = self.choice(planet, key, choices)
+        for key in LIST_KEYS:
+            settings[key] = tuple((self.get(planet, key) or "").split())
+        settings["options"] = self._planet_options()
         # An empty value means "not set": the field keeps its default.
         return {key: value for key, value in settings.items() if value not in (None, "")}
+
+    def _planet_options(self) -> dict[str, str]:
+        options = {}
+        for key in {**self.defaults, **self.sections[PLANET_SECTION]}:
+            try:
+                options[key] = self.get(PLANET_SECTION, key) or ""
+            except ConfigError:
+                options[key] = self.raw(PLANET_SECTION, key) or ""
+        return options
+
+    def _templates(self) -> bool:
+        """Whether templates are configured: every key is then a template variable."""
+        return bool((self.raw(PLANET_SECTION, "template_files") or "").split())
 
     def _planet_key_warnings(self) -> Iterable[str]:
         link = self.get(PLANET_SECTION, "link")
@@ -345,6 +380,8 @@ class _Parser(IniSections):
         for key in self.sections[PLANET_SECTION]:
             if key in HONOURED_KEYS or key in self.referenced:
                 continue
+            if self._templates() and key != "reading_lists":
+                continue  # <TMPL_VAR key> in the operator's templates
             yield f"{self.path}: [{PLANET_SECTION}] {key}: {self._why_unused(key)}"
 
     def _why_unused(self, key: str) -> str:
@@ -385,7 +422,7 @@ class _Parser(IniSections):
             if section in templates:
                 warnings.append(
                     f"{self.path}: [{section}] is a template section; "
-                    "planet does not use Venus templates; ignored"
+                    "planet does not use per-template keys; ignored"
                 )
             elif section in filters:
                 warnings.append(
@@ -432,6 +469,8 @@ class _Parser(IniSections):
     ) -> Iterable[str]:
         """One warning per unused key across all feed sections, and per unused [DEFAULT] key."""
         counts: Counter[str] = Counter()
+        if self._templates():
+            return  # every feed key is a template's channel_<key>
         for _, own in subscriptions:
             counts.update(key for key in own if key not in FEED_KEYS)
         for key, count in counts.items():

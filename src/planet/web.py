@@ -43,7 +43,7 @@ from planet.routes import HOT, HTML, ROUTES, Route
 from planet.store import Store
 
 _STYLE = rendered(
-    resources.files("planet").joinpath("style.css").read_bytes(), utc_from_timestamp(0)
+    resources.files("planet").joinpath("themes/default/style.css").read_bytes(), utc_from_timestamp(0)
 )
 
 
