@@ -366,8 +366,11 @@ class _Parser(IniSections):
                 options[key] = self.raw(PLANET_SECTION, key) or ""
         return options
 
-    def _templates(self) -> bool:
-        """Whether templates are configured: every key is then a template variable."""
+    def _template_variable(self, key: str) -> bool:
+        """Whether ``key`` is used as a variable of the operator's templates (any key not
+        naming a feature of Venus planet lacks, once templates are configured)."""
+        if key in LEGACY_KEYS or key == "reading_lists":
+            return False
         return bool((self.raw(PLANET_SECTION, "template_files") or "").split())
 
     def _planet_key_warnings(self) -> Iterable[str]:
@@ -380,8 +383,8 @@ class _Parser(IniSections):
         for key in self.sections[PLANET_SECTION]:
             if key in HONOURED_KEYS or key in self.referenced:
                 continue
-            if self._templates() and key != "reading_lists":
-                continue  # <TMPL_VAR key> in the operator's templates
+            if self._template_variable(key):
+                continue
             yield f"{self.path}: [{PLANET_SECTION}] {key}: {self._why_unused(key)}"
 
     def _why_unused(self, key: str) -> str:
@@ -469,10 +472,11 @@ class _Parser(IniSections):
     ) -> Iterable[str]:
         """One warning per unused key across all feed sections, and per unused [DEFAULT] key."""
         counts: Counter[str] = Counter()
-        if self._templates():
-            return  # every feed key is a template's channel_<key>
         for _, own in subscriptions:
-            counts.update(key for key in own if key not in FEED_KEYS)
+            # A template's channel_<key>: used.
+            counts.update(
+                key for key in own if key not in FEED_KEYS and not self._template_variable(key)
+            )
         for key, count in counts.items():
             if key in self.referenced:
                 continue
@@ -485,7 +489,7 @@ class _Parser(IniSections):
             )
         used = HONOURED_KEYS | FEED_KEYS | counts.keys()
         for key in self.defaults:
-            if key not in used and key not in self.referenced:
+            if key not in used and key not in self.referenced and not self._template_variable(key):
                 yield f"{self.path}: [{DEFAULT_SECTION}] {key}: not used by planet; ignored"
 
 

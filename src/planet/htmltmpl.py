@@ -153,9 +153,7 @@ class _Compiler:
             self.out.append(f"{{% for _s{self.depth} in _loop({scope}, {key}) %}}")
             self.stack.append((kind, where, tag.line))
 
-    def _include(
-        self, name: str | None, at: str, where: str, including: tuple[str, ...]
-    ) -> None:
+    def _include(self, name: str | None, at: str, where: str, including: tuple[str, ...]) -> None:
         if not name:
             raise TemplateError(f"{at}: <TMPL_INCLUDE> has no name")
         if len(including) >= _MAX_INCLUDE_DEPTH:
@@ -264,9 +262,7 @@ def _url(value: Any, default: str) -> str:
 
 
 _env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, cache_size=0)  # noqa: S701
-_env.globals.update(
-    _loop=_loop, _true=_true, _none=_none, _html=_html, _url=_url, Scope=Scope
-)
+_env.globals.update(_loop=_loop, _true=_true, _none=_none, _html=_html, _url=_url, Scope=Scope)
 
 
 @frozen

@@ -63,7 +63,7 @@ def link(value: object) -> Text:
         return text("")
     if scheme not in ("http", "https"):
         return text("")
-    quoted = _UNSAFE_IN_LINK.sub(lambda m: "%{:02X}".format(ord(m.group())), value.strip())
+    quoted = _UNSAFE_IN_LINK.sub(lambda m: f"%{ord(m.group()):02X}", value.strip())
     made = Text(quoted.replace("&", "&amp;"))
     made.plain = quoted
     return made

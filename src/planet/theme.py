@@ -116,7 +116,8 @@ def _jinja_template(path: str) -> Any:
         with open(path, encoding="utf-8-sig") as f:
             source = f.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+        reason = getattr(exc, "strerror", None) or exc
+        raise TemplateError(f"{path}: cannot read: {reason}") from None
     try:
         return _jinja.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
@@ -134,6 +135,7 @@ def load_theme(config: Any) -> Theme:
     search = search_path(config)
     templates: list[Template] = []
     warnings: list[str] = []
+    missing: list[str] = []
     for name in config.template_files:
         stem, kind = os.path.splitext(name)
         output = os.path.basename(stem)
@@ -150,9 +152,8 @@ def load_theme(config: Any) -> Theme:
             )
         path = find_file(name, search)
         if path is None:
-            raise ConfigError(
-                f"{config.path}: template_files: {name}: not found in {', '.join(search)}"
-            )
+            missing.append(name)
+            continue
         try:
             compiled: Any
             if kind in HTMLTMPL:
@@ -162,11 +163,18 @@ def load_theme(config: Any) -> Theme:
         except TemplateError as exc:
             raise ConfigError(str(exc)) from None
         templates.append(Template(path, output, kind[1:], compiled))
+    if missing:
+        # A planet moving over may not have brought its templates yet: it still runs.
+        warnings.append(
+            f"{config.path}: template_files: {' '.join(missing)}: not found in "
+            f"{', '.join(search)}; not made"
+        )
     materials = []
+    unfound: list[str] = []
     for name in config.bill_of_materials:
         path = find_file(name, search)
         if not _safe_output(name) or path is None:
-            warnings.append(f"{config.path}: bill_of_materials: {name}: not found; not served")
+            unfound.append(name)
             continue
         try:
             if os.path.getsize(path) > MAX_MATERIAL_BYTES:
@@ -176,4 +184,9 @@ def load_theme(config: Any) -> Theme:
                 materials.append(Material(name.replace("\\", "/"), f.read()))
         except OSError as exc:
             warnings.append(f"{config.path}: bill_of_materials: {name}: {exc.strerror or exc}")
+    if unfound:
+        warnings.append(
+            f"{config.path}: bill_of_materials: {' '.join(unfound)}: not found in "
+            f"{', '.join(search)}; not served"
+        )
     return Theme(tuple(templates), tuple(materials), tuple(warnings))

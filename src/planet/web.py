@@ -41,9 +41,11 @@ from planet.renderjobs import (
 )
 from planet.routes import HOT, HTML, ROUTES, Route
 from planet.store import Store
+from planet.themeweb import Page, ThemePages
 
 _STYLE = rendered(
-    resources.files("planet").joinpath("themes/default/style.css").read_bytes(), utc_from_timestamp(0)
+    resources.files("planet").joinpath("themes/default/style.css").read_bytes(),
+    utc_from_timestamp(0),
 )
 
 
@@ -107,6 +109,8 @@ class PlanetWeb:
     max_page_bytes: int = render.MAX_PAGE_BYTES
     #: The rendered pages.
     pages: PageCache = field(init=False)
+    #: The operator's templates and materials (config.theme), served before the routes.
+    themes: ThemePages = field(factory=ThemePages)
     _pager: RiverPager = field(factory=RiverPager)
     _views: _FeedViews = field(factory=_FeedViews)
     _started: datetime | None = None
@@ -137,7 +141,11 @@ class PlanetWeb:
         )
 
     def _hot(self, request: IRequest) -> Any:
-        """A hot route's answer when asked for with no query; None for anything else."""
+        """A hot route's answer when asked for with no query, or the theme's; None for
+        anything else."""
+        theme = self.themes.answer(self, request)
+        if theme is not None:
+            return theme
         if request.args or request.method not in (b"GET", b"HEAD"):
             return None
         route = HOT.get(request.path)
@@ -209,7 +217,12 @@ class PlanetWeb:
             "last_fetch": _iso(max(fetched)) if fetched else None,
             "snapshot_written": _iso(self.snapshot_written()),
             "config_loaded": _iso(self.config_loaded),
+            "template_errors": self.themes.failures.count,
         }
+
+    def output_pages(self) -> dict[str, Callable[[], Page]]:
+        """Every file ``output_dir`` holds, each with how to get its page as served now."""
+        return self.themes.outputs(self)
 
     # --- pages: what each is rendered from, taken on the reactor thread -----------------
 

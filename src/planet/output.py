@@ -1,0 +1,176 @@
+"""``output_dir``: every output written as a static file a web server or CDN can serve.
+
+At start and after each fetch cycle that changed something, every output (the operator's
+template outputs, or the default theme's pages and feeds, plus the ``bill_of_materials``)
+is taken from the web view's page cache (the bytes served) and written, off the reactor
+thread, each file atomically (temporary file, fsync, rename: a crash leaves the old file or
+the new one, whole) and only when its bytes changed. A failed write is one log line and a
+retry; serving never depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import define, field
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from planet.atomicfile import write_atomic
+from planet.interfaces import RunInThread
+from planet.pagecache import Rendered
+from planet.store import Store
+from planet.web import PlanetWeb
+
+__all__ = ["OutputWriter", "write_files"]
+
+#: Pages rendered while the store changes may be up to the render interval old: a second
+#: pass this long after a write picks up their fresh renderings.
+CONFIRM_AFTER = 1.5
+
+
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def write_files(
+    directory: str, files: Mapping[str, bytes], written: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Write each changed file of ``files`` under ``directory`` (in a thread).
+
+    ``written`` holds the digests written before; returns the digests now on disk and one
+    error per file that could not be written.
+    """
+    done: dict[str, str] = {}
+    errors = []
+    for name, body in files.items():
+        digest = _digest(body)
+        path = os.path.join(directory, *name.split("/"))
+        try:
+            if written.get(name) != digest and not _same(path, body):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_atomic(path, body)
+            done[name] = digest
+        except OSError as exc:
+            errors.append(f"{path}: {exc.strerror or exc}")
+    return done, errors
+
+
+def _same(path: str, body: bytes) -> bool:
+    try:
+        if os.path.getsize(path) != len(body):
+            return False
+        with open(path, "rb") as f:
+            return f.read() == body
+    except OSError:
+        return False
+
+
+@define(slots=False, eq=False, repr=False)
+class OutputWriter(Service):
+    """Writes the outputs to ``web.config.output_dir`` (see the module's docstring)."""
+
+    web: PlanetWeb
+    store: Store
+    clock: IReactorTime
+    run_in_thread: RunInThread
+    #: Seconds before a failed write is tried again.
+    retry: float = 60.0
+    #: Write passes that wrote or checked every file, for tests and /metrics-free checks.
+    passes: int = 0
+    _written: dict[str, str] = field(factory=dict)
+    #: (store version, config) last written; None: nothing yet.
+    _shown: tuple[int, int] | None = None
+    _running: Deferred[None] | None = None
+    _again: bool = False
+    _later: IDelayedCall | None = None
+    #: The pass scheduled or run last was the confirming one after a write.
+    _confirmed: bool = False
+    _log: Logger = field(factory=lambda: Logger(namespace="planet.output"))
+
+    def startService(self) -> None:
+        super().startService()
+        self.write_outputs()
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        if self._later is not None and self._later.active():
+            self._later.cancel()
+        self._later = None
+        return self._running
+
+    def after_cycle(self) -> None:
+        """A fetch cycle is over: write if it (or a reload) changed what is shown."""
+        if self._shown != self._showing():
+            self.write_outputs()
+
+    def _showing(self) -> tuple[int, int]:
+        return self.store.version, id(self.web.config)
+
+    def write_outputs(self) -> Deferred[None]:
+        """Write every output that changed; fires when done (never fails)."""
+        if not self.web.config.output_dir:
+            return succeed(None)
+        if self._running is not None:
+            self._again = True
+            return self._running
+        self._running = Deferred.fromCoroutine(self._write_pass())
+        self._running.addErrback(lambda f: self._log.failure("writing output_dir failed", f))
+        return self._running
+
+    async def _write_pass(self) -> None:
+        try:
+            retry = await self._write_once()
+            while self._again:
+                self._again = False
+                retry = await self._write_once()
+        finally:
+            self._running = None
+        if self.running:
+            self._schedule(self.retry if retry else CONFIRM_AFTER, confirm=not retry)
+
+    async def _write_once(self) -> bool:
+        """One pass over every output; True when some file could not be written."""
+        directory = self.web.config.output_dir
+        showing = self._showing()
+        pages = self.web.output_pages()
+        got = await DeferredList([_later(get()) for get in pages.values()], consumeErrors=True)
+        files: dict[str, bytes] = {}
+        for name, (ok, page) in zip(pages, got, strict=True):
+            if ok and isinstance(page, Rendered):
+                files[name] = page.body
+            elif not ok:
+                self._log.error("output {name} not written: {f}", name=name, f=page.value)
+        if directory is None:
+            return False
+        done, errors = await self.run_in_thread(write_files, directory, files, self._written)
+        self._written.update(done)
+        self.passes += 1
+        if errors:
+            self._log.error(
+                "output_dir: {n} files not written ({first}); trying again in {retry:g} s",
+                n=len(errors),
+                first=errors[0],
+                retry=self.retry,
+            )
+            return True
+        self._shown = showing
+        return False
+
+    def _schedule(self, delay: float, confirm: bool) -> None:
+        if self._later is not None and self._later.active():
+            return
+        if confirm and self._confirmed:
+            self._confirmed = False
+            return
+        self._confirmed = confirm
+        self._later = self.clock.callLater(delay, self.write_outputs)
+
+
+def _later(page: Any) -> Deferred[Any]:
+    return page if isinstance(page, Deferred) else succeed(page)
