@@ -713,15 +713,13 @@ def test_operations_keys():
     )
 
 
+# template_files, template_directories, bill_of_materials and output_dir are honoured now
+# (planet.theme, planet.output).
 LEGACY_KEYS = [
-    "template_files",
-    "output_dir",
     "output_theme",
     "encoding",
     "filters",
     "filter_directories",
-    "template_directories",
-    "bill_of_materials",
     "generator",
     "generator_uri",
     "spider_threads",
