@@ -166,8 +166,7 @@ def test_venus_warnings():
         "(htmltmpl .tmpl and Jinja2 .j2 are); not made",
         f"{VENUS}: template_files: index.html.tmpl atom.xml.tmpl rss20.xml.tmpl: not found in "
         f"{where}; not made",
-        f"{VENUS}: bill_of_materials: images/logo.png planet.css: not found in {where}; "
-        "not served",
+        f"{VENUS}: bill_of_materials: images/logo.png planet.css: not found in {where}; not served",
     )
 
 

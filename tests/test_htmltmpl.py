@@ -74,7 +74,10 @@ def test_if_else_unless() -> None:
 
 
 def test_nested_ifs() -> None:
-    source = "<TMPL_IF a><TMPL_IF b>ab<TMPL_ELSE>a</TMPL_IF><TMPL_ELSE><TMPL_UNLESS b>-</TMPL_UNLESS></TMPL_IF>"
+    source = (
+        "<TMPL_IF a><TMPL_IF b>ab<TMPL_ELSE>a</TMPL_IF>"
+        "<TMPL_ELSE><TMPL_UNLESS b>-</TMPL_UNLESS></TMPL_IF>"
+    )
     assert [render(source, a=a, b=b) for a, b in [(1, 1), (1, 0), (0, 0), (0, 1)]] == [
         "ab",
         "a",
