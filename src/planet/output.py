@@ -89,8 +89,8 @@ class OutputWriter(Service):
     _running: Deferred[None] | None = None
     _again: bool = False
     _later: IDelayedCall | None = None
-    #: The pass scheduled or run last was the confirming one after a write.
-    _confirmed: bool = False
+    #: The last pass failed: the retry timer writes next (one log line per failing spell).
+    _failing: bool = False
     _log: Logger = field(factory=lambda: Logger(namespace="planet.output"))
 
     def startService(self) -> None:
@@ -106,7 +106,7 @@ class OutputWriter(Service):
 
     def after_cycle(self) -> None:
         """A fetch cycle is over: write if it (or a reload) changed what is shown."""
-        if self._shown != self._showing():
+        if not self._failing and self._shown != self._showing():
             self.write_outputs()
 
     def _showing(self) -> tuple[int, int]:
@@ -114,25 +114,36 @@ class OutputWriter(Service):
 
     def write_outputs(self) -> Deferred[None]:
         """Write every output that changed; fires when done (never fails)."""
+        return self._start(confirming=False)
+
+    def _start(self, confirming: bool) -> Deferred[None]:
         if not self.web.config.output_dir:
             return succeed(None)
         if self._running is not None:
             self._again = True
             return self._running
-        self._running = Deferred.fromCoroutine(self._write_pass())
-        self._running.addErrback(lambda f: self._log.failure("writing output_dir failed", f))
-        return self._running
+        running = Deferred.fromCoroutine(self._write_pass(confirming))
+        running.addErrback(lambda f: self._log.failure("writing output_dir failed", f))
+        # A pass that finished at once (nothing to wait for) has cleared _running already.
+        if not running.called:
+            self._running = running
+        return running
 
-    async def _write_pass(self) -> None:
+    async def _write_pass(self, confirming: bool) -> None:
         try:
             retry = await self._write_once()
             while self._again:
-                self._again = False
+                self._again, confirming = False, False
                 retry = await self._write_once()
         finally:
             self._running = None
-        if self.running:
-            self._schedule(self.retry if retry else CONFIRM_AFTER, confirm=not retry)
+        self._again = False
+        if not self.running or (self._later is not None and self._later.active()):
+            return
+        if retry:
+            self._later = self.clock.callLater(self.retry, self._start, False)
+        elif not confirming:
+            self._later = self.clock.callLater(CONFIRM_AFTER, self._start, True)
 
     async def _write_once(self) -> bool:
         """One pass over every output; True when some file could not be written."""
@@ -152,24 +163,20 @@ class OutputWriter(Service):
         self._written.update(done)
         self.passes += 1
         if errors:
-            self._log.error(
-                "output_dir: {n} files not written ({first}); trying again in {retry:g} s",
-                n=len(errors),
-                first=errors[0],
-                retry=self.retry,
-            )
+            if not self._failing:
+                self._log.error(
+                    "output_dir: {n} files not written ({first}); trying again every {retry:g} s",
+                    n=len(errors),
+                    first=errors[0],
+                    retry=self.retry,
+                )
+            self._failing = True
             return True
+        if self._failing:
+            self._log.info("output_dir: every file written again")
+            self._failing = False
         self._shown = showing
         return False
-
-    def _schedule(self, delay: float, confirm: bool) -> None:
-        if self._later is not None and self._later.active():
-            return
-        if confirm and self._confirmed:
-            self._confirmed = False
-            return
-        self._confirmed = confirm
-        self._later = self.clock.callLater(delay, self.write_outputs)
 
 
 def _later(page: Any) -> Deferred[Any]:
