@@ -51,6 +51,8 @@ HEALTH_KEYS = {
     "config_loaded",
     # Added by the hardening: why the status is "degraded" (null when "ok").
     "problem",
+    # Added by the templates: how many of the operator's templates fail to render.
+    "template_errors",
 }
 SIGTERM_EXITS = (0, -15)
 
@@ -121,12 +123,18 @@ def parse_page(body: bytes) -> Page:
         assert header is not None and "day-header" in _classes(header)
         day = _text(header)
         days.append(day)
+        feed_el = None
         for article in section.iter("article"):
+            # The feed's name is its own heading, shown when the feed differs from the
+            # entry's before it on that day (Venus's new_channel); the title is below it.
             h3 = article.find("h3")
-            assert h3 is not None
-            feed_el = _child_with_class(h3, "*", "feed-name")
-            assert feed_el is not None
-            title_links = [a for a in h3.iter("a") if "feed-name" not in _classes(a)]
+            if h3 is not None:
+                assert "channel" in _classes(h3)
+                feed_el = _child_with_class(h3, "*", "feed-name")
+            assert feed_el is not None, "a day's first entry shows its feed"
+            h4 = article.find("h4")
+            assert h4 is None or "entry-title" in _classes(h4)
+            title_links = list(h4.iter("a")) if h4 is not None else []
             assert len(title_links) <= 1
             content = _child_with_class(article, "div", "content")
             byline = _child_with_class(article, "p", "byline")
