@@ -136,21 +136,23 @@ class _Compiler:
         name = args.get("NAME")
         if not name:
             raise TemplateError(f"{at}: <TMPL_{kind}> has no name")
-        key = repr(name.lower())
-        scope = f"_s{self.depth}"
+        # Filters and subscripts only: Jinja2 calls them directly (a function call in a
+        # template goes through Context.call, several times slower).
+        value = f"_s{self.depth}[{_literal(name.lower())}]"
         if kind == "VAR":
             escape = args.get("ESCAPE", "NONE").upper()
             if escape not in _ESCAPES:
                 raise TemplateError(f"{at}: ESCAPE={args['ESCAPE']!r}: not one of HTML, URL, NONE")
-            default = repr(args.get("DEFAULT", ""))
-            self.out.append(f"{{{{ _{escape.lower()}({scope}.get({key}), {default}) }}}}")
+            default = args.get("DEFAULT", "")
+            arg = f"({_literal(default)})" if default else ""
+            self.out.append(f"{{{{ {value}|_{escape.lower()}{arg} }}}}")
         elif kind in ("IF", "UNLESS"):
             test = "" if kind == "IF" else "not "
-            self.out.append(f"{{% if {test}_true({scope}.get({key})) %}}")
+            self.out.append(f"{{% if {test}{value} %}}")
             self.stack.append((kind, where, tag.line))
         else:
             self.depth += 1
-            self.out.append(f"{{% for _s{self.depth} in _loop({scope}, {key}) %}}")
+            self.out.append(f"{{% for _s{self.depth} in {value}|_loop(_s{self.depth - 1}) %}}")
             self.stack.append((kind, where, tag.line))
 
     def _include(self, name: str | None, at: str, where: str, including: tuple[str, ...]) -> None:
@@ -164,6 +166,11 @@ class _Compiler:
         if os.path.abspath(path) in including:
             raise TemplateError(f"{at}: <TMPL_INCLUDE {name}> includes itself")
         self.compile(_read(path, at), path, (*including, os.path.abspath(path)))
+
+
+def _literal(text: str) -> str:
+    """``text`` as a Jinja2 string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def find_file(name: str, directories: Iterable[str]) -> str | None:
@@ -196,59 +203,54 @@ def to_jinja(text: str, where: str, search: Sequence[str] = ()) -> tuple[str, li
 # --- what the compiled templates call --------------------------------------------------
 
 
-class Scope:
-    """The names a template sees at one point: a loop item's, then its enclosing ones'."""
+class Scope(dict):
+    """The names a template sees at one point: a loop item's (and the loop's own), then
+    the enclosing ones' (a missing name is None)."""
 
-    __slots__ = ("_parent", "_values")
+    __slots__ = ("parent",)
 
     def __init__(self, values: Mapping[str, Any], parent: Scope | None = None) -> None:
-        self._values = values
-        self._parent = parent
+        super().__init__(values)
+        self.parent = parent
 
-    def get(self, key: str) -> Any:
-        scope: Scope | None = self
-        while scope is not None:
-            value = scope._values.get(key)
-            if value is not None:
-                return value
-            scope = scope._parent
-        return None
+    def __missing__(self, key: str) -> Any:
+        return self.parent[key] if self.parent is not None else None
 
 
-def _loop(scope: Scope, key: str) -> Iterator[Scope]:
-    items = scope.get(key)
+def _loop(items: Any, scope: Scope) -> Iterator[Scope]:
     if not isinstance(items, (list, tuple)):
         return
     last = len(items)
     for number, item in enumerate(items, 1):
-        loop = {
-            "__first__": number == 1,
-            "__last__": number == last,
-            "__odd__": number % 2 == 1,
-            "__even__": number % 2 == 0,
-            "__inner__": 1 < number < last,
-            "__pass__": number,
-            "__passtotal__": last,
-        }
-        values = item if isinstance(item, Mapping) else {}
-        yield Scope(loop, Scope(values, scope))
+        if isinstance(item, Scope):
+            # Made for this render (planet.templating's items): chained, not copied.
+            item.parent = scope
+        else:
+            item = Scope(item if isinstance(item, Mapping) else {}, scope)
+        inner = Scope({}, item)
+        inner["__first__"] = number == 1
+        inner["__last__"] = number == last
+        inner["__odd__"] = number % 2 == 1
+        inner["__even__"] = number % 2 == 0
+        inner["__inner__"] = 1 < number < last
+        inner["__pass__"] = number
+        inner["__passtotal__"] = last
+        yield inner
 
 
-def _true(value: Any) -> bool:
-    return bool(value)
-
-
-def _text(value: Any, default: str) -> str:
+def _text(value: Any, default: str = "") -> str:
     if value is None or value == "" or value is False:
         return default
     return str(value)
 
 
-def _none(value: Any, default: str) -> str:
+def _none(value: Any, default: str = "") -> str:
+    if isinstance(value, str) and value:
+        return value
     return _text(value, default)
 
 
-def _html(value: Any, default: str) -> str:
+def _html(value: Any, default: str = "") -> str:
     # Values that are text (names, ids, links) are held escaped once already.
     escaped = getattr(value, "escaped", None)
     if escaped is not None:
@@ -256,13 +258,13 @@ def _html(value: Any, default: str) -> str:
     return html.escape(_text(value, default), quote=True)
 
 
-def _url(value: Any, default: str) -> str:
+def _url(value: Any, default: str = "") -> str:
     plain = getattr(value, "plain", None)
     return quote_plus(plain if plain is not None else _text(value, default))
 
 
 _env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, cache_size=0)  # noqa: S701
-_env.globals.update(_loop=_loop, _true=_true, _none=_none, _html=_html, _url=_url, Scope=Scope)
+_env.filters.update(_loop=_loop, _none=_none, _html=_html, _url=_url)
 
 
 @frozen
