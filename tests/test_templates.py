@@ -411,3 +411,19 @@ class ErrorTests(SynchronousTestCase):
         (tmp / "index.html.tmpl").write_text("<TMPL_VAR name> v3")
         self.assertTrue(self.successResultOf(rig.service.reload()))
         self.assertEqual(served(rig, "/")[1], b"Planet Seed v3")
+
+
+def test_planet_check_reports_a_broken_template(tmp_path: Path) -> None:
+    from test_cli import planet
+
+    (tmp_path / "rss20.xml.tmpl").write_text("<rss>\n<TMPL_LOOP Items>\n</TMPL_IF>\n")
+    path = write_ini(tmp_path, "template_files = rss20.xml.tmpl index.html.genshi")
+    code, out, err = planet("check", path, cwd=tmp_path)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"planet: error: {tmp_path / 'rss20.xml.tmpl'}:3: </TMPL_IF> does not close <TMPL_LOOP>\n"
+    )
+    (tmp_path / "rss20.xml.tmpl").write_text("<rss><TMPL_LOOP Items></TMPL_LOOP></rss>\n")
+    code, out, err = planet("check", path, cwd=tmp_path)
+    assert (code, err) == (0, "")
+    assert "index.html.genshi: genshi templates are not supported" in out
