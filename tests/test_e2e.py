@@ -463,6 +463,7 @@ def river_rows(page: Page) -> list[tuple[str, ...]]:
     ]
 
 
+@pytest.mark.serial
 def test_restart_serves_the_same_river_at_once(
     server: FeedServer, daemons: list[Daemon], tmp_path: Path
 ):
