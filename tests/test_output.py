@@ -18,8 +18,10 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet.config import load_config
-from planet.output import write_files
-from planet.testing import MemoryFeeds
+from planet.model import FetchResult
+from planet.output import POLL_EVERY, write_files
+from planet.parse import parse_feed
+from planet.testing import MemoryFeeds, record_fetch
 
 NOW = at(2026, 6, 24, 9, 0)
 A = "http://a.example/feed"
@@ -95,6 +97,19 @@ class OutputDirTests(SynchronousTestCase):
         self.assertEqual(after["style.css"], before["style.css"])
         self.assertNotEqual(after["index.html"], before["index.html"])
         self.assertIn(b"Post 2", (self.out / "index.html").read_bytes())
+        self.assert_files_are_served_bytes(rig, DEFAULT_FILES)
+
+    def test_changes_outside_cycles_written_within_the_poll(self) -> None:
+        # A WebSub push stores entries between cycles: no cycle ends, the poll writes them.
+        rig = self.make()
+        body = atom("Alpha", "http://a.example/", items(1, "Pushed"))
+        parsed = parse_feed(body, A, NOW)
+        record_fetch(
+            rig.store, A, FetchResult(url=A, final_url=A, status=200, body=body), parsed, NOW
+        )
+        rig.advance(POLL_EVERY)
+        rig.advance(2)
+        self.assertIn(b"Pushed 0", (self.out / "index.html").read_bytes())
         self.assert_files_are_served_bytes(rig, DEFAULT_FILES)
 
     def test_templates_and_materials_written(self) -> None:

@@ -75,6 +75,11 @@ ROW_KEYS = {
     "newest_entry",
     # Added by planet beyond the eleven keys the status page promises (activity_threshold).
     "inactive",
+    # Issue 14: the feed's WebSub subscription (off without one).
+    "websub",
+    "websub_hub",
+    "websub_expires",
+    "last_push",
 }
 STATE_ORDER = ["failing", "gone", "waiting", "not-modified", "ok"]
 

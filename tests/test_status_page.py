@@ -102,6 +102,10 @@ class StatusTests(SynchronousTestCase):
                 "entries": 2,
                 "newest_entry": "2026-06-22T09:00:00Z",
                 "inactive": False,
+                "websub": "off",
+                "websub_hub": None,
+                "websub_expires": None,
+                "last_push": None,
             },
         )
         failing = by_url["http://b.example/feed"]

@@ -356,7 +356,8 @@ class RouteTableTests(SynchronousTestCase):
     def test_every_route_answers_and_is_counted_under_its_name(self) -> None:
         h = Harness()
         h.add("http://a.example/feed", atom("A", "http://a.example/", ALPHA))
-        for route in ROUTES:
+        # The WebSub callback answers only the ids it gave hubs (tests/test_websub.py).
+        for route in (r for r in ROUTES if r.name != "websub"):
             for rule in route.rules:
                 path = rule.replace("<string:slug>", "alpha-blog")
                 before = self.counted(h, route.name)

@@ -154,6 +154,11 @@ class Config:
     user_agent: str = Factory(_default_user_agent, takes_self=True)
     #: False: fetch nothing from loopback, private or link-local addresses (see netguard).
     allow_private_networks: bool = True
+    #: WebSub: the public base URL of this planet's web view (empty: WebSub off).
+    websub_callback: str = ""
+    #: WebSub: the lease asked of hubs, and how often a feed with a subscription is polled.
+    websub_lease_seconds: float = 864000.0
+    websub_poll_interval: float = 86400.0
     date_format: str | None = None
     new_date_format: str | None = None
     subscriptions: tuple[Subscription, ...] = ()
@@ -354,6 +359,11 @@ class _Parser(IniSections):
         for key in LIST_KEYS:
             settings[key] = tuple((self.get(planet, key) or "").split())
         settings["options"] = self._planet_options()
+        callback = settings.get("websub_callback")
+        if callback and not _is_http_url(callback):
+            raise self._error(
+                planet, "websub_callback", f"expected an absolute http(s) URL, got {callback!r}"
+            )
         # An empty value means "not set": the field keeps its default.
         return {key: value for key, value in settings.items() if value not in (None, "")}
 
@@ -455,6 +465,7 @@ class _Parser(IniSections):
         return warnings, subscriptions
 
     def _subscription(self, url: str, section: str) -> Subscription:
+        self.flag(section, "websub")  # a bad value fails here, naming the section
         options: dict[str, str] = {}
         for key in {**self.defaults, **self.sections[section]}:
             if key in FEED_KEYS:

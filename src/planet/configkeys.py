@@ -14,6 +14,7 @@ TEXT_KEYS = (
     "snapshot_file",
     "user_agent",
     "output_dir",
+    "websub_callback",
 )
 # Whitespace-separated lists of file names (Venus's theme keys).
 LIST_KEYS = ("template_files", "template_directories", "bill_of_materials")
@@ -25,9 +26,16 @@ SECONDS_KEYS = (
     "fetch_interval",
     "max_backoff",
     "parse_timeout",
+    "websub_lease_seconds",
+    "websub_poll_interval",
 )
-# Fetching a publisher's feed more often than once a minute is never polite.
-SECONDS_MINIMUM = {"fetch_interval": 60.0}
+# Fetching a publisher's feed more often than once a minute is never polite (nor asking a
+# hub for a lease shorter than that).
+SECONDS_MINIMUM = {
+    "fetch_interval": 60.0,
+    "websub_lease_seconds": 60.0,
+    "websub_poll_interval": 60.0,
+}
 COUNT_KEYS = {
     "items_per_page": 1,
     "days_per_page": 0,
@@ -95,6 +103,6 @@ LEGACY_KEYS = frozenset(
     }
 )
 # Per-feed keys planet uses or will use; any other key in a feed section is warned about.
-FEED_KEYS = frozenset({"name"})
+FEED_KEYS = frozenset({"name", "websub"})
 KNOWN_KEYS = sorted(HONOURED_KEYS | FEED_KEYS)
 READING_LIST_TYPES = ("opml", "foaf", "csv", "config")

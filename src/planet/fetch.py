@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 from attrs import define, field
 from OpenSSL import SSL
@@ -41,6 +41,8 @@ __all__ = ["SHUTTING_DOWN", "Fetcher"]
 #: Redirect hops followed before a feed counts as a redirect loop.
 MAX_REDIRECTS = 5
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# A POST follows these with the same POST (a 303 means "GET the result": not a hub's answer).
+_POST_REDIRECT_CODES = frozenset({301, 302, 307, 308})
 _ACCEPT = (
     "application/atom+xml,application/rss+xml,application/rdf+xml,application/feed+json,"
     "application/xml;q=0.9,text/xml;q=0.9,application/json;q=0.8,*/*;q=0.5"
@@ -107,6 +109,70 @@ class Fetcher:
         d = limit.run(self._all.run, self._fetch_now, url, etag, last_modified)
         d.addBoth(self._release_host, url, limit)
         return d
+
+    def post(self, url: str, form: dict[str, str]) -> Deferred[FetchResult]:
+        """POST ``form`` (urlencoded) to ``url`` under the same host limits, timeout and
+        network guard as a fetch (a WebSub hub); fires with a :class:`FetchResult` whose
+        ``error`` says why a non-2xx answer failed, never fails. 307/308 (and 301/302, as
+        hubs mean them) are followed with the same POST."""
+        limit = self._host_limit(url)
+        d = limit.run(self._all.run, self._post_now, url, form)
+        d.addBoth(self._release_host, url, limit)
+        return d
+
+    def _post_now(self, url: str, form: dict[str, str]) -> Deferred[FetchResult]:
+        if self.closed:
+            return succeed(FetchResult(url=url, final_url=url, status=None, error=SHUTTING_DOWN))
+        if not is_http(url):
+            error = f"unsupported URL: {url[:200]}"
+            return succeed(FetchResult(url=url, final_url=url, status=None, error=error))
+        started = self._clock.seconds()
+        hops: list[tuple[int, str]] = []
+        d = Deferred.fromCoroutine(self._post(url, form, hops, started))
+        d.addTimeout(self.timeout, self._clock, onTimeoutCancel=_timed_out)
+
+        def failed(failure: Failure) -> FetchResult:
+            final = hops[-1][1] if hops else url
+            return FetchResult(
+                url=url,
+                final_url=final,
+                status=None,
+                redirects=tuple(hops),
+                error=self.describe_failure(failure),
+                elapsed=self._clock.seconds() - started,
+            )
+
+        return d.addErrback(failed)
+
+    async def _post(
+        self, url: str, form: dict[str, str], hops: list[tuple[int, str]], started: float
+    ) -> FetchResult:
+        headers: dict[bytes | str, bytes | str] = {
+            "User-Agent": self.user_agent,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        body = urlencode(form).encode("ascii")
+        current = url
+        while True:
+            response = await self._client.post(
+                current, data=body, headers=headers, allow_redirects=False, unbuffered=True
+            )
+            if response.code not in _POST_REDIRECT_CODES:
+                break
+            await read_body(response, _DISCARD_LIMIT, self._clock, discard=True)
+            current = self._follow(url, current, response, hops)
+        await read_body(response, _DISCARD_LIMIT, self._clock, discard=True)
+        status = response.code
+        error = None if 200 <= status < 300 else f"HTTP {status} {_phrase(status)}".strip()
+        return FetchResult(
+            url=url,
+            final_url=current,
+            status=status,
+            redirects=tuple(hops),
+            error=error,
+            elapsed=self._clock.seconds() - started,
+            retry_after=_header(response, b"retry-after"),
+        )
 
     def fetch_held(
         self, url: str, etag: str | None = None, last_modified: str | None = None
@@ -223,6 +289,7 @@ class Fetcher:
             cache_control=_header(response, b"cache-control"),
             expires=_header(response, b"expires"),
             date=_header(response, b"date"),
+            links=_all_headers(response, b"link"),
         )
         if status == 304:
             await read_body(response, _DISCARD_LIMIT, self._clock, discard=True)
@@ -327,6 +394,11 @@ def _header(response: IResponse, name: bytes) -> str | None:
     if not values:
         return None
     return values[-1].decode("latin-1") if isinstance(values[-1], bytes) else values[-1]
+
+
+def _all_headers(response: IResponse, name: bytes) -> tuple[str, ...]:
+    values = response.headers.getRawHeaders(name) or ()
+    return tuple(v.decode("latin-1") if isinstance(v, bytes) else v for v in values)
 
 
 def _first_line(value: object) -> str:

@@ -9,10 +9,11 @@ the parser (a worker process), :func:`planet.update.update_feed` (the feed's nex
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, evolve, field, frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -56,6 +57,10 @@ class Ingester:
     _abandoned: bool = False
     _positions: tuple[Config, dict[str, int]] | None = None
     _log: Logger = field(factory=Logger)
+    #: A feed's poll interval when not ``fetch_interval`` (WebSub: a subscribed feed).
+    interval_of: Callable[[str], float | None] = lambda url: None
+    #: Told of every fetch applied (WebSub discovery reads its Link headers and body).
+    fetched: Callable[[Subscription, FetchResult], None] = lambda sub, result: None
 
     def reconfigure(self, config: Config) -> None:
         """Update feeds with ``config`` (the effective one, reading lists included)."""
@@ -64,6 +69,17 @@ class Ingester:
     def update(self, sub: Subscription) -> Deferred[None]:
         """Fetch ``sub`` conditionally and apply what came; fires when done, never fails."""
         return self._track(Deferred.fromCoroutine(self._update(sub)))
+
+    def take(self, sub: Subscription, result: FetchResult) -> Deferred[ApplyStats | None]:
+        """A body that arrived without a fetch (a WebSub push), as ``result``: parsed and
+        applied the way a fetched one is. Fires with what changed (None: abandoned)."""
+        return self._track(Deferred.fromCoroutine(self._take(sub, result)))
+
+    async def _take(self, sub: Subscription, result: FetchResult) -> ApplyStats | None:
+        result, parsed = await self._parse_new(sub, self.store.state(sub.url), result)
+        if self._abandoned:
+            return None
+        return self._apply(sub, result, parsed, pushed=True)
 
     def fetch(
         self, url: str, etag: str | None = None, last_modified: str | None = None
@@ -111,22 +127,44 @@ class Ingester:
             if self._abandoned or result.error == SHUTTING_DOWN:
                 return  # abandoned at shutdown: the feed keeps the state it had
             self._apply(sub, result, parsed)
+            self.fetched(sub, result)
         except CancelledError:
             if not self._abandoned:
                 self._unexpected(Failure(), sub)
         except Exception:
             self._unexpected(Failure(), sub)
 
-    def _apply(self, sub: Subscription, result: FetchResult, parsed: ParsedFeed | None) -> None:
+    def _apply(
+        self,
+        sub: Subscription,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        pushed: bool = False,
+    ) -> ApplyStats:
         # The state as it is now: discovery may have changed it since the fetch began.
         before = self.store.state(sub.url)
-        update = update_feed(self.config, before, result, parsed, self._now(), self.rng)
+        config, interval = self.config, self.interval_of(sub.url)
+        if interval is not None:
+            config = evolve(config, fetch_interval=interval)
+        update = update_feed(config, before, result, parsed, self._now(), self.rng)
         stats = self.store.apply(sub.url, update)
         # Only a feed whose identity changed can have become a duplicate: checking every
         # fetch would cost O(feeds) each, O(feeds^2) a cycle.
         if update.identity_changed:
             self._check_duplicate(sub)
-        self._log_fetch(sub, result, parsed, stats)
+        if pushed:
+            # Not a fetch: neither a fetch line nor a fetch in the metrics.
+            error = parsed.error if parsed is not None else None
+            self._log.info(
+                "push {url}: {new} new, {updated} updated{reason}",
+                url=sub.url,
+                new=stats.new,
+                updated=stats.updated,
+                reason=f" ({error})" if error else "",
+            )
+        else:
+            self._log_fetch(sub, result, parsed, stats)
+        return stats
 
     async def _parse_new(
         self, sub: Subscription, before: FeedState, result: FetchResult

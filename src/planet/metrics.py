@@ -166,8 +166,41 @@ class Metrics:
             ["route", "status"],
             registry=r,
         )
+        self.websub_pushes = Counter(
+            "planet_websub_pushes",
+            "WebSub pushes received, by result (accepted, bad-signature, rate-limited, "
+            "too-large, gone).",
+            ["result"],
+            registry=r,
+        )
+        self.websub_bad_signatures = Counter(
+            "planet_websub_bad_signatures",
+            "WebSub pushes dropped for a missing or wrong X-Hub-Signature.",
+            registry=r,
+        )
+        self.websub_subscriptions = Gauge(
+            "planet_websub_subscriptions",
+            "WebSub subscriptions by state (pending, subscribed, denied, failing).",
+            ["state"],
+            registry=r,
+        )
         self._store = _StoreCollector()
         r.register(self._store)
+
+    def websub_push(self, result: str) -> None:
+        """A push was answered; ``result`` is one of the fixed names above."""
+        self.websub_pushes.labels(result=result).inc()
+        if result == "bad-signature":
+            self.websub_bad_signatures.inc()
+
+    def watch_websub(self, by_state: Callable[[], Mapping[str, int]]) -> None:
+        """Report ``planet_websub_subscriptions{state}`` from ``by_state`` at each scrape."""
+
+        def count(state: str) -> Callable[[], float]:
+            return lambda: float(by_state().get(state, 0))
+
+        for state in ("pending", "subscribed", "denied", "failing"):
+            self.websub_subscriptions.labels(state=state).set_function(count(state))
 
     def fetch_done(self, host: str, result: str, seconds: float, size: int) -> None:
         """One fetch finished; ``result`` is ``ok``, ``not-modified`` or ``failing``."""

@@ -86,6 +86,8 @@ class FetchResult:
     cache_control: str | None = None
     expires: str | None = None
     date: str | None = None
+    #: The final response's ``Link`` header values (WebSub discovery reads them).
+    links: tuple[str, ...] = ()
 
     @property
     def not_modified(self) -> bool:

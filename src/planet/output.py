@@ -19,6 +19,7 @@ from attrs import define, field
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from planet.atomicfile import write_atomic
@@ -29,6 +30,8 @@ from planet.web import PlanetWeb
 
 __all__ = ["OutputWriter", "write_files"]
 
+#: Seconds between checks for changes made outside fetch cycles (WebSub pushes, reloads).
+POLL_EVERY = 30.0
 #: Pages rendered while the store changes may be up to the render interval old: a second
 #: pass this long after a write picks up their fresh renderings.
 CONFIRM_AFTER = 1.5
@@ -91,21 +94,27 @@ class OutputWriter(Service):
     _later: IDelayedCall | None = None
     #: The last pass failed: the retry timer writes next (one log line per failing spell).
     _failing: bool = False
+    _poll: LoopingCall | None = None
     _log: Logger = field(factory=lambda: Logger(namespace="planet.output"))
 
     def startService(self) -> None:
         super().startService()
         self.write_outputs()
+        self._poll = LoopingCall(self.after_cycle)
+        self._poll.clock = self.clock
+        self._poll.start(POLL_EVERY, now=False)
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
+        if self._poll is not None and self._poll.running:
+            self._poll.stop()
         if self._later is not None and self._later.active():
             self._later.cancel()
         self._later = None
         return self._running
 
     def after_cycle(self) -> None:
-        """A fetch cycle is over: write if it (or a reload) changed what is shown."""
+        """A fetch cycle is over (or the poll's time came): write if what is shown changed."""
         if not self._failing and self._shown != self._showing():
             self.write_outputs()
 

@@ -19,6 +19,7 @@ JSON_FEED = b"application/feed+json; charset=utf-8"
 OPML = b"text/x-opml; charset=utf-8"
 CSS = b"text/css; charset=utf-8"
 METRICS = CONTENT_TYPE_LATEST.encode()
+TEXT = b"text/plain; charset=utf-8"
 
 
 @frozen
@@ -37,6 +38,8 @@ class Route:
     content_type: bytes
     handler: str = field()
     hot: bool = False
+    #: HTTP methods answered (the WebSub callback also takes the hub's POSTs).
+    methods: tuple[str, ...] = ("GET", "HEAD")
 
     @handler.default
     def _handler(self) -> str:
@@ -55,6 +58,7 @@ ROUTES = (
     Route("style", ("/style.css",), CSS),
     Route("metrics", ("/metrics",), METRICS, handler="prometheus"),
     Route("health", ("/health",), JSON),
+    Route("websub", ("/websub/<string:sub_id>",), TEXT, methods=("GET", "HEAD", "POST")),
 )
 
 

@@ -40,6 +40,7 @@ from planet.store import Store
 from planet.subscriptions import Subscriptions
 from planet.systemd import SdNotifyService
 from planet.web import PlanetWeb
+from planet.websubservice import WebSubService
 from planet.workers import ProcessParser
 
 
@@ -276,12 +277,25 @@ def build_service(
         min_render_interval=1.0,
         stale_wait=0.025,
     )
+    websub = WebSubService(
+        config,
+        store,
+        fetcher,
+        ingester,
+        reactor,
+        metrics=metrics,
+        rng=rng or random.Random(),
+        log=logs.logger("planet.websub"),
+    )
+    ingester.interval_of, ingester.fetched = websub.interval_of, websub.fetched
+    web.websub_hub = websub
+    metrics.watch_websub(websub.by_state)
     # The fetcher and the web view show the effective config: the file plus reading lists.
     subscriptions = Subscriptions(
         config,
         store,
         ingester.fetch,
-        listeners=(ingester.reconfigure, web.reconfigure),
+        listeners=(ingester.reconfigure, web.reconfigure, websub.reconfigure),
         log=logs.logger("planet.fetch"),
     )
     # After the snapshot is loaded: what start-up made is frozen before the first cycle.
@@ -320,7 +334,7 @@ def build_service(
         output=output,
         log=logs.logger("planet"),
     )
-    for child in (snapshot, heap, HeapTrimmer(clock=reactor), closer, aggregator, output):
+    for child in (snapshot, heap, HeapTrimmer(clock=reactor), closer, aggregator, websub, output):
         child.setServiceParent(top)
     if listen is not None:
         listener = _Listener(listen)

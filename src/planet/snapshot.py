@@ -41,6 +41,7 @@ from planet.records import clean_entry
 from planet.sanitize import POLICY_VERSION
 from planet.snapshotcodec import Decoded, SnapshotError, decode_document, gc_paused, iter_encoded
 from planet.store import Store
+from planet.websub import WebSubRecord
 
 
 def _reason(failure: Failure) -> str:
@@ -144,6 +145,7 @@ class SnapshotService(Service):
             del data  # 200 MB at 100k entries, not needed while the store is filled
             try:
                 problems = self._fill(doc)
+                self.store.load_websub(doc.websub)
             except Exception:
                 # Not reached while the store mends what it loads; should it ever be, the
                 # daemon still starts (a crash here would repeat at every restart).
@@ -310,9 +312,12 @@ class SnapshotService(Service):
             return succeed(None)
         entries, states = self.store.snapshot_data()
         lists = tuple(self.store.reading_lists().values())
+        websub = tuple(self.store.websub_records().values())
         when = utc_from_timestamp(self.clock.seconds())
         started = self.clock.seconds()
-        d = self._writing = self.run_in_thread(self._encode_and_write, entries, states, when, lists)
+        d = self._writing = self.run_in_thread(
+            self._encode_and_write, entries, states, when, lists, websub
+        )
 
         def done(size: int) -> None:
             self._written_version = version
@@ -372,7 +377,7 @@ class SnapshotService(Service):
         states: tuple[FeedState, ...],
         when: datetime,
         lists: tuple[ListState, ...] = (),
+        websub: tuple[WebSubRecord, ...] = (),
     ) -> int:
-        return write_atomic(
-            self.path, iter_encoded(entries, states, when, lists), opener=self.opener
-        )
+        chunks = iter_encoded(entries, states, when, lists, websub=websub)
+        return write_atomic(self.path, chunks, opener=self.opener)

@@ -20,10 +20,11 @@ from operator import attrgetter
 from typing import Any
 
 import msgspec
-from attrs import fields, frozen
+from attrs import Factory, fields, frozen
 
 from planet.model import Entry, FeedState, ListState
 from planet.sanitize import POLICY_VERSION
+from planet.websub import WebSubRecord
 
 
 class SnapshotError(Exception):
@@ -38,6 +39,8 @@ _ENTRY_DATES = tuple(f.name for f in fields(Entry) if "datetime" in str(f.type))
 _STATE_DATES = tuple(f.name for f in fields(FeedState) if "datetime" in str(f.type))
 _LIST_FIELDS = tuple(f.name for f in fields(ListState))
 _LIST_DATES = tuple(f.name for f in fields(ListState) if "datetime" in str(f.type))
+_WEBSUB_FIELDS = tuple(f.name for f in fields(WebSubRecord))
+_WEBSUB_DATES = tuple(f.name for f in fields(WebSubRecord) if "datetime" in str(f.type))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -96,6 +99,7 @@ def _recorder(cls: type) -> Callable[[Any], dict[str, Any]]:
 _entry_record = _recorder(Entry)
 _state_record = _recorder(FeedState)
 _list_record = _recorder(ListState)
+_websub_record = _recorder(WebSubRecord)
 
 
 def iter_encoded(
@@ -104,10 +108,17 @@ def iter_encoded(
     written_at: datetime,
     lists: Sequence[ListState] = (),
     policy: int = POLICY_VERSION,
+    websub: Sequence[WebSubRecord] = (),
 ) -> Iterator[bytes]:
-    """The snapshot document as a stream of byte chunks (one JSON object in all)."""
+    """The snapshot document as a stream of byte chunks (one JSON object in all).
+
+    A ``websub`` section (subscriptions with their secrets) is written only when there are
+    subscriptions: a planet without WebSub writes the document it always did.
+    """
     head = {"schema": SCHEMA_VERSION, "written_at": written_at.isoformat(), "policy": policy}
     yield _dumps(head)[:-1]
+    if websub:
+        yield b',"websub":' + _dumps([_websub_record(r) for r in websub])
     for name, items, record in (
         ("lists", lists, _list_record),
         ("feeds", states, _state_record),
@@ -127,9 +138,10 @@ def encode(
     written_at: datetime,
     lists: Sequence[ListState] = (),
     policy: int = POLICY_VERSION,
+    websub: Sequence[WebSubRecord] = (),
 ) -> bytes:
     """Serialize store contents to snapshot bytes (CPU-bound: call off the reactor)."""
-    return b"".join(iter_encoded(entries, states, written_at, lists, policy))
+    return b"".join(iter_encoded(entries, states, written_at, lists, policy, websub))
 
 
 def _record(value: Any, names: tuple[str, ...], dates: tuple[str, ...]) -> dict[str, Any]:
@@ -151,6 +163,7 @@ class _Document(msgspec.Struct):
     entries: list[Entry]
     lists: list[ListState] = []
     policy: int = 0
+    websub: list[WebSubRecord] = []
 
 
 def _typed_decoder() -> msgspec.json.Decoder[_Document] | None:
@@ -160,7 +173,7 @@ def _typed_decoder() -> msgspec.json.Decoder[_Document] | None:
     ``__attrs_post_init__`` but no converters, and names keys after attributes (not
     init aliases). A model class using either is left to the generic path.
     """
-    for cls in (Entry, FeedState, ListState):
+    for cls in (Entry, FeedState, ListState, WebSubRecord):
         for f in fields(cls):
             if f.converter is not None or not f.init or f.alias != f.name:
                 return None
@@ -212,6 +225,8 @@ class Decoded:
     policy: int
     #: msgspec checked that every field has its declared type (the fast path).
     typed: bool
+    #: WebSub subscriptions (none in a snapshot written without them).
+    websub: list[WebSubRecord] = Factory(list)
 
 
 def decode_document(data: bytes) -> Decoded:
@@ -227,7 +242,9 @@ def decode_document(data: bytes) -> Decoded:
             else:
                 if doc.schema != SCHEMA_VERSION:
                     raise SnapshotError(f"unknown snapshot schema {doc.schema!r}")
-                return Decoded(doc.entries, doc.feeds, doc.lists, doc.policy, typed=True)
+                return Decoded(
+                    doc.entries, doc.feeds, doc.lists, doc.policy, typed=True, websub=doc.websub
+                )
         return _decode_generic(data)
 
 
@@ -241,6 +258,10 @@ def _decode_generic(data: bytes) -> Decoded:
         states = [FeedState(**_fields_of(r, _STATE_FIELDS, _STATE_DATES)) for r in doc["feeds"]]
         entries = [Entry(**_fields_of(r, _ENTRY_FIELDS, _ENTRY_DATES)) for r in doc["entries"]]
         lists = [_list_state(r) for r in doc.get("lists", [])]
+        websub = [
+            WebSubRecord(**_fields_of(r, _WEBSUB_FIELDS, _WEBSUB_DATES))
+            for r in doc.get("websub", [])
+        ]
     except SnapshotError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -248,7 +269,7 @@ def _decode_generic(data: bytes) -> Decoded:
     policy = doc.get("policy", 0)
     # Not a whole number: sanitized under no known policy, so sanitized again.
     policy = policy if isinstance(policy, int) and not isinstance(policy, bool) else 0
-    return Decoded(entries, states, lists, policy, typed=False)
+    return Decoded(entries, states, lists, policy, typed=False, websub=websub)
 
 
 def _list_state(record: dict[str, Any]) -> ListState:

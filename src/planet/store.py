@@ -28,6 +28,7 @@ from planet.river import (
     host_fields,
     river_key,
 )
+from planet.websub import WebSubRecord
 
 if TYPE_CHECKING:
     from planet.update import FeedUpdate
@@ -109,6 +110,8 @@ class Store:
     # Subscription URLs by the feed they turned out to be ("u" final URL, "i" feed id), so
     # finding a duplicate costs O(1) rather than a scan of every feed.
     _identities: dict[tuple[str, str], set[str]] = field(factory=dict)
+    # WebSub subscriptions by callback id (see planet.websubservice).
+    _websub: dict[str, WebSubRecord] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self._links = LinkGroups(self._rank)
@@ -188,7 +191,25 @@ class Store:
         self._lists[state.url] = state
         self._bump()
 
+    def websub_records(self) -> Mapping[str, WebSubRecord]:
+        """WebSub subscriptions by callback id."""
+        return self._websub
+
     # --- writing ---------------------------------------------------------------------
+
+    def set_websub(self, record: WebSubRecord) -> None:
+        """Add or replace a WebSub subscription (they are shown and written in snapshots)."""
+        self._websub[record.id] = record
+        self._bump()
+
+    def drop_websub(self, sub_id: str) -> None:
+        if self._websub.pop(sub_id, None) is not None:
+            self._bump()
+
+    def load_websub(self, records: Iterable[WebSubRecord]) -> None:
+        """Replace the WebSub subscriptions (from a snapshot)."""
+        self._websub = {r.id: r for r in records}
+        self._bump()
 
     def load(
         self,

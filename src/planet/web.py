@@ -8,13 +8,14 @@ cached bytes: ETag, Last-Modified, gzip, the security headers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import define, field, frozen
 from klein import Klein
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
@@ -111,6 +112,8 @@ class PlanetWeb:
     pages: PageCache = field(init=False)
     #: The operator's templates and materials (config.theme), served before the routes.
     themes: ThemePages = field(factory=ThemePages)
+    #: The WebSub subscriber (``/websub/<id>``); None: WebSub is not wired in.
+    websub_hub: WebSubEndpoint | None = None
     _pager: RiverPager = field(factory=RiverPager)
     _views: _FeedViews = field(factory=_FeedViews)
     _started: datetime | None = None
@@ -143,6 +146,12 @@ class PlanetWeb:
     def _hot(self, request: IRequest) -> Any:
         """A hot route's answer when asked for with no query, or the theme's; None for
         anything else."""
+        if request.method == b"POST" and request.path.startswith(_PUSH_PREFIX):
+            # A hub's pushes come by the hundred a second: Klein's routing would double
+            # what each costs the reactor.
+            sub_id = request.path[len(_PUSH_PREFIX) :]
+            if sub_id and b"/" not in sub_id:
+                return self.websub(request, _WEBSUB, sub_id.decode("ascii", "replace"))
         theme = self.themes.answer(self, request)
         if theme is not None:
             return theme
@@ -194,6 +203,33 @@ class PlanetWeb:
     def health(self, request: IRequest, route: Route) -> bytes:
         body = json_bytes(self.health_data())
         return send(rendered(body, self._now()), request, route.content_type, max_age=0)
+
+    def websub(self, request: IRequest, route: Route, sub_id: str) -> Any:
+        """The WebSub callback: the hub's verification of intent (GET), its pushes (POST)."""
+        if self.websub_hub is None:
+            return self._not_found(request)
+        request.setHeader(b"content-type", route.content_type)
+        request.setHeader(b"cache-control", b"no-store")
+        if request.method == b"POST":
+            body = _capped_body(request, self.config.max_feed_bytes)
+            if body is None:
+                self.metrics.websub_push("too-large")
+                request.setResponseCode(413)
+                return b"413 Payload Too Large: over max_feed_bytes\n"
+            signature = _text(request.getHeader(b"x-hub-signature"))
+            content_type = _text(request.getHeader(b"content-type"))
+            pushed = self.websub_hub.push(sub_id, signature, body, content_type)
+            if isinstance(pushed, int):
+                return _pushed(request, pushed)
+            return pushed.addCallback(lambda code: _pushed(request, code))
+        args = {
+            k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
+            for k, v in (request.args or {}).items()
+            if v
+        }
+        code, answer = self.websub_hub.verify(sub_id, args)
+        request.setResponseCode(code)
+        return answer if request.method != b"HEAD" else b""
 
     @app.handle_errors(NotFound)
     def missing(self, request: IRequest, failure: Any) -> bytes:
@@ -266,9 +302,14 @@ class PlanetWeb:
         return max(fetched, default=None)
 
     def _status_rows(self) -> list[dict[str, Any]]:
-        return render.feed_status_rows(
+        rows = render.feed_status_rows(
             self.config, self.store.feed_states(), self.store.feed_counts(), self._now()
         )
+        # WebSub's columns: off for every feed without a subscription.
+        websub = self.websub_hub.rows() if self.websub_hub is not None else {}
+        for row in rows:
+            row.update(websub.get(row["url"], _WEBSUB_OFF))
+        return rows
 
     def _now(self) -> datetime:
         return utc_from_timestamp(self.clock.seconds())
@@ -313,10 +354,51 @@ def _add_routes(app: Klein) -> None:
     for route in ROUTES:
         handle = _klein_handler(route)
         for rule in route.rules:
-            app.route(rule, methods=["GET", "HEAD"], endpoint=route.name)(handle)
+            app.route(rule, methods=list(route.methods), endpoint=route.name)(handle)
 
 
 _add_routes(PlanetWeb.app)
+
+
+_WEBSUB = next(route for route in ROUTES if route.name == "websub")
+_PUSH_PREFIX = _WEBSUB.rules[0].partition("<")[0].encode()
+_WEBSUB_OFF = {"websub": "off", "websub_hub": None, "websub_expires": None, "last_push": None}
+
+
+class WebSubEndpoint(Protocol):
+    """What the WebSub callback route needs (:class:`planet.websubservice.WebSubService`)."""
+
+    def verify(self, sub_id: str, args: Mapping[str, str]) -> tuple[int, bytes]: ...
+
+    def push(
+        self, sub_id: str, signature: str | None, body: bytes, content_type: str | None
+    ) -> int | Deferred[int]: ...
+
+    def rows(self) -> dict[str, dict[str, Any]]: ...
+
+
+def _pushed(request: IRequest, code: int) -> bytes:
+    if code == 429:
+        request.setHeader(b"retry-after", b"1")
+    request.setResponseCode(code)
+    return b""
+
+
+def _capped_body(request: IRequest, limit: int) -> bytes | None:
+    """The request body, or None when it is over ``limit`` bytes (never read whole then)."""
+    content = request.content
+    if content is None:
+        return b""
+    content.seek(0, 2)
+    size = content.tell()
+    if size > limit:
+        return None
+    content.seek(0)
+    return content.read()
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
 
 
 def _iso(when: datetime | None) -> str | None:
