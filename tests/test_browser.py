@@ -421,7 +421,7 @@ def test_river_loads_without_console_errors(driver: Any, planet: Daemon) -> None
     assert driver.title == PLANET_NAME
     # Every stress entry made it, and the wide image really loaded (from the feed server).
     titles = driver.execute_script(
-        "return Array.from(document.querySelectorAll('article.entry h3')).map(h => h.textContent);"
+        "return Array.from(document.querySelectorAll('.entry-title')).map(h => h.textContent);"
     )
     assert len(titles) == 5, titles
     natural = driver.execute_script(

@@ -453,7 +453,7 @@ def test_log_level_warning_hides_fetch_lines_until_reloaded(
     a, b, c = Feed(server, "Alpha"), Feed(server, "Bravo"), Feed(server, "Charlie")
     for f in (a, b, c):
         f.serve(server)
-    quiet = config_of([(a, None), (b, None)], log_level="WARNING", output_dir="/srv/www")
+    quiet = config_of([(a, None), (b, None)], log_level="WARNING", encoding="utf-8")
     daemon = Daemon(tmp_path / "planet", quiet)
     daemons.append(daemon)
     daemon.start()
@@ -465,7 +465,7 @@ def test_log_level_warning_hides_fetch_lines_until_reloaded(
     assert "fetch http://" not in log, log
     assert "No snapshot at" not in log, log  # planet's other info lines too
     # Warnings still pass: one for the Venus key planet does not use.
-    warned = lines_with(log, "[Planet] output_dir:")
+    warned = lines_with(log, "[Planet] encoding:")
     assert len(warned) == 1 and "#warn]" in warned[0], log
 
     # A reload to INFO applies at once: the next fetch is logged.

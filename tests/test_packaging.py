@@ -48,7 +48,8 @@ def test_wheel_holds_the_dropin_and_no_plugin_package(wheel: Path) -> None:
     # An __init__.py there would hide every plugin; a dropin.cache would clobber Twisted's.
     assert not {n for n in names if n.startswith("twisted/") and not n.endswith("planet_plugin.py")}
     assert "planet/templates/river.html" in names
-    assert "planet/style.css" in names
+    assert "planet/themes/default/style.css" in names
+    assert "planet/themes/default/index.html.j2" in names
 
 
 # That a non-editable install registers `twistd planet` is checked by .ci/run in a fresh

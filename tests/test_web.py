@@ -120,12 +120,23 @@ BETA = [Item("Noon post", "http://b.example/1", at(2026, 6, 22, 12, 10), "<p>noo
 
 
 def entry_titles(html: bytes) -> list[str]:
+    """``<feed name>: <entry title>`` of each entry in order, the feed name being its own
+    heading above the title, shown when it differs from the entry before it that day."""
     doc = html5lib.parse(html, namespaceHTMLElements=False)
-    return [
-        "".join(h.itertext()).strip()
-        for h in doc.iter("h3")
-        if "entry-title" in (h.get("class") or "")
-    ]
+    titles = []
+    for day in doc.iter("section"):
+        channel = None
+        for article in day.iter("article"):
+            heading = article.find("h3")
+            if heading is not None:
+                assert "channel" in (heading.get("class") or "")
+                channel = "".join(heading.itertext()).strip()
+            assert channel is not None, "the day's first entry shows its feed"
+            title = article.find("h4")
+            assert title is None or "entry-title" in (title.get("class") or "")
+            text = "".join(title.itertext()).strip() if title is not None else ""
+            titles.append(f"{channel}: {text}")
+    return titles
 
 
 class FormatTests(SynchronousTestCase):
@@ -167,8 +178,16 @@ class RiverTests(SynchronousTestCase):
         )
         days = re.findall(r'<h2 class="day-header"><time datetime="[^"]+">([^<]+)</time>', html)
         self.assertEqual(days, ["23 Jun 2026", "22 Jun 2026", "05 Jun 2026"])
-        self.assertIn('<a class="feed-name" href="http://a.example/">Alpha Blog</a>', html)
-        self.assertIn('<a href="http://a.example/3">Evening post</a>', html)
+        self.assertIn(
+            '<h3 class="channel"><a class="feed-name" href="http://a.example/">Alpha Blog</a></h3>',
+            html,
+        )
+        self.assertIn(
+            '<h4 class="entry-title"><a href="http://a.example/3">Evening post</a></h4>', html
+        )
+        # The second entry of the day from the same feed shows no feed heading.
+        morning = html.index('<a href="http://a.example/2">Morning post</a>')
+        self.assertEqual(html.count('class="channel"', html.index("Evening post"), morning), 0)
         self.assertIn(
             '<a href="http://a.example/3"><time datetime="2026-06-23T20:06:00Z">'
             "23 Jun 2026 8:06pm GMT</time></a>",
@@ -299,6 +318,7 @@ class HealthTests(SynchronousTestCase):
                 "last_fetch": "2026-06-24T09:00:00Z",
                 "snapshot_written": "2026-06-24T08:00:00Z",
                 "config_loaded": None,
+                "template_errors": 0,
             },
         )
 

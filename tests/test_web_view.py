@@ -498,7 +498,7 @@ class PageBytesTests(SynchronousTestCase):
             self.assertLess(len(body), 2 * 1024 * 1024 + 64 * 1024)
             # (html5lib takes seconds on 1.5 MB: the titles are found by their markup.)
             titles = re.findall(
-                r'<a href="http://a.example/big/\d+">(Big \d+)</a></h3>', body.decode()
+                r'<a href="http://a.example/big/\d+">(Big \d+)</a></h4>', body.decode()
             )
             # 4 x 512 KiB is 2 MiB, plus the titles: over the bound, so 3 a page.
             self.assertEqual(len(titles), 3)

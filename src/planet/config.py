@@ -48,6 +48,7 @@ from planet.configkeys import (
     HONOURED_KEYS,
     KNOWN_KEYS,
     LEGACY_KEYS,
+    LIST_KEYS,
     READING_LIST_TYPES,
     SECONDS_KEYS,
     SECONDS_MINIMUM,
@@ -167,6 +168,18 @@ class Config:
     warnings: tuple[str, ...] = ()
     #: File reading lists' entries whose xmlUrl is no http(s) URL, by list (``/feeds``).
     skipped_entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Venus's theme: templates whose outputs are served (see :mod:`planet.theme`), the
+    #: directories they are looked up in, files copied to ``output_dir`` and served.
+    template_files: tuple[str, ...] = ()
+    template_directories: tuple[str, ...] = ()
+    bill_of_materials: tuple[str, ...] = ()
+    #: Where every output is written after each cycle that changed something (None: nowhere).
+    output_dir: str | None = None
+    #: Every [Planet] key as written (templates see them all).
+    options: Mapping[str, str] = field(factory=dict, converter=_freeze, hash=False)
+    #: The compiled templates and materials (:class:`planet.theme.Theme`), set by
+    #: :func:`load_config`; None: the default theme.
+    theme: Any = field(default=None, eq=False, repr=False)
 
 
 def load_config(path: str) -> Config:
@@ -184,7 +197,13 @@ def load_config(path: str) -> Config:
             f"{path}: line {line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); "
             "save the file as UTF-8"
         ) from None
-    return expand_file_lists(parse_config(text, path))
+    config = expand_file_lists(parse_config(text, path))
+    if not (config.template_files or config.bill_of_materials):
+        return config
+    from planet.theme import load_theme
+
+    theme = load_theme(config)
+    return evolve(config, theme=theme, warnings=config.warnings + theme.warnings)
 
 
 def check_snapshot_file(config: Config) -> None:
@@ -348,6 +367,9 @@ class _Parser(IniSections):
             settings[key] = self.flag(planet, key)
         for key, choices in CHOICE_KEYS.items():
             settings[key] = self.choice(planet, key, choices)
+        for key in LIST_KEYS:
+            settings[key] = tuple((self.get(planet, key) or "").split())
+        settings["options"] = self._planet_options()
         callback = settings.get("websub_callback")
         if callback and not _is_http_url(callback):
             raise self._error(
@@ -355,6 +377,22 @@ class _Parser(IniSections):
             )
         # An empty value means "not set": the field keeps its default.
         return {key: value for key, value in settings.items() if value not in (None, "")}
+
+    def _planet_options(self) -> dict[str, str]:
+        options = {}
+        for key in {**self.defaults, **self.sections[PLANET_SECTION]}:
+            try:
+                options[key] = self.get(PLANET_SECTION, key) or ""
+            except ConfigError:
+                options[key] = self.raw(PLANET_SECTION, key) or ""
+        return options
+
+    def _template_variable(self, key: str) -> bool:
+        """Whether ``key`` is used as a variable of the operator's templates (any key not
+        naming a feature of Venus planet lacks, once templates are configured)."""
+        if key in LEGACY_KEYS or key == "reading_lists":
+            return False
+        return bool((self.raw(PLANET_SECTION, "template_files") or "").split())
 
     def _planet_key_warnings(self) -> Iterable[str]:
         link = self.get(PLANET_SECTION, "link")
@@ -365,6 +403,8 @@ class _Parser(IniSections):
             )
         for key in self.sections[PLANET_SECTION]:
             if key in HONOURED_KEYS or key in self.referenced:
+                continue
+            if self._template_variable(key):
                 continue
             yield f"{self.path}: [{PLANET_SECTION}] {key}: {self._why_unused(key)}"
 
@@ -406,7 +446,7 @@ class _Parser(IniSections):
             if section in templates:
                 warnings.append(
                     f"{self.path}: [{section}] is a template section; "
-                    "planet does not use Venus templates; ignored"
+                    "planet does not use per-template keys; ignored"
                 )
             elif section in filters:
                 warnings.append(
@@ -455,7 +495,10 @@ class _Parser(IniSections):
         """One warning per unused key across all feed sections, and per unused [DEFAULT] key."""
         counts: Counter[str] = Counter()
         for _, own in subscriptions:
-            counts.update(key for key in own if key not in FEED_KEYS)
+            # A template's channel_<key>: used.
+            counts.update(
+                key for key in own if key not in FEED_KEYS and not self._template_variable(key)
+            )
         for key, count in counts.items():
             if key in self.referenced:
                 continue
@@ -468,7 +511,7 @@ class _Parser(IniSections):
             )
         used = HONOURED_KEYS | FEED_KEYS | counts.keys()
         for key in self.defaults:
-            if key not in used and key not in self.referenced:
+            if key not in used and key not in self.referenced and not self._template_variable(key):
                 yield f"{self.path}: [{DEFAULT_SECTION}] {key}: not used by planet; ignored"
 
 

@@ -13,8 +13,11 @@ TEXT_KEYS = (
     "cache_directory",
     "snapshot_file",
     "user_agent",
+    "output_dir",
     "websub_callback",
 )
+# Whitespace-separated lists of file names (Venus's theme keys).
+LIST_KEYS = ("template_files", "template_directories", "bill_of_materials")
 # strftime formats: PlanetPlanet read these with raw=True, so they are never interpolated.
 FORMAT_KEYS = ("date_format", "new_date_format")
 SECONDS_KEYS = (
@@ -63,19 +66,16 @@ HONOURED_KEYS = frozenset(
     + SIZE_KEYS
     + BOOL_KEYS
     + tuple(CHOICE_KEYS)
+    + LIST_KEYS
 )
 # Keys Venus or PlanetPlanet know and planet does not use: the warning says so rather than
 # calling them unknown, which would suggest a typo.
 LEGACY_KEYS = frozenset(
     {
-        "template_files",
-        "output_dir",
         "output_theme",
         "encoding",
         "filters",
         "filter_directories",
-        "template_directories",
-        "bill_of_materials",
         "generator",
         "generator_uri",
         "spider_threads",

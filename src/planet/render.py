@@ -377,18 +377,24 @@ def render_river(
     for day, group_iter in groupby(view.items, key=lambda item: _day(item.entry)):
         group = list(group_iter)
         shown = []
+        previous = None
         for item in group:
             entry = item.entry
             published = _published(entry)
+            fields = entry_fields(entry)
             shown.append(
                 {
-                    "entry": entry_fields(entry),
-                    "feed": feed_of(entry, feeds),
+                    "entry": fields,
+                    "feed": feed_of(fields, feeds),
+                    # Venus's new_channel: the feed's heading when it differs from the
+                    # entry's before it on that day.
+                    "new_channel": fields.feed_url != previous,
                     "also_in": [_feed_of_url(url, feeds) for url in item.also_in],
                     "time": format_entry_time(published, config.date_format),
                     "iso": iso_utc(published),
                 }
             )
+            previous = fields.feed_url
         days.append(
             {
                 "label": format_day(_published(group[0].entry), config.new_date_format),

@@ -34,6 +34,7 @@ from planet.logs import PlanetLogs
 from planet.metrics import Metrics, count_feed_states
 from planet.model import utc_from_timestamp
 from planet.netguard import non_public_kind
+from planet.output import OutputWriter
 from planet.snapshot import SnapshotService
 from planet.store import Store
 from planet.subscriptions import Subscriptions
@@ -106,6 +107,8 @@ class PlanetService(MultiService):
     #: Reads the config file (tap wraps it to place the snapshot in --state-dir).
     load: Callable[[str], Config] = load_config
     notify: SdNotifyService | None = None
+    #: Writes output_dir (see planet.output).
+    output: OutputWriter | None = None
     _previous_hup: Any = None
     _previous_usr1: Any = None
     _log: Logger = field(factory=Logger)
@@ -195,6 +198,8 @@ class PlanetService(MultiService):
         self.subscriptions.reconfigure(new)
         self.aggregator.reconfigure(new)
         self.web.config_loaded = utc_from_timestamp(self.clock.seconds())
+        if self.output is not None:
+            self.output.after_cycle()
         self._log.info(
             "config reloaded from {path}: {added} feeds added, {removed} removed, {n} in all",
             path=new.path,
@@ -295,12 +300,18 @@ def build_service(
     )
     # After the snapshot is loaded: what start-up made is frozen before the first cycle.
     heap = HeapService(clock=reactor, log=logs.logger("planet.heap"))
+    output = OutputWriter(web, store, reactor, run_in_thread, log=logs.logger("planet.output"))
+
+    def after_cycle() -> None:
+        heap.settle()
+        output.after_cycle()
+
     aggregator = Aggregator(
         subscriptions,
         ingester,
         store,
         reactor,
-        after_cycle=heap.settle,
+        after_cycle=after_cycle,
         log=logs.logger("planet.fetch"),
     )
     metrics.watch_store(
@@ -320,9 +331,10 @@ def build_service(
         clock=reactor,
         run_in_thread=run_in_thread,
         load=load,
+        output=output,
         log=logs.logger("planet"),
     )
-    for child in (snapshot, heap, HeapTrimmer(clock=reactor), closer, aggregator, websub):
+    for child in (snapshot, heap, HeapTrimmer(clock=reactor), closer, aggregator, websub, output):
         child.setServiceParent(top)
     if listen is not None:
         listener = _Listener(listen)

@@ -43,12 +43,14 @@ from planet.renderjobs import (
 from planet.routes import HOT, HTML, ROUTES, Route
 from planet.statuspage import FILTERS
 from planet.store import Store
+from planet.themeweb import Page, ThemePages
 
 #: Seconds a rendering of ``/feeds`` ("12 min ago") is served before it is made again.
 STATUS_MAX_AGE = 30.0
 
 _STYLE = rendered(
-    resources.files("planet").joinpath("style.css").read_bytes(), utc_from_timestamp(0)
+    resources.files("planet").joinpath("themes/default/style.css").read_bytes(),
+    utc_from_timestamp(0),
 )
 
 
@@ -112,6 +114,8 @@ class PlanetWeb:
     max_page_bytes: int = render.MAX_PAGE_BYTES
     #: The rendered pages.
     pages: PageCache = field(init=False)
+    #: The operator's templates and materials (config.theme), served before the routes.
+    themes: ThemePages = field(factory=ThemePages)
     #: The WebSub subscriber (``/websub/<id>``); None: WebSub is not wired in.
     websub_hub: WebSubEndpoint | None = None
     _pager: RiverPager = field(factory=RiverPager)
@@ -144,13 +148,17 @@ class PlanetWeb:
         )
 
     def _hot(self, request: IRequest) -> Any:
-        """A hot route's answer when asked for with no query; None for anything else."""
+        """A hot route's answer when asked for with no query, or the theme's; None for
+        anything else."""
         if request.method == b"POST" and request.path.startswith(_PUSH_PREFIX):
             # A hub's pushes come by the hundred a second: Klein's routing would double
             # what each costs the reactor.
             sub_id = request.path[len(_PUSH_PREFIX) :]
             if sub_id and b"/" not in sub_id:
                 return self.websub(request, _WEBSUB, sub_id.decode("ascii", "replace"))
+        theme = self.themes.answer(self, request)
+        if theme is not None:
+            return theme
         if request.args or request.method not in (b"GET", b"HEAD"):
             return None
         route = HOT.get(request.path)
@@ -257,7 +265,12 @@ class PlanetWeb:
             "last_fetch": _iso(max(fetched)) if fetched else None,
             "snapshot_written": _iso(self.snapshot_written()),
             "config_loaded": _iso(self.config_loaded),
+            "template_errors": self.themes.failures.count,
         }
+
+    def output_pages(self) -> dict[str, Callable[[], Page]]:
+        """Every file ``output_dir`` holds, each with how to get its page as served now."""
+        return self.themes.outputs(self)
 
     # --- pages: what each is rendered from, taken on the reactor thread -----------------
 
