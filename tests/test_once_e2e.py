@@ -39,6 +39,7 @@ def test_run_once_writes_a_snapshot_the_daemon_serves_at_once(tmp_path: Path, se
         fetch_interval=3600,
         snapshot_interval=3600,
         feed_timeout=10,
+        output_dir=str(tmp_path / "out"),
     )
     (tmp_path / "planet.ini").write_text(config)
     state = tmp_path / "state"
@@ -53,6 +54,13 @@ def test_run_once_writes_a_snapshot_the_daemon_serves_at_once(tmp_path: Path, se
     assert snapshot is not None
     assert [e["title"] for e in snapshot["entries"]] == ["Cron post"]
     assert len(server.requests_for("/one.xml")) == 1
+    # output_dir, written once the cycle is done: the pages and feeds of what was fetched.
+    out_dir = tmp_path / "out"
+    assert b"Cron post" in (out_dir / "index.html").read_bytes()
+    assert b"Cron post" in (out_dir / "atom.xml").read_bytes()
+    assert {"rss20.xml", "feed.json", "opml.xml", "style.css"} <= {
+        p.name for p in out_dir.iterdir()
+    }
 
     # Again, quietly (cron): a conditional GET, nothing on stdout, no info lines.
     code, out, err = planet("run-once", "-q", "planet.ini", "--state-dir", str(state), cwd=tmp_path)

@@ -68,7 +68,8 @@ def run_once(
         reactor = installed
     _begin_logging(sys.stderr, LogLevel.warn if quiet else LogLevel.info)
     started = time.monotonic()
-    service = build_service(config, None, reactor, load=load)
+    # No readers to serve meanwhile: pages render the store as it is (output_dir).
+    service = build_service(config, None, reactor, load=load, min_render_interval=0.0)
     # The cycle is ours to run: no timer loop, no follow-up kicks.
     service.aggregator.loop = False
     snapshot = _child(service, SnapshotService)

@@ -219,8 +219,13 @@ def build_service(
     client: Any = None,
     run_in_thread: RunInThread = deferToThread,
     rng: random.Random | None = None,
+    min_render_interval: float = 1.0,
 ) -> PlanetService:
     """The whole daemon as one service, every piece made from ``config``.
+
+    ``min_render_interval`` rate-limits page renders while the store changes (see
+    :class:`planet.pagecache.PageCache`); ``planet run-once``, with no readers to serve
+    during the cycle, passes 0 so what it writes to ``output_dir`` is the final store.
 
     Tests pass a Clock as ``reactor``, a treq ``client`` (StubTreq), an inline ``parser``
     and ``run_in_thread``, and no ``listen`` (no web listener: they call the web view).
@@ -274,7 +279,7 @@ def build_service(
         metrics=metrics,
         # During a fetch cycle the store changes many times a second: readers get a page at
         # most 1 s behind it rather than queueing for a render after every change.
-        min_render_interval=1.0,
+        min_render_interval=min_render_interval,
         stale_wait=0.025,
     )
     websub = WebSubService(
