@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +347,48 @@ class SafetyTests(SynchronousTestCase):
             ["Glyph's Blog", "Ned's Blog", "Glyph's Blog", "Twisted Matrix"],
         )
         self.assertIn("23 Jun 2026 8:06pm GMT", body.decode())
+
+    def test_readme_worked_example_custom_header_and_colours(self) -> None:
+        """The README's "Templates and themes" example: the default theme copied, its header
+        and colours changed, a logo among the materials."""
+        tmp = Path(self.mktemp())
+        tmp.mkdir()
+        default = Path(__file__).resolve().parents[1] / "src" / "planet" / "themes" / "default"
+        theme = tmp / "theme"
+        shutil.copytree(default, theme)
+        page = (theme / "index.html.j2").read_text()
+        header = re.search(r"<header class=\"masthead\">.*?</header>", page, re.S)
+        assert header is not None
+        custom = (
+            '<header class="masthead">\n<h1><a href="./"><img src="logo.png" alt="" width="32" '
+            'height="32"> {{ name }}</a></h1>\n<p>What the Example community writes, gathered '
+            "every 30 minutes.</p>\n</header>"
+        )
+        (theme / "index.html.j2").write_text(page.replace(header.group(0), custom))
+        colours = (
+            ":root { --fg: #20201e; --bg: #fffaf0; --accent: #b3400b; --muted: #6b6358; "
+            "--rule: #e6dccb; }\n.masthead { background: var(--accent); color: #fff; }\n"
+        )
+        (theme / "style.css").write_text(colours + (theme / "style.css").read_text())
+        (theme / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+        web = themed_web(
+            tmp,
+            f"name = Planet Example\ntemplate_directories = {theme}\n"
+            "bill_of_materials = style.css logo.png",
+            name="index.html.j2",
+        )
+        for url, (title, site, items, kind) in FEEDS.items():
+            add(web, url, kind(title, site, items))
+        _, body = served(_Rigless(web), "/")
+        text = body.decode()
+        self.assertIn("What the Example community writes", text)
+        self.assertIn('<img src="logo.png"', text)
+        self.assertIn("Planet Example</a></h1>", text)
+        self.assertEqual(text.count("<h4"), len(RIVER))
+        _, css = served(_Rigless(web), "/style.css")
+        self.assertTrue(css.startswith(colours.encode()))
+        _, logo = served(_Rigless(web), "/logo.png")
+        self.assertEqual(logo, b"\x89PNG\r\n\x1a\n")
 
 
 class _Rigless:
