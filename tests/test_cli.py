@@ -71,7 +71,7 @@ def test_help_on_every_command(args: list[str]):
 # --- check ---------------------------------------------------------------------------------
 
 
-def test_check_a_good_config_with_a_file_list(tmp_path: Path):
+def test_check_a_good_config_with_a_file_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "blogs.opml").write_text(
         "<opml version='2.0'><body>"
         "<outline text='One' xmlUrl='http://one.example/feed'/>"
@@ -89,7 +89,9 @@ def test_check_a_good_config_with_a_file_list(tmp_path: Path):
     lines = out.splitlines()
     assert lines[-1].startswith(f"{tmp_path / 'planet.ini'}: ok: 3 feeds (1 configured, 2 from ")
     assert "1 reading list URL fetched by the daemon" in lines[-1]
-    # Every warning the daemon would log, one line each.
+    # Every warning the daemon would log, one line each (loaded from the same working
+    # directory: a template not found names the directories searched, the working one last).
+    monkeypatch.chdir(tmp_path)
     warnings = [line for line in lines if line.startswith("warning: ")]
     assert warnings == [f"warning: {w}" for w in load_config(str(tmp_path / "planet.ini")).warnings]
     assert any("template_files" in w for w in warnings)

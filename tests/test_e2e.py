@@ -483,20 +483,21 @@ def test_restart_serves_the_same_river_at_once(
     assert (tmp_path / "planet" / "planet-snapshot.json").exists(), log
     server.stop()  # nothing can be fetched again: the river must come from the snapshot
 
-    titles = {e.title for e in before.entries}
     started = time.monotonic()
     daemon.start(deadline=10)
-
-    def full_river() -> Page | None:
-        status, _, body = daemon.get("/")
-        page = parse_page(body) if status == 200 else None
-        return page if page and {e.title for e in page.entries} >= titles else None
-
-    after = daemon.wait_until(full_river, deadline=10, poll=0.01, what="full river after restart")
-    elapsed = time.monotonic() - started
-    print(f"restart: port after {daemon.port_seen_at - started:.2f} s, river after {elapsed:.2f} s")
+    # The very first request after the port opens gets the whole river (no empty page while
+    # anything loads), and at once. Measured from the port: the interpreter's imports before
+    # it (1-2 s, mostly disk reads on a cold or slow file system) are not the snapshot's doing.
+    status, _, body = daemon.get("/")
+    served = time.monotonic() - daemon.port_seen_at
+    print(
+        f"restart: port after {daemon.port_seen_at - started:.2f} s, "
+        f"river {served:.2f} s after the port"
+    )
+    assert status == 200
+    after = parse_page(body)
     assert river_rows(after) == river_rows(before)
-    assert elapsed < 2.0, f"river served {elapsed:.2f} s after the restart began"
+    assert served < 0.5, f"river served {served:.2f} s after the port opened"
     health = daemon.health()
     assert (health["entries"], health["feeds_ok"], health["feeds_failing"]) == (RIVER_TOTAL, 3, 0)
     code, log = daemon.stop()

@@ -542,7 +542,10 @@ def test_state_dir_option_keeps_the_snapshot_there(
     daemon.args = ["--config", "planet.ini", "--listen", daemon.listen, "--state-dir", "state"]
     daemon.start()
     expected = state.resolve() / "planet-snapshot.json"
-    assert f"No snapshot at {expected}" in daemon.log
+    # The port is bound (and logged) before the services start: the load's line follows.
+    daemon.wait_until(
+        lambda: f"No snapshot at {expected}" in daemon.log, what="the snapshot load's line"
+    )
     # The refused fetch changes the feed's state, so there is something to write at stop.
     daemon.wait_health(lambda h: h["last_fetch"] is not None, what="the first fetch")
     code, log = daemon.stop()
