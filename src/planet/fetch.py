@@ -8,7 +8,7 @@ never an exception that travels.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -121,28 +121,7 @@ class Fetcher:
         return d
 
     def _post_now(self, url: str, form: dict[str, str]) -> Deferred[FetchResult]:
-        if self.closed:
-            return succeed(FetchResult(url=url, final_url=url, status=None, error=SHUTTING_DOWN))
-        if not is_http(url):
-            error = f"unsupported URL: {url[:200]}"
-            return succeed(FetchResult(url=url, final_url=url, status=None, error=error))
-        started = self._clock.seconds()
-        hops: list[tuple[int, str]] = []
-        d = Deferred.fromCoroutine(self._post(url, form, hops, started))
-        d.addTimeout(self.timeout, self._clock, onTimeoutCancel=_timed_out)
-
-        def failed(failure: Failure) -> FetchResult:
-            final = hops[-1][1] if hops else url
-            return FetchResult(
-                url=url,
-                final_url=final,
-                status=None,
-                redirects=tuple(hops),
-                error=self.describe_failure(failure),
-                elapsed=self._clock.seconds() - started,
-            )
-
-        return d.addErrback(failed)
+        return self._request_now(url, lambda hops, started: self._post(url, form, hops, started))
 
     async def _post(
         self, url: str, form: dict[str, str], hops: list[tuple[int, str]], started: float
@@ -231,6 +210,17 @@ class Fetcher:
     def _fetch_now(
         self, url: str, etag: str | None, last_modified: str | None
     ) -> Deferred[FetchResult]:
+        return self._request_now(
+            url, lambda hops, started: self._get(url, etag, last_modified, hops, started)
+        )
+
+    def _request_now(
+        self,
+        url: str,
+        request: Callable[[list[tuple[int, str]], float], Coroutine[Any, Any, FetchResult]],
+    ) -> Deferred[FetchResult]:
+        """``request(hops, started)`` within the timeout; a failure becomes the result's
+        ``error`` (the redirects followed so far kept)."""
         if self.closed:
             return succeed(FetchResult(url=url, final_url=url, status=None, error=SHUTTING_DOWN))
         if not is_http(url):
@@ -240,7 +230,7 @@ class Fetcher:
             return succeed(FetchResult(url=url, final_url=url, status=None, error=error))
         started = self._clock.seconds()
         hops: list[tuple[int, str]] = []
-        d = Deferred.fromCoroutine(self._get(url, etag, last_modified, hops, started))
+        d = Deferred.fromCoroutine(request(hops, started))
         d.addTimeout(self.timeout, self._clock, onTimeoutCancel=_timed_out)
 
         def failed(failure: Failure) -> FetchResult:
