@@ -1,0 +1,214 @@
+"""The all-304 cycle, profiled: planet's daemon in this process, a loopback farm in another.
+
+``service.build_service`` builds the daemon as production does (treq client over the
+shared pool, the process parser, the store, the web view, WebSub, the snapshot service),
+its log events go to a text file as under ``twistd``, and ``farm.py`` serves N feeds over
+H loopback hosts. One cold cycle fills the store; then ``--rounds`` all-304 cycles are each
+started as SIGUSR1 starts them (``PlanetService.refresh``) and timed: wall seconds from the
+refresh to the cycle's end, and CPU seconds of this process (every thread; the parse
+workers have nothing to do in a 304 cycle) over the same stretch::
+
+    .venv/bin/python benchmarks/cycle304.py                      # 1000 feeds, 50 hosts
+    .venv/bin/python benchmarks/cycle304.py --profile /tmp/304.prof
+
+``--profile FILE`` profiles the last round with cProfile, writes the stats to FILE and
+prints the top 25 functions by cumulative and by own time. The farm answers at once by
+default (``--latency-ms 0``): with cycle.py's 20 ms, 1000 feeds at 16 at a time cannot
+take less than 1.25 s of wall time, whatever the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+
+def start_farm(args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[bytes], dict]:
+    cmd = [sys.executable, str(HERE / "farm.py"), "--feeds", str(args.feeds)]
+    cmd += ["--hosts", str(args.hosts), "--entries", str(args.entries)]
+    cmd += ["--latency-ms", str(args.latency_ms)]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=open(work / "farm.err", "wb"),  # noqa: SIM115 - the child owns it
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"the farm did not start:\n{(work / 'farm.err').read_text()}")
+    return proc, json.loads(line)
+
+
+def farm_control(ready: dict, what: str, method: str = "POST") -> Any:
+    request = urllib.request.Request(f"http://127.0.0.1:{ready['port']}/_farm/{what}")
+    request.method = method
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def write_config(work: Path, urls: list[str], args: argparse.Namespace) -> Path:
+    lines = [
+        "[Planet]",
+        "name = Benchmark planet",
+        "link = http://127.0.0.1/",
+        # Cycles come only from the start and from refresh(); no snapshot while measuring.
+        "fetch_interval = 86400",
+        "snapshot_interval = 86400",
+        "allow_private_networks = yes",
+        f"snapshot_file = {work / 'planet-snapshot.json'}",
+        f"per_host_concurrency = {args.per_host}",
+        f"max_concurrency = {args.max_concurrency}",
+        "",
+    ]
+    for i, url in enumerate(urls):
+        lines += [f"[{url}]", f"name = Feed {i}", ""]
+    path = work / "planet.ini"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def top(profile: cProfile.Profile, path: str) -> None:
+    profile.dump_stats(path)
+    for key in ("cumulative", "tottime"):
+        print(f"\n--- top 25 by {key} ---")
+        stats = pstats.Stats(path)
+        stats.strip_dirs().sort_stats(key).print_stats(25)
+
+
+async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dict) -> dict:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import deferLater
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from planet.config import load_config
+    from planet.service import build_service
+
+    log = open(work / "planet.log", "w", encoding="utf-8")  # noqa: SIM115 - open for the run
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(log)], redirectStandardIO=False)
+    config = load_config(str(write_config(work, ready["urls"], args)))
+    listen = "tcp:0:interface=127.0.0.1" if args.listen else None
+    service = build_service(config, listen, reactor)
+    aggregator = service.aggregator
+    waiting: list[Deferred[None]] = []
+    after = aggregator.after_cycle
+
+    def after_cycle() -> None:
+        after()
+        while waiting:
+            waiting.pop().callback(None)
+
+    aggregator.after_cycle = after_cycle
+
+    def cycle_over() -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        waiting.append(d)
+        return d
+
+    over = cycle_over()
+    started = time.perf_counter()
+    service.privilegedStartService()
+    service.startService()
+    await over
+    cold = time.perf_counter() - started
+    await deferLater(reactor, 0.5)  # out of the cycle's own callbacks
+    states = service.store.feed_states().values()
+    print(f"cold cycle: {cold:.2f} s, {service.store.entry_count()} entries, "
+          f"{sum(1 for s in states if not s.failing)}/{args.feeds} feeds ok")  # fmt: skip
+    rounds = []
+    profile = cProfile.Profile() if args.profile else None
+    for n in range(args.rounds):
+        farm_control(ready, "reset")
+        over = cycle_over()
+        last = n == args.rounds - 1
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        if profile is not None and last:
+            profile.enable()
+        service.refresh()
+        await over
+        if profile is not None and last:
+            profile.disable()
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        by_status = farm_control(ready, "stats", "GET")["by_status"]
+        await deferLater(reactor, 0.2)
+        rounds.append({"wall_s": wall, "cpu_s": cpu, "farm_by_status": by_status})
+        note = " (profiled)" if profile is not None and last else ""
+        print(f"all-304 cycle {n + 1}: wall {wall:.3f} s, CPU {cpu:.3f} s, "
+              f"{cpu / args.feeds * 1e6:.0f} us CPU/feed, farm {by_status}{note}")  # fmt: skip
+    print("stopping", flush=True)
+    await service.stopService()
+    if profile is not None:
+        top(profile, args.profile)
+    return {"cold_s": cold, "rounds": rounds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--feeds", type=int, default=1000)
+    ap.add_argument("--hosts", type=int, default=50)
+    ap.add_argument("--entries", type=int, default=2, help="entries per feed (cold cycle)")
+    ap.add_argument("--latency-ms", type=float, default=0.0, help="the farm's delay per answer")
+    ap.add_argument("--per-host", type=int, default=2)
+    ap.add_argument("--max-concurrency", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3, help="all-304 cycles measured")
+    ap.add_argument("--listen", action="store_true", help="open the web port too")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the last round into FILE")
+    ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    args = ap.parse_args(argv)
+
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import react
+
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="cycle304-") as tmp:
+        work = Path(tmp)
+        farm, ready = start_farm(args, work)
+        result: dict[str, Any] = {}
+        try:
+
+            def run(reactor: Any) -> Deferred[None]:
+                async def go() -> None:
+                    result.update(await measure(reactor, args, work, ready))
+
+                return Deferred.fromCoroutine(go())
+
+            try:
+                react(run)
+            except SystemExit as exc:
+                if exc.code:
+                    raise
+        finally:
+            farm.terminate()
+            farm.wait(30)
+    rounds = result.get("rounds", [])
+    if rounds:
+        wall = statistics.median(r["wall_s"] for r in rounds)
+        cpu = statistics.median(r["cpu_s"] for r in rounds)
+        print(f"median of {len(rounds)}: wall {wall:.3f} s, CPU {cpu:.3f} s "
+              f"({cpu / args.feeds * 1e6:.0f} us CPU per 304), load average after: "
+              f"{os.getloadavg()[0]:.2f}")  # fmt: skip
+        result.update(median_wall_s=wall, median_cpu_s=cpu)
+    result.update(params=vars(args), loadavg_before=load_before, loadavg_after=os.getloadavg())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
