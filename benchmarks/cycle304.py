@@ -34,7 +34,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
+# After PYTHONPATH: a run may point it at another checkout's src to compare.
+sys.path.append(str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from benchutil import GCWatch  # noqa: E402
 
 
 def start_farm(args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[bytes], dict]:
@@ -108,7 +112,11 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
     waiting: list[Deferred[None]] = []
     after = aggregator.after_cycle
 
+    ends: list[tuple[float, float]] = []
+
     def after_cycle() -> None:
+        # The cycle's end, before the heap is settled (gc) after it.
+        ends.append((time.perf_counter(), time.process_time()))
         after()
         while waiting:
             waiting.pop().callback(None)
@@ -136,7 +144,9 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
         farm_control(ready, "reset")
         over = cycle_over()
         last = n == args.rounds - 1
-        wall0, cpu0 = time.perf_counter(), time.process_time()
+        wall0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
+        sys0 = os.times().system
+        gcs = GCWatch().__enter__()
         if profile is not None and last:
             profile.enable()
         service.refresh()
@@ -144,12 +154,31 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
         if profile is not None and last:
             profile.disable()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        main = time.thread_time() - main0
+        sys_s = os.times().system - sys0
+        gcs.__exit__()
+        gc_s = gcs.summary()["all_total_ms"] / 1000
+        end_wall, end_cpu = ends[-1][0] - wall0, ends[-1][1] - cpu0
         by_status = farm_control(ready, "stats", "GET")["by_status"]
         await deferLater(reactor, 0.2)
-        rounds.append({"wall_s": wall, "cpu_s": cpu, "farm_by_status": by_status})
+        rounds.append(
+            {
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "main_thread_cpu_s": main,
+                "system_cpu_s": sys_s,
+                "gc_s": gc_s,
+                "before_settle_wall_s": end_wall,
+                "before_settle_cpu_s": end_cpu,
+                "farm_by_status": by_status,
+            }
+        )
         note = " (profiled)" if profile is not None and last else ""
         print(f"all-304 cycle {n + 1}: wall {wall:.3f} s, CPU {cpu:.3f} s, "
-              f"{cpu / args.feeds * 1e6:.0f} us CPU/feed, farm {by_status}{note}")  # fmt: skip
+              f"{cpu / args.feeds * 1e6:.0f} us CPU/feed (system {sys_s:.3f} s, main thread "
+              f"{main:.3f} s, gc {gc_s:.3f} s, before the heap settles: wall {end_wall:.3f} s "
+              f"CPU {end_cpu:.3f} s), "
+              f"farm {by_status}{note}")  # fmt: skip
     print("stopping", flush=True)
     await service.stopService()
     if profile is not None:
