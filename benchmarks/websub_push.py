@@ -1,19 +1,19 @@
 """WebSub push benchmark: a hub flooding ``twistd planet`` (issue 14).
 
 PYTHONPATH=src .venv/bin/python benchmarks/websub_push.py [--feeds 50] [--rate 1000]
-    [--seconds 30] [--entries 20] [--readers 10]
+    [--seconds 30] [--entries 20] [--readers 20] [--connections 50]
 
 This process is a publisher and its hub (tests/websubhub.py's Hub on loopback TCP): the
 daemon fetches ``--feeds`` feeds whose ``Link`` header names the hub, subscribes, and the
-hub verifies each subscription. Then the hub pushes ``--rate`` signed bodies a second,
-round-robin over the feeds, for ``--seconds``: each body is a ``--entries``-entry feed whose
-newest entry is new. A pushed body is answered once parsed and stored (or 429 when its
-subscription is over its rate: a real hub retries later; not counted as lost). Meanwhile a
-reader process GETs ``/`` ``--readers`` times a second (first for ``--idle-seconds`` with
-no pushes: the machine's baseline). Printed: pushes offered,
-answered 202 / 429 / other, the front page's p50/p99, entries acknowledged but missing
-from the snapshot written at SIGTERM (lost), and the daemon's RSS (its process and the
-parse workers) before and after.
+hub verifies each subscription. Then ``wrk`` (websub_push.lua, one connection per thread)
+pushes ``--rate`` signed bodies a second over the subscriptions for ``--seconds``: each body
+is an ``--entries``-entry feed whose newest entry is new, signed with the subscription's
+secret; a push answered 429 (its subscription over its rate or queue) is sent again, as a
+hub retries. Meanwhile a reader process GETs ``/`` ``--readers`` times a second (first for
+``--idle-seconds`` with no pushes: the machine's baseline). Printed: pushes offered and
+answered by status, the pushes' own latency, the front page's p50/p99, entries acknowledged
+(202) but missing from the snapshot written at SIGTERM (lost), and the RSS of the daemon and
+its parse workers before, at peak (sampled every 0.25 s) and after.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -38,16 +39,15 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from benchutil import percentile, table  # noqa: E402
 from feeds import Item, atom  # noqa: E402
 from process import Daemon, read_snapshot  # noqa: E402
+from proctree import RssSampler, descendants, rss_bytes  # noqa: E402
 from treq.client import HTTPClient  # noqa: E402
 from twisted.internet import reactor as _reactor  # noqa: E402
 from twisted.internet.defer import Deferred, ensureDeferred  # noqa: E402
-from twisted.internet.task import LoopingCall, deferLater  # noqa: E402
+from twisted.internet.task import deferLater  # noqa: E402
 from twisted.web.client import Agent, HTTPConnectionPool  # noqa: E402
 from twisted.web.resource import Resource  # noqa: E402
 from twisted.web.server import Request, Site  # noqa: E402
 from websubhub import Hub  # noqa: E402
-
-from planet.websub import sign  # noqa: E402
 
 reactor: Any = _reactor
 BASE = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -97,28 +97,25 @@ class Feeds(Resource):
         return body(n, self.entries - 1, self.entries)
 
 
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+def tree_mb(pid: int) -> tuple[float, float]:
+    """(the daemon's RSS, its workers' RSS in all), MB."""
+    return rss_bytes(pid) / 1e6, sum(rss_bytes(kid) for kid in descendants(pid)) / 1e6
 
 
-def tree_rss(pid: int) -> tuple[int, int]:
-    """(the daemon's RSS, its workers' RSS in all), KiB."""
-    pgid = os.getpgid(pid)
-    workers = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != pid:
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    workers += rss_kib(int(entry.name))
-            except OSError:
-                continue
-    return rss_kib(pid), workers
+def read_wrk_out(path: Path) -> dict[str, Any]:
+    """What websub_push.lua wrote: answers by status, acknowledged entry ids, totals."""
+    result: dict[str, Any] = {"codes": Counter(), "acked": set()}
+    if not path.exists():
+        return result
+    for line in path.read_text().splitlines():
+        kind, *rest = line.split()
+        if kind == "code":
+            result["codes"][int(rest[0])] += int(rest[1])
+        elif kind == "acked":
+            result["acked"].add(rest[0])
+        else:
+            result[kind] = float(rest[0])
+    return result
 
 
 def free_port() -> int:
@@ -159,13 +156,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # One reader's GET first: the front page's first render is not the flood's.
         warm = await client.get(daemon.url("/"))
         await warm.content()
-        rss_before = tree_rss(daemon.proc.pid)
+        rss_before = tree_mb(daemon.proc.pid)
         targets = sorted(hub.subscriptions.values(), key=lambda s: int(s.topic.rsplit("/", 1)[1]))
-        codes: Counter[int] = Counter()
-        acked: set[str] = set()
-        in_flight = [0]
-        skipped = [0]
-        sequence = [args.entries - 1] * args.feeds
 
         def read_front(out: Path) -> subprocess.Popen[bytes]:
             command = [sys.executable, "-c", READER, daemon.url("/"), str(1 / args.readers)]
@@ -184,54 +176,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out = work / "reader.txt"
         reader = read_front(out)
 
-        def send(i: int) -> None:
-            if in_flight[0] >= args.max_in_flight:
-                skipped[0] += 1
-                return
-            sub = targets[i]
-            sequence[i] += 1
-            n = sequence[i]
-            data = body(i, n, args.entries)
-            headers = {
-                "Content-Type": "application/atom+xml",
-                "X-Hub-Signature": sign(sub.secret or "", data),
-            }
-            in_flight[0] += 1
-            d: Deferred[Any] = client.post(sub.callback, data=data, headers=headers)
-
-            def done(response: Any) -> Any:
-                codes[response.code] += 1
-                if response.code == 202:
-                    acked.add(f"urn:bench:f{i}-{n}")
-                return response.content()
-
-            def finished(_: Any) -> None:
-                in_flight[0] -= 1
-
-            d.addCallback(done).addErrback(lambda f: codes.update({0: 1})).addBoth(finished)
-
-        tick, offered = 0.01, [0]
-        per_tick = args.rate * tick
-        owed = [0.0]
-
-        def pump() -> None:
-            owed[0] += per_tick
-            while owed[0] >= 1:
-                owed[0] -= 1
-                send(offered[0] % args.feeds)
-                offered[0] += 1
-
-        loop = LoopingCall(pump)
+        plan = work / "plan.txt"
+        plan.write_text(
+            "".join(
+                f"{urlsplit(sub.callback).path} {sub.secret} {int(sub.topic.rsplit('/', 1)[1])}\n"
+                for sub in targets
+            )
+        )
+        out_file = work / "wrk.out"
+        threads = min(args.connections, args.feeds)
+        command = ["wrk", f"-t{threads}", f"-c{threads}", f"-d{int(args.seconds)}s"]
+        command += ["--timeout", "30s", "-s", str(HERE / "websub_push.lua"), daemon.url("/")]
+        command += ["--", str(plan), str(args.entries), str(args.rate), str(out_file), str(threads)]
+        sampler = RssSampler(daemon.proc.pid, interval=0.25).start()
         started = time.perf_counter()
-        loop.start(tick)
-        await deferLater(reactor, args.seconds, lambda: None)
-        loop.stop()
-        sent_for = time.perf_counter() - started
-        while in_flight[0]:
-            await deferLater(reactor, 0.05, lambda: None)
+        wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        while wrk.poll() is None:
+            await deferLater(reactor, 0.1, lambda: None)
         drained = time.perf_counter() - started
+        wrk_text = wrk.stdout.read().decode() if wrk.stdout else ""
+        pushed = read_wrk_out(out_file)
+        if wrk.returncode or not pushed["codes"]:
+            raise RuntimeError(f"wrk failed ({wrk.returncode}):\n{wrk_text}")
+        codes = pushed["codes"]
+        acked = pushed["acked"]
         await deferLater(reactor, 1.0, lambda: None)
-        rss_after = tree_rss(daemon.proc.pid)
+        rss_after = tree_mb(daemon.proc.pid)
+        peak = sampler.stop()
         latencies = latencies_of(reader, out)
         daemon.stop()
         doc = read_snapshot(snapshot) or {"entries": []}
@@ -241,11 +212,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "feeds": args.feeds,
             "rate_asked": args.rate,
             "seconds": args.seconds,
-            "offered": offered[0],
-            "offered_per_s": offered[0] / sent_for,
-            "skipped_in_flight_cap": skipped[0],
+            "connections": threads,
+            "offered": pushed["requests"],
+            "offered_per_s": pushed["requests"] / (pushed["duration_us"] / 1e6),
             "answered": dict(codes),
-            "accepted_per_s": codes[202] / drained,
+            "push_socket_errors": pushed["socket_errors"],
+            "accepted_per_s": codes.get(202, 0) / drained,
+            "push_p50_ms": pushed["push_p50_ms"],
+            "push_p99_ms": pushed["push_p99_ms"],
             "drained_s": drained,
             "idle_front_p50_ms": percentile(idle, 50),
             "idle_front_p99_ms": percentile(idle, 99),
@@ -256,8 +230,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "acked_entries": len(acked),
             "stored_entries": len(stored),
             "lost": lost,
-            "rss_before_kib": rss_before,
-            "rss_after_kib": rss_after,
+            "rss_before_mb": rss_before,
+            "rss_after_mb": rss_after,
+            "peak_rss_tree_mb": peak["peak_total_mb"],
+            "peak_rss_daemon_mb": peak["peak_main_mb"],
             "loadavg": os.getloadavg(),
         }
     finally:
@@ -270,10 +246,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--feeds", type=int, default=50)
     parser.add_argument("--rate", type=float, default=1000)
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--entries", type=int, default=20)
-    parser.add_argument("--readers", type=float, default=10)
-    parser.add_argument("--max-in-flight", type=int, default=1000)
+    parser.add_argument("--readers", type=float, default=20)
+    parser.add_argument(
+        "--connections", type=int, default=50, help="wrk threads, one connection each"
+    )
     parser.add_argument("--idle-seconds", type=float, default=10)
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()}")
@@ -282,7 +260,7 @@ def main() -> None:
     def go() -> Deferred[None]:
         d = ensureDeferred(run(args))
         d.addCallback(result.update)
-        d.addErrback(lambda f: (f.printTraceback(), None)[1])
+        d.addErrback(lambda f: print(f.getTraceback()))
         d.addBoth(lambda _: reactor.stop())
         return d
 

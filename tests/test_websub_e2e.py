@@ -1,6 +1,7 @@
 """Issue 14 end to end: ``twistd planet`` as a process subscribes to a hub found in its
 feed, answers the hub's verification, shows a pushed post at once, keeps the subscription
-over a restart, and unsubscribes when the feed is removed at SIGHUP."""
+over a restart, stores a push answered just before SIGTERM, and unsubscribes when the feed
+is removed at SIGHUP."""
 
 from __future__ import annotations
 
@@ -75,6 +76,14 @@ def test_websub_through_the_daemon(daemons: list[Daemon], tmp_path: Path) -> Non
         assert hub.publish(topic, _feed("after-restart", "pushed", "first")) == [202]
         daemon.wait_until(lambda: b"after-restart" in daemon.get("/")[2], deadline=5)
         assert len(hub.requests) == asked
+
+        # A push is answered on receipt (section 7); one answered just before SIGTERM is
+        # stored before the snapshot is written.
+        assert hub.publish(topic, _feed("before-stop", "after-restart", "pushed")) == [202]
+        daemon.stop()
+        doc = read_snapshot(snapshot)
+        assert doc is not None and "before-stop" in {e["title"] for e in doc["entries"]}
+        daemon.start()
 
         # Removed at SIGHUP: unsubscribed, and the hub verified it.
         daemon.config_path.write_text(

@@ -236,7 +236,9 @@ class SubscribeTests(SynchronousTestCase):
 
 
 class AnswerTests(SynchronousTestCase):
-    def test_a_push_is_answered_once_stored_or_after_answer_within(self) -> None:
+    """Section 7: a push is answered on receipt; queued bodies are stored before a stop."""
+
+    def held_planet(self) -> tuple[Planet, HeldParser]:
         parser = HeldParser()
         p = Planet(self, parser=parser)
         sub = p.rig.config.subscriptions[0]
@@ -248,30 +250,77 @@ class AnswerTests(SynchronousTestCase):
         result(fetching)
         p.pump()
         self.assertEqual(p.record().state, "subscribed")
-        data = body("two", "one")
-        headers = {"X-Hub-Signature": sign(p.record().secret, data), "Content-Type": ATOM}
-        answer = p.web.post(p.record().callback, data=data, headers=headers)
-        p.pump()
-        self.assertNoResult(answer)  # parsing
-        held, args = parser.held.pop()
+        return p, parser
+
+    def release(self, p: Planet, parser: HeldParser) -> None:
+        held, args = parser.held.pop(0)
         held.callback(parse_feed(*args[:4]))
         p.pump()
-        self.assertEqual(result(answer).code, 202)
+
+    def test_a_push_is_answered_at_receipt_and_stored_after_its_parse(self) -> None:
+        p, parser = self.held_planet()
+        response = p.push(body("two", "one"))  # answered while its parse is held
+        self.assertEqual(response.code, 202)
+        self.assertEqual(len(parser.held), 1)
+        self.assertNotIn("two", p.titles())
+        self.release(p, parser)
         self.assertIn("two", p.titles())
-        # A parse that takes longer: answered all the same after answer_within.
-        slow = p.web.post(
-            p.record().callback,
-            data=body("three", "one"),
-            headers={"X-Hub-Signature": sign(p.record().secret, body("three", "one"))},
+
+    def test_a_full_queue_is_answered_429_with_retry_after(self) -> None:
+        p, parser = self.held_planet()
+        queued = p.websub.pushes.max_queued
+        codes = [p.push(body(f"p{n}", "one")).code for n in range(1 + queued)]
+        self.assertEqual(codes, [202] * (1 + queued))  # one parsing, the rest queued
+        refused = p.push(body("over", "one"))
+        self.assertEqual(refused.code, 429)
+        self.assertEqual(refused.headers.getRawHeaders("retry-after"), ["1"])
+        for _ in range(1 + queued):
+            self.release(p, parser)
+        self.assertEqual(
+            {f"p{n}" for n in range(1 + queued)} - p.titles(), set(), "a 202 push was lost"
         )
+        self.assertNotIn("over", p.titles())
+
+    def test_queued_bytes_are_bounded(self) -> None:
+        p, parser = self.held_planet()
+        data = body("first", "one")
+        p.websub.pushes.max_queued_bytes = len(data) + 10
+        self.assertEqual(p.push(data).code, 202)  # parsing: no longer queued
+        self.assertEqual(p.push(body("second", "one")).code, 202)
+        self.assertEqual(p.push(body("third", "one")).code, 429)
+
+    def test_stop_waits_until_every_answered_push_is_stored(self) -> None:
+        p, parser = self.held_planet()
+        self.assertEqual(p.push(body("two", "one")).code, 202)
+        self.assertEqual(p.push(body("three", "two", "one")).code, 202)
+        stopped = p.websub.stopService()
         p.pump()
-        self.assertNoResult(slow)
-        p.advance(p.websub.pushes.answer_within)
-        self.assertEqual(result(slow).code, 202)
-        held, args = parser.held.pop()
-        held.callback(parse_feed(*args[:4]))
-        p.pump()
-        self.assertIn("three", p.titles())
+        self.assertNoResult(stopped)
+        # Taking no more: the hub is asked to retry (the next process takes it).
+        late = p.push(body("four", "three", "two", "one"))
+        self.assertEqual(late.code, 503)
+        self.assertEqual(late.headers.getRawHeaders("retry-after"), ["1"])
+        self.release(p, parser)
+        self.assertNoResult(stopped)
+        self.release(p, parser)
+        self.assertIsNone(result(stopped))
+        self.assertEqual(p.titles(), {"one", "two", "three"})
+        p.websub.startService()
+        self.assertEqual(p.push(body("five", "one")).code, 202)
+
+    def test_stop_gives_up_after_drain_timeout(self) -> None:
+        p, parser = self.held_planet()
+        self.assertEqual(p.push(body("two", "one")).code, 202)
+        logged: list[str] = []
+        observer = lambda e: logged.append(formatEvent(e))  # noqa: E731
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        stopped = p.websub.stopService()
+        p.advance(p.websub.drain_timeout - 1)
+        self.assertNoResult(stopped)
+        p.advance(1)
+        self.assertIsNone(result(stopped))
+        self.assertTrue([line for line in logged if "1 WebSub pushes still waiting" in line])
 
 
 class DiscoveryTests(SynchronousTestCase):

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 from attrs import define, field, frozen
 from klein import Klein
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
@@ -230,10 +229,7 @@ class PlanetWeb:
                 return b"413 Payload Too Large: over max_feed_bytes\n"
             signature = _text(request.getHeader(b"x-hub-signature"))
             content_type = _text(request.getHeader(b"content-type"))
-            pushed = self.websub_hub.push(sub_id, signature, body, content_type)
-            if isinstance(pushed, int):
-                return _pushed(request, pushed)
-            return pushed.addCallback(lambda code: _pushed(request, code))
+            return _pushed(request, self.websub_hub.push(sub_id, signature, body, content_type))
         args = {
             k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
             for k, v in (request.args or {}).items()
@@ -398,13 +394,13 @@ class WebSubEndpoint(Protocol):
 
     def push(
         self, sub_id: str, signature: str | None, body: bytes, content_type: str | None
-    ) -> int | Deferred[int]: ...
+    ) -> int: ...
 
     def rows(self) -> dict[str, dict[str, Any]]: ...
 
 
 def _pushed(request: IRequest, code: int) -> bytes:
-    if code == 429:
+    if code in (429, 503):
         request.setHeader(b"retry-after", b"1")
     request.setResponseCode(code)
     return b""

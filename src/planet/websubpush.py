@@ -1,5 +1,12 @@
 """WebSub pushes taken in: signature checked, rate-limited and queued per subscription,
-then parsed and stored the way a fetched body is (:meth:`planet.ingest.Ingester.take`)."""
+then parsed and stored the way a fetched body is (:meth:`planet.ingest.Ingester.take`).
+
+A push is answered as soon as it is queued: the Recommendation (section 7) asks subscribers
+to answer "as quickly as possible", the answer meaning receipt, not processing. The store
+lives in memory, so a queued body is as safe as a stored entry; the queues are drained before
+the snapshot at shutdown (:meth:`PushIntake.drain`), and bounded in count and bytes, beyond
+which the hub is answered 429 and retries.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from collections import deque
 from collections.abc import Container
 
 from attrs import define, evolve, field
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -53,15 +60,17 @@ class PushIntake:
     #: Pushes a second one subscription may make, and at once; more are answered 429.
     push_rate: float = 20.0
     push_burst: float = 40.0
-    #: Push bodies waiting for their parse, per subscription; more are answered 429 (the
-    #: hub retries later: a body answered 202 is one that is stored).
+    #: Push bodies waiting for their parse, per subscription, and their bytes in all; more
+    #: are answered 429 (the hub retries later: a body answered 202 is kept).
     max_queued: int = 2
-    #: Longest a hub waits for its push to be parsed before it is answered all the same.
-    answer_within: float = 10.0
+    max_queued_bytes: int = 64 * 1024 * 1024
     _buckets: dict[str, _Bucket] = field(factory=dict)
-    _queues: dict[str, deque[tuple[bytes, str | None, Deferred[int]]]] = field(factory=dict)
+    _queues: dict[str, deque[tuple[bytes, str | None]]] = field(factory=dict)
+    _queued_bytes: int = 0
     _busy: set[str] = field(factory=set)
     _bad_logged: dict[str, float] = field(factory=dict)
+    _closed: bool = False
+    _drained: list[Deferred[None]] = field(factory=list)
 
     def forget_all_but(self, ids: Container[str]) -> None:
         """Drop the rate limits of subscriptions that are gone."""
@@ -75,33 +84,52 @@ class PushIntake:
         signature: str | None,
         body: bytes,
         content_type: str | None,
-    ) -> int | Deferred[int]:
-        """The status to answer a push with: 2xx once taken, and for a bad signature too,
-        as section 8 says; 429 over the rate or the queue.
-
-        A push taken is answered once it is in the store (or, should its parse take
-        longer, ``answer_within`` seconds later): a hub that floods us waits for the parser.
-        """
+    ) -> int:
+        """The status to answer a push with: 202 once queued, and for a bad signature too,
+        as section 8 says; 429 over the rate or the queue; 503 once shutting down."""
         sub_id = record.id
         if not check_signature(signature, record.secret, body):
             self.metrics.websub_push("bad-signature")
             self._bad_signature(record, signature)
             return 202
+        if self._closed:
+            return 503
         now = self.clock.seconds()
         bucket = self._buckets.setdefault(sub_id, _Bucket(self.push_burst, now))
-        queue = self._queues.setdefault(sub_id, deque())
-        if len(queue) >= self.max_queued or not bucket.take(now, self.push_rate, self.push_burst):
+        queue = self._queues.get(sub_id, ())
+        if (
+            len(queue) >= self.max_queued
+            or self._queued_bytes + len(body) > self.max_queued_bytes
+            or not bucket.take(now, self.push_rate, self.push_burst)
+        ):
             self.metrics.websub_push("rate-limited")
             return 429
         self.metrics.websub_push("accepted")
         self.store.set_websub(evolve(record, last_push=utc_from_timestamp(now)))
-        done: Deferred[int] = Deferred()
-        queue.append((body, content_type, done))
+        self._queues.setdefault(sub_id, deque()).append((body, content_type))
+        self._queued_bytes += len(body)
         if sub_id not in self._busy:
             self._next(sub_id, sub)
-        if done.called:
-            return done
-        return done.addTimeout(self.answer_within, self.clock, onTimeoutCancel=_accepted)
+        return 202
+
+    @property
+    def waiting(self) -> int:
+        """Push bodies queued or being parsed."""
+        return sum(len(q) for q in self._queues.values()) + len(self._busy)
+
+    def drain(self) -> Deferred[None]:
+        """Take no more pushes (503: the hub retries); fires once every body taken is
+        stored. Shutdown waits for it before the snapshot is written."""
+        self._closed = True
+        if not self._busy:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._drained.append(d)
+        return d
+
+    def reopen(self) -> None:
+        """Take pushes again (a service started again after a stop)."""
+        self._closed = False
 
     def _next(self, sub_id: str, sub: Subscription) -> None:
         """Parse and apply the push bodies of one subscription in order, one at a time."""
@@ -109,9 +137,14 @@ class PushIntake:
         if not queue:
             self._busy.discard(sub_id)
             self._queues.pop(sub_id, None)
+            if not self._busy:
+                drained, self._drained = self._drained, []
+                for waiter in drained:
+                    waiter.callback(None)
             return
         self._busy.add(sub_id)
-        body, content_type, done = queue.popleft()
+        body, content_type = queue.popleft()
+        self._queued_bytes -= len(body)
         state = self.store.state(sub.url)
         result = FetchResult(
             url=state.fetch_url,
@@ -125,8 +158,6 @@ class PushIntake:
         d.addErrback(lambda f: self.log.failure("WebSub push of {url}", f, url=sub.url))
 
         def taken(_: object) -> None:
-            if not done.called:
-                done.callback(202)
             self._next(sub_id, sub)
 
         d.addBoth(taken)
@@ -142,7 +173,3 @@ class PushIntake:
             url=record.feed_url,
             what="a wrong" if signature else "no",
         )
-
-
-def _accepted(result: object, timeout: float) -> int:
-    return 202  # still parsing: taken all the same

@@ -70,11 +70,14 @@ class WebSubService(Service):
     tick_interval: float = 30.0
     #: Seconds a request may wait for the hub's verification before it is retried.
     verify_timeout: float = 3600.0
+    #: Seconds shutdown waits for the pushes taken to be stored (before the snapshot).
+    drain_timeout: float = 30.0
     _loop: LoopingCall | None = None
     _in_flight: set[str] = field(factory=set)
     _log: Logger = field(factory=Logger)
     #: Takes the hubs' pushes in (rate limits, queues, signatures).
     pushes: PushIntake = field(init=False)
+    _subs: tuple[Config, dict[str, Subscription]] | None = None
 
     def __attrs_post_init__(self) -> None:
         self.pushes = PushIntake(self.store, self.ingester, self.clock, self.metrics, self._log)
@@ -83,15 +86,32 @@ class WebSubService(Service):
 
     def startService(self) -> None:
         super().startService()
+        self.pushes.reopen()
         self._loop = LoopingCall(self.tick)
         self._loop.clock = self.clock
         self._loop.start(self.tick_interval, now=True)
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[None]:
+        """Stop the ticks; fires once the pushes already answered are stored (at most
+        ``drain_timeout`` seconds: the snapshot written next must hold them)."""
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
+        waiting = self.pushes.waiting
+        drained = self.pushes.drain()
+        if drained.called:
+            return drained
+
+        def late(result: object, timeout: float) -> None:
+            self._log.warn(
+                "{n} WebSub pushes still waiting for their parse after {t:g} s; not stored",
+                n=self.pushes.waiting,
+                t=timeout,
+            )
+
+        self._log.info("storing {n} WebSub pushes before stopping", n=waiting)
+        return drained.addTimeout(self.drain_timeout, self.clock, onTimeoutCancel=late)
 
     def reconfigure(self, config: Config) -> None:
         """Follow ``config`` (a reload, a reading list): removed and opted-out feeds, or a
@@ -260,17 +280,23 @@ class WebSubService(Service):
 
     def push(
         self, sub_id: str, signature: str | None, body: bytes, content_type: str | None
-    ) -> int | Deferred[int]:
+    ) -> int:
         """A content distribution request; the status to answer with (see
         :meth:`planet.websubpush.PushIntake.take`)."""
         record = self.store.websub_records().get(sub_id)
         if record is None:
             return 404
-        sub = next((s for s in self.config.subscriptions if s.url == record.feed_url), None)
+        sub = self._by_url().get(record.feed_url)
         if sub is None:
             self.metrics.websub_push("gone")
             return 410
         return self.pushes.take(record, sub, signature, body, content_type)
+
+    def _by_url(self) -> dict[str, Subscription]:
+        """The subscriptions by feed URL, made once per config (a push is a lookup)."""
+        if self._subs is None or self._subs[0] is not self.config:
+            self._subs = (self.config, {s.url: s for s in self.config.subscriptions})
+        return self._subs[1]
 
     # --- what is shown -----------------------------------------------------------------
 
