@@ -159,6 +159,27 @@ def test_overlong_request_line_and_headers(
     assert "Traceback" not in log, log
 
 
+def test_request_bodies_over_max_feed_bytes_are_refused_as_they_come(
+    server: FeedServer, daemons: list[Daemon], tmp_path: Path
+) -> None:
+    """Twisted spooled any request body to a temporary file before a resource saw it: a
+    10 GB POST filled the disk. Now 413 once announced or read past ``max_feed_bytes``."""
+    daemon = start(daemons, tmp_path, config(server, max_feed_bytes="1M"))
+    assert daemon.port is not None
+    announced = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10737418240\r\n\r\n"
+    started = time.monotonic()
+    answer = raw_request(daemon.port, announced + b"x" * 65536)
+    assert answer.startswith(b"HTTP/1.1 413 Content Too Large\r\n"), answer[:200]
+    assert time.monotonic() - started < 5
+    chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+    chunked = b"POST /websub/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = raw_request(daemon.port, chunked + chunk * 20)  # 1.25 MiB
+    assert answer.startswith(b"HTTP/1.1 413 Content Too Large\r\n"), answer[:200]
+    assert daemon.get("/health")[0] == 200
+    _, log = daemon.stop()
+    assert "Traceback" not in log, log
+
+
 # --- LimitNOFILE: 1,100 idle clients -------------------------------------------------------
 
 

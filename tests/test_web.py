@@ -887,6 +887,49 @@ class OverlongRequestTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
 
 
+class RequestBodyCapTests(SynchronousTestCase):
+    """A request body over ``max_feed_bytes`` (the one body planet takes is a hub's push) is
+    refused with 413 as soon as it is announced or read past: Twisted spooled any body, of
+    any size, to a temporary file before a resource could look at it."""
+
+    def send(self, data: bytes) -> tuple[bytes, StringTransport, Harness]:
+        h = Harness()
+        h.web.config = attrs.evolve(h.config, max_feed_bytes=1000)
+        transport, _, channel = _connect(h)
+        channel.dataReceived(data)
+        return transport.value(), transport, h
+
+    def assert_refused(self, data: bytes) -> StringTransport:
+        sent, transport, _ = self.send(data)
+        self.assertEqual(_status(sent), b"HTTP/1.1 413 Content Too Large")
+        self.assertIn(b"\r\nconnection: close\r\n", sent)
+        self.assertEqual(_response(sent)[1], b"413 Content Too Large\n")
+        self.assertTrue(transport.disconnecting)
+        return transport
+
+    def test_an_announced_body_over_the_cap_is_refused_before_it_is_read(self) -> None:
+        head = b"POST /websub/x HTTP/1.1\r\nHost: p\r\nContent-Length: 10737418240\r\n\r\n"
+        self.assert_refused(head + b"<feed>" + b" " * 5000)
+
+    def test_a_chunked_body_is_refused_once_it_passes_the_cap(self) -> None:
+        head = b"POST /websub/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunk = b"200\r\n" + b"x" * 0x200 + b"\r\n"
+        sent, transport, _ = self.send(head + chunk)
+        self.assertEqual(sent, b"")  # 512 bytes: still within the cap
+        self.assert_refused(head + chunk + chunk + chunk)
+
+    def test_a_body_within_the_cap_is_read_and_routed(self) -> None:
+        body = b"x" * 1000
+        sent, transport, _ = self.send(
+            b"POST /websub/x HTTP/1.1\r\nHost: p\r\nContent-Length: 1000\r\n\r\n" + body
+        )
+        self.assertEqual(_status(sent), b"HTTP/1.1 404 Not Found")  # WebSub is off here
+        self.assertFalse(transport.disconnecting)
+        head = b"POST /websub/x HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n"
+        sent, transport, _ = self.send(head + b"3e8\r\n" + body + b"\r\n0\r\n\r\n")
+        self.assertEqual(_status(sent), b"HTTP/1.1 404 Not Found")
+
+
 class AccessLogTests(SynchronousTestCase):
     """Issue 19 item 9: every request wrote an access line to the log, although the README
     says requests are not logged. Now only with ``access_log = yes``, through twisted.logger."""

@@ -20,7 +20,7 @@ from planet.config import ConfigError, Subscription, parse_config
 from planet.parse import parse_feed
 from planet.snapshotcodec import _decode_generic, decode_document, encode
 from planet.store import Store
-from planet.testing import ATOM, HeldParser, MemoryFeeds, ok, planet_ini, redirect
+from planet.testing import HeldParser, MemoryFeeds, ok, planet_ini, redirect
 from planet.websub import sign
 from planet.websubservice import WebSubService
 

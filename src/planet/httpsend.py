@@ -204,38 +204,75 @@ class _SlicedBody:
 
 class _Channel(http.HTTPChannel):
     """An HTTP channel that answers 414 to an over-long request line and 431 to too many or
-    too large header lines (Twisted answers 400, or hangs up on one line over ``MAX_LENGTH``).
+    too large header lines (Twisted answers 400, or hangs up on one line over ``MAX_LENGTH``),
+    and 413 to a request body over the site's ``max_body()`` as soon as it is announced or
+    read past (Twisted would spool any body, of any size, to a temporary file first).
 
     The limits are Twisted's: ``totalHeadersSize`` (16 KiB) for the request line and headers
     together, ``MAX_LENGTH`` per line (the same), ``maxHeaders`` (500).
     """
 
+    _body_read = 0
+    _refused = False
+
     def _on_request_line(self) -> bool:
         # HTTPChannel's own (name-mangled) flag: set while the request line is awaited.
         return bool(getattr(self, "_HTTPChannel__first_line", 0))
 
+    def _body_limit(self) -> int | None:
+        limit = getattr(getattr(self, "site", None), "max_body", None)
+        return limit() if limit is not None else None
+
     def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
         # HTTPChannel makes this check first too (and answers 400).
         if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
-            self._refuse(self._on_request_line())
+            self._refuse(_URI_TOO_LONG if self._on_request_line() else _HEADERS_TOO_LARGE)
             return
         super().lineReceived(line)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self._refuse(self._on_request_line())
+        self._refuse(_URI_TOO_LONG if self._on_request_line() else _HEADERS_TOO_LARGE)
 
     def headerReceived(self, line: bytes) -> bool:
         if self._receivedHeaderCount >= self.maxHeaders:
-            self._refuse(False)
+            self._refuse(_HEADERS_TOO_LARGE)
             return False
         return bool(super().headerReceived(line))
 
-    def _refuse(self, uri: bool) -> None:
-        if uri:
-            status, body = b"414 URI Too Long", b"414 URI Too Long\n"
-        else:
-            status = b"431 Request Header Fields Too Large"
-            body = b"431 Request Header Fields Too Large\n"
+    def allHeadersReceived(self) -> None:
+        self._body_read = 0
+        limit = self._body_limit()
+        if limit is not None and self.length is not None and self.length > limit:
+            self._refuse(_TOO_LARGE)  # announced: not one byte of it is read
+            return
+        super().allHeadersReceived()
+        decoder = self._transferDecoder
+        if limit is not None and decoder is not None:
+            # Chunked, or longer than announced: counted as the body is decoded.
+            decoder.dataCallback = functools.partial(self._body_chunk, limit, decoder.dataCallback)
+
+    def _body_chunk(self, limit: int, deliver: Callable[[bytes], None], data: bytes) -> None:
+        if self._refused:
+            return
+        self._body_read += len(data)
+        if self._body_read > limit:
+            self._refuse(_TOO_LARGE)
+            return
+        deliver(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+    def allContentReceived(self) -> None:
+        if not self._refused:
+            super().allContentReceived()
+
+    def _refuse(self, status: bytes) -> None:
+        self._refused = True
+        body = status + b"\n"
         assert self.transport is not None
         self.transport.write(
             b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -245,8 +282,13 @@ class _Channel(http.HTTPChannel):
         self.loseConnection()
 
 
+_URI_TOO_LONG = b"414 URI Too Long"
+_HEADERS_TOO_LARGE = b"431 Request Header Fields Too Large"
+_TOO_LARGE = b"413 Content Too Large"
+
+
 class PlanetSite(server.Site):
-    """The Site: no tracebacks for readers, 414/431 from :class:`_Channel`, and an access
+    """The Site: no tracebacks for readers, 413/414/431 from :class:`_Channel`, and an access
     log line per request (combined log format, through ``twisted.logger``) only while
     ``access_log()`` says so (Twisted's Site writes one for every request)."""
 
@@ -260,10 +302,13 @@ class PlanetSite(server.Site):
         access_log: Callable[[], bool],
         log: Logger,
         reactor: IReactorTime | None = None,
+        max_body: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(resource, reactor=reactor)
         self._access_log = access_log
         self._access = log
+        #: The longest request body read, in bytes (None: Twisted's, unbounded).
+        self.max_body = max_body
 
     def logPrefix(self) -> str:
         # "Site starting on 8080", as before: log watchers look for that line.

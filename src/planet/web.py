@@ -144,6 +144,8 @@ class PlanetWeb:
             access_log=lambda: self.config.access_log,
             log=log or Logger(namespace="planet.web"),
             reactor=self.clock,
+            # The one body planet takes is a hub's push: a feed, capped like a fetched one.
+            max_body=lambda: self.config.max_feed_bytes,
         )
 
     def _hot(self, request: IRequest) -> Any:
