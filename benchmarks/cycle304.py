@@ -11,6 +11,11 @@ workers have nothing to do in a 304 cycle) over the same stretch::
     .venv/bin/python benchmarks/cycle304.py                      # 1000 feeds, 50 hosts
     .venv/bin/python benchmarks/cycle304.py --profile /tmp/304.prof
 
+``--reader-hz N`` asks for the river (``/``, through the web view's own handler, no socket)
+N times a second during each round and reports how often it was rendered (the
+``planet_render_duration_seconds`` count of route ``river``): a cycle that changed nothing
+shown should render it not at all (the reader's own CPU is in the round's figures).
+
 ``--profile FILE`` profiles the last round with cProfile, writes the stats to FILE and
 prints the top 25 functions by cumulative and by own time. The farm answers at once by
 default (``--latency-ms 0``): with cycle.py's 20 ms, 1000 feeds at 16 at a time cannot
@@ -128,6 +133,30 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
         waiting.append(d)
         return d
 
+    web = service.web
+
+    def river_renders() -> tuple[float, float]:
+        """Renders of / so far and their seconds, as /metrics counts them."""
+        count = total = 0.0
+        for metric in web.metrics.render_duration.collect():
+            for sample in metric.samples:
+                if sample.labels.get("route") != "river":
+                    continue
+                if sample.name.endswith("_count"):
+                    count = sample.value
+                elif sample.name.endswith("_sum"):
+                    total = sample.value
+        return count, total
+
+    def read_river() -> None:
+        from twisted.web.test.requesthelper import DummyRequest
+
+        request = DummyRequest([b""])
+        request.path = b"/"
+        answer = web._hot(request)
+        if hasattr(answer, "addErrback"):
+            answer.addErrback(lambda f: None)
+
     over = cycle_over()
     started = time.perf_counter()
     service.privilegedStartService()
@@ -140,8 +169,17 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
           f"{sum(1 for s in states if not s.failing)}/{args.feeds} feeds ok")  # fmt: skip
     rounds = []
     profile = cProfile.Profile() if args.profile else None
+    from twisted.internet.task import LoopingCall
+
+    reader = LoopingCall(read_river)
+    if args.reader_hz:
+        read_river()  # the page as the cold cycle left it
+        await deferLater(reactor, 1.5)
     for n in range(args.rounds):
         farm_control(ready, "reset")
+        renders0 = river_renders()
+        if args.reader_hz:
+            reader.start(1 / args.reader_hz)
         over = cycle_over()
         last = n == args.rounds - 1
         wall0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
@@ -161,6 +199,12 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
         end_wall, end_cpu = ends[-1][0] - wall0, ends[-1][1] - cpu0
         by_status = farm_control(ready, "stats", "GET")["by_status"]
         await deferLater(reactor, 0.2)
+        if reader.running:
+            # Past the render interval: a refresh scheduled during the cycle has run.
+            await deferLater(reactor, 1.0)
+            reader.stop()
+        renders1 = river_renders()
+        river = (renders1[0] - renders0[0], renders1[1] - renders0[1])
         rounds.append(
             {
                 "wall_s": wall,
@@ -171,6 +215,8 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
                 "before_settle_wall_s": end_wall,
                 "before_settle_cpu_s": end_cpu,
                 "farm_by_status": by_status,
+                "river_renders": river[0],
+                "river_render_s": river[1],
             }
         )
         note = " (profiled)" if profile is not None and last else ""
@@ -178,7 +224,8 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
               f"{cpu / args.feeds * 1e6:.0f} us CPU/feed (system {sys_s:.3f} s, main thread "
               f"{main:.3f} s, gc {gc_s:.3f} s, before the heap settles: wall {end_wall:.3f} s "
               f"CPU {end_cpu:.3f} s), "
-              f"farm {by_status}{note}")  # fmt: skip
+              f"farm {by_status}, renders of / {river[0]:.0f} ({river[1] * 1000:.1f} ms)"
+              f"{note}")  # fmt: skip
     print("stopping", flush=True)
     await service.stopService()
     if profile is not None:
@@ -196,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-concurrency", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3, help="all-304 cycles measured")
     ap.add_argument("--listen", action="store_true", help="open the web port too")
+    ap.add_argument(
+        "--reader-hz", type=float, default=0.0, help="requests for / per second during rounds"
+    )
     ap.add_argument("--profile", metavar="FILE", help="cProfile the last round into FILE")
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = ap.parse_args(argv)

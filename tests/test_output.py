@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from feeds import Item, at, atom
 from rig import Rig
@@ -21,7 +22,7 @@ from planet.config import load_config
 from planet.model import FetchResult
 from planet.output import POLL_EVERY, write_files
 from planet.parse import parse_feed
-from planet.testing import MemoryFeeds, record_fetch
+from planet.testing import MemoryFeeds, ok, record_fetch
 
 NOW = at(2026, 6, 24, 9, 0)
 A = "http://a.example/feed"
@@ -98,6 +99,33 @@ class OutputDirTests(SynchronousTestCase):
         self.assertNotEqual(after["index.html"], before["index.html"])
         self.assertIn(b"Post 2", (self.out / "index.html").read_bytes())
         self.assert_files_are_served_bytes(rig, DEFAULT_FILES)
+
+    def test_cycles_that_change_nothing_shown_write_and_render_nothing(self) -> None:
+        rig = self.make()
+        writer = rig.service.output
+        self.server.plan(
+            A,
+            attrs.evolve(
+                ok(atom("Alpha", "http://a.example/", items(2)), ETag='"a1"'), conditional=True
+            ),
+        )
+        before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in self.out.iterdir()}
+        passes, renders = writer.passes, rig.web.pages.renders
+        fetched = self.server.count(A)
+        # The same body with an ETag (only the validators change), then 304s, for hours.
+        for _ in range(3):
+            rig.advance(3600)
+            rig.aggregator.refresh_all()
+            rig.advance(0)
+            rig.advance(POLL_EVERY)
+        self.assertGreaterEqual(self.server.count(A), fetched + 3)
+        self.assertEqual(rig.store.state(A).http_status, 304)
+        self.assertEqual((writer.passes, rig.web.pages.renders), (passes, renders))
+        after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in self.out.iterdir()}
+        self.assertEqual(after, before)
+        # What the pages show did not change: the files are still the bytes served.
+        self.assert_files_are_served_bytes(rig, DEFAULT_FILES)
+        self.assertEqual(rig.web.pages.renders, renders)
 
     def test_changes_outside_cycles_written_within_the_poll(self) -> None:
         # A WebSub push stores entries between cycles: no cycle ends, the poll writes them.

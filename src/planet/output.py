@@ -1,11 +1,11 @@
 """``output_dir``: every output written as a static file a web server or CDN can serve.
 
-At start and after each fetch cycle that changed something, every output (the operator's
-template outputs, or the default theme's pages and feeds, plus the ``bill_of_materials``)
-is taken from the web view's page cache (the bytes served) and written, off the reactor
-thread, each file atomically (temporary file, fsync, rename: a crash leaves the old file or
-the new one, whole) and only when its bytes changed. A failed write is one log line and a
-retry; serving never depends on it.
+At start and after each fetch cycle that changed what they show, every output (the
+operator's template outputs, or the default theme's pages and feeds, plus the
+``bill_of_materials``) is taken from the web view's page cache (the bytes served) and
+written, off the reactor thread, each file atomically (temporary file, fsync, rename: a
+crash leaves the old file or the new one, whole) and only when its bytes changed. A failed
+write is one log line and a retry; serving never depends on it.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class OutputWriter(Service):
     #: Write passes that wrote or checked every file, for tests and /metrics-free checks.
     passes: int = 0
     _written: dict[str, str] = field(factory=dict)
-    #: (store version, config) last written; None: nothing yet.
+    #: (the store's shown version, config) last written; None: nothing yet.
     _shown: tuple[int, int] | None = None
     _running: Deferred[None] | None = None
     _again: bool = False
@@ -119,7 +119,9 @@ class OutputWriter(Service):
             self.write_outputs()
 
     def _showing(self) -> tuple[int, int]:
-        return self.store.version, id(self.web.config)
+        # Every output shows entries and feed views only: a cycle of 304s (fetch times,
+        # validators) neither renders nor writes anything.
+        return self.store.shown_version, id(self.web.config)
 
     def write_outputs(self) -> Deferred[None]:
         """Write every output that changed; fires when done (never fails)."""

@@ -1,7 +1,8 @@
 """Rendered pages, cached per key and store version.
 
-A page is rendered and gzip-compressed off the reactor thread once per store version and
-served from the cached bytes; concurrent requests for a page being rendered share one
+A page is rendered and gzip-compressed off the reactor thread once per version of what it
+shows (the store's version, or its ``shown_version`` for pages that show no fetch state)
+and served from the cached bytes; concurrent requests for a page being rendered share one
 render. While the store keeps changing (a fetch cycle), a page is rendered at most once per
 ``min_render_interval`` and a request waits at most ``stale_wait`` for a new rendering
 before the previous one answers, so readers never queue behind the fetcher.
@@ -117,7 +118,8 @@ class PageCache:
     """The rendered pages of the web view, by key, each at the store version it shows.
 
     ``version`` gives the store's version now: a page cached at another one is rendered
-    again (within the limits of ``settings``) from the job its ``inputs`` give then.
+    again (within the limits of ``settings``) from the job its ``inputs`` give then. A page
+    showing less than the whole store gives :meth:`page` the version of what it shows.
     """
 
     settings: RenderSettings
@@ -146,6 +148,7 @@ class PageCache:
         route: str,
         inputs: Callable[[], RenderJob],
         max_age: float | None = None,
+        version: Callable[[], int] | None = None,
     ) -> Rendered | Deferred[Rendered | None]:
         """The page ``key``: the cached rendering when it may answer, else the Deferred of
         its rendering from ``inputs()`` (None: the page turned out not to exist).
@@ -153,11 +156,13 @@ class PageCache:
         ``inputs`` is called on the reactor thread when a render starts; ``route`` labels
         the render's duration in the metrics. A page that shows the time (``/feeds``:
         "12 min ago") gives a ``max_age``: older renderings are made again, store changed
-        or not.
+        or not. ``version`` gives the version of what the page shows (by default the
+        cache's ``version``); a key must always be given the same one.
         """
-        version = self.version()
+        versions = version or self.version
+        version_now = versions()
         hit = self._cache.get(key)
-        if hit is not None and hit.version == version:
+        if hit is not None and hit.version == version_now:
             if max_age is None or self.clock.seconds() - hit.finished < max_age:
                 return hit.page
         if hit is not None and key not in self._running:
@@ -165,20 +170,26 @@ class PageCache:
             if wait > 0:
                 if key not in self._refreshes:
                     self._refreshes[key] = self.clock.callLater(
-                        wait, self._refresh, key, route, inputs
+                        wait, self._refresh, key, route, inputs, versions
                     )
                 return hit.page
-        fresh = self._rendering(key, route, version, inputs)
+        fresh = self._rendering(key, route, version_now, inputs)
         stale_wait = self.settings.stale_wait
         if hit is not None and stale_wait is not None and not fresh.called:
             fresh = _first_of(fresh, hit.page, stale_wait, self.clock)
         return fresh
 
-    def _refresh(self, key: Key, route: str, inputs: Callable[[], RenderJob]) -> None:
+    def _refresh(
+        self,
+        key: Key,
+        route: str,
+        inputs: Callable[[], RenderJob],
+        versions: Callable[[], int],
+    ) -> None:
         """The scheduled re-render of a page that changed while renders were rate-limited."""
         del self._refreshes[key]
         hit = self._cache.get(key)
-        version = self.version()
+        version = versions()
         if hit is None or hit.version == version or key in self._running:
             return
         fresh = self._rendering(key, route, version, inputs)

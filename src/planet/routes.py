@@ -30,7 +30,10 @@ class Route:
     ``rules`` are Klein (werkzeug) rules, either a fixed path or a prefix and one
     ``<string:...>`` path segment; ``handler`` names the method of
     :class:`planet.web.PlanetWeb` that answers (by default ``name``); a ``hot`` route is
-    answered before Klein's routing when asked for with no query.
+    answered before Klein's routing when asked for with no query. The pages of a
+    ``views_only`` route show entries and what :func:`planet.render.feed_views` makes of the
+    feeds, no fetch times or states: they are cached per ``Store.shown_version``, so a
+    cycle of 304s does not render them again.
     """
 
     name: str
@@ -40,6 +43,7 @@ class Route:
     hot: bool = False
     #: HTTP methods answered (the WebSub callback also takes the hub's POSTs).
     methods: tuple[str, ...] = ("GET", "HEAD")
+    views_only: bool = False
 
     @handler.default
     def _handler(self) -> str:
@@ -47,12 +51,12 @@ class Route:
 
 
 ROUTES = (
-    Route("river", ("/", "/index.html"), HTML, hot=True),
-    Route("feed_river", ("/feeds/<string:slug>",), HTML),
-    Route("atom", ("/atom.xml",), ATOM, hot=True),
-    Route("rss20", ("/rss20.xml",), RSS, hot=True),
-    Route("json_feed", ("/feed.json",), JSON_FEED, hot=True),
-    Route("opml", ("/opml.xml",), OPML),
+    Route("river", ("/", "/index.html"), HTML, hot=True, views_only=True),
+    Route("feed_river", ("/feeds/<string:slug>",), HTML, views_only=True),
+    Route("atom", ("/atom.xml",), ATOM, hot=True, views_only=True),
+    Route("rss20", ("/rss20.xml",), RSS, hot=True, views_only=True),
+    Route("json_feed", ("/feed.json",), JSON_FEED, hot=True, views_only=True),
+    Route("opml", ("/opml.xml",), OPML, views_only=True),
     Route("feeds", ("/feeds",), HTML),
     Route("feeds_json", ("/feeds.json",), JSON),
     Route("style", ("/style.css",), CSS),
@@ -75,6 +79,8 @@ def _prefixes() -> tuple[tuple[bytes, Route], ...]:
     )
 
 
+#: Every route by its name.
+BY_NAME = {route.name: route for route in ROUTES}
 #: Every fixed path and its route.
 BY_PATH = _fixed_paths()
 #: The routes of the fast path, by their fixed paths.

@@ -1,7 +1,8 @@
-"""The in-memory truth: entries by feed, feed states, the river order, a version number.
+"""The in-memory truth: entries by feed, feed states, the river order, version numbers.
 
 Everything that reads the store (web, snapshot) goes through the small read API here.
-``version`` is bumped on every change, so readers can cache what they derive from it.
+``version`` is bumped on every change, so readers can cache what they derive from it;
+``shown_version`` only when what the river and the feeds we publish show changes.
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ def _identity(state: FeedState | None) -> tuple[tuple[str, str], ...]:
     return tuple(keys)
 
 
+def _shown_fields(state: FeedState | None) -> tuple[object, object, object]:
+    """What the river, the feeds we publish and the templates show of a feed's state:
+    its title (names, slugs, ``channel_title``), site link and error (``failing``,
+    ``message``); see :func:`planet.render.feed_views` and :func:`planet.templating.
+    planet_values`. Nothing a 304 changes (fetch times, validators, schedule)."""
+    if state is None:
+        return "", None, None
+    return state.title, state.link, state.error
+
+
 def _entry_size(entry: Entry) -> int:
     """The memory an entry's text takes (``sys.getsizeof``: O(1) for a str)."""
     size = (
@@ -107,6 +118,8 @@ class Store:
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
     _entries_version: int = 0
+    # Bumped when entries or a feed's shown fields change (see shown_version).
+    _shown_version: int = 0
     # Subscription URLs by the feed they turned out to be ("u" final URL, "i" feed id), so
     # finding a duplicate costs O(1) rather than a scan of every feed.
     _identities: dict[tuple[str, str], set[str]] = field(factory=dict)
@@ -126,6 +139,14 @@ class Store:
     def entries_version(self) -> int:
         """Bumped whenever entries change (not on feed state changes)."""
         return self._entries_version
+
+    @property
+    def shown_version(self) -> int:
+        """Bumped whenever what the river, the feeds we publish and the templates show from
+        the store changes: entries, or a feed's title, site link or error. Not on a 304's
+        changes (fetch times, validators, next fetch): pages keyed on it are not rendered
+        again (nor their ETags changed) by a cycle that changed nothing they show."""
+        return self._shown_version
 
     def river_view(self) -> RiverView:
         """The river at the current entries version (a copy of references: ~0.5 ms at 100k
@@ -342,6 +363,9 @@ class Store:
         old = self._states.pop(url, None) if state is None else self._states.get(url)
         if state is not None:
             self._states[url] = state
+        # Three fields compared: cheap enough for the ~1000 304s of a cycle.
+        if _shown_fields(old) != _shown_fields(state):
+            self._shown_version += 1
         if host_fields(old) != host_fields(state):
             self._hosts.pop(url, None)
             if state is not None:
@@ -515,6 +539,7 @@ class Store:
         by_id = self._entries.get(url)
         if by_id and self._links.rerank(url, by_id.values()):
             self._entries_version += 1
+            self._shown_version += 1
 
     def invalidate(self) -> None:
         """Mark everything changed: what readers derived from the store is stale."""
@@ -524,3 +549,4 @@ class Store:
         self.version += 1
         if entries:
             self._entries_version += 1
+            self._shown_version += 1

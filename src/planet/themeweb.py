@@ -1,9 +1,10 @@
 """The operator's template outputs and materials in the web view, and every output's page.
 
 A template's output is a page like the others: rendered off the reactor through the page
-cache (:mod:`planet.pagecache`), once per store version, answered with the same ETag/304/
-gzip/HEAD/Cache-Control handling. A render that fails at run time is one log line; the last
-good output keeps being served and ``/health`` counts the templates failing.
+cache (:mod:`planet.pagecache`), once per shown version of the store (its variables hold
+entries and feed views, no fetch times: see :mod:`planet.templating`), answered with the
+same ETag/304/gzip/HEAD/Cache-Control handling. A render that fails at run time is one log
+line; the last good output keeps being served and ``/health`` counts the templates failing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from planet.model import utc_from_timestamp
 from planet.pagecache import Rendered, rendered
 from planet.render import FeedView
 from planet.renderjobs import RiverPager, RiverSource
-from planet.routes import Route
+from planet.routes import BY_NAME, Route
 from planet.sanitize import strip_xml_illegal
 from planet.templating import planet_values
 from planet.theme import Template, Theme, content_type
@@ -172,12 +173,14 @@ class ThemePages:
 
 
 def _route(template: Template) -> Route:
-    return Route(f"template:{template.output}", (), content_type(template.output))
+    # views_only: planet_values holds entries, feed views and state titles, and "now" as
+    # the time of the render; nothing a 304 changes.
+    return Route(f"template:{template.output}", (), content_type(template.output), views_only=True)
 
 
 def _template_page(themes: ThemePages, web: PlanetWeb, template: Template) -> Callable[[], Page]:
-    name = _route(template).name
-    return lambda: web.pages.page((name,), name, lambda: themes.job(web, template))
+    route = _route(template)
+    return lambda: web.page(route, (), lambda: themes.job(web, template))
 
 
 def _constant(page: Rendered) -> Callable[[], Page]:
@@ -191,19 +194,21 @@ def _default_pages(web: PlanetWeb) -> dict[str, Callable[[], Page]]:
     def feed(document: renderjobs.FeedDocument) -> Callable[[], renderjobs.FeedJob]:
         return lambda: web._feed_job(document, 1)
 
-    jobs: Sequence[tuple[str, tuple[str, ...], Callable[[], Any]]] = (
-        ("index.html", ("river", "", "1"), lambda: web._river_job(1, None)),
-        ("atom.xml", ("atom", "1"), feed(formats.render_atom)),
-        ("rss20.xml", ("rss20",), feed(renderjobs.rss20)),
-        ("feed.json", ("json_feed", "1"), feed(formats.render_json_feed)),
-        ("opml.xml", ("opml",), web._opml_job),
+    jobs: Sequence[tuple[str, str, tuple[str, ...], Callable[[], Any]]] = (
+        ("index.html", "river", ("", "1"), lambda: web._river_job(1, None)),
+        ("atom.xml", "atom", ("1",), feed(formats.render_atom)),
+        ("rss20.xml", "rss20", (), feed(renderjobs.rss20)),
+        ("feed.json", "json_feed", ("1",), feed(formats.render_json_feed)),
+        ("opml.xml", "opml", (), web._opml_job),
     )
     pages: dict[str, Callable[[], Page]] = {}
-    for name, key, inputs in jobs:
-        pages[name] = _cached(web, key, inputs)
+    for name, route, key, inputs in jobs:
+        pages[name] = _cached(web, BY_NAME[route], key, inputs)
     pages["style.css"] = _constant(_STYLE)
     return pages
 
 
-def _cached(web: PlanetWeb, key: tuple[str, ...], inputs: Callable[[], Any]) -> Callable[[], Page]:
-    return lambda: web.pages.page(key, key[0], inputs)
+def _cached(
+    web: PlanetWeb, route: Route, key: tuple[str, ...], inputs: Callable[[], Any]
+) -> Callable[[], Page]:
+    return lambda: web.page(route, key, inputs)

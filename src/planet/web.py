@@ -2,8 +2,10 @@
 
 Every route is a row of :data:`planet.routes.ROUTES`. :class:`PlanetWeb` takes each page's
 inputs on the reactor thread (jobs of :mod:`planet.renderjobs`); :mod:`planet.pagecache`
-renders them off it, once per store version, and :mod:`planet.httpsend` answers with the
-cached bytes: ETag, Last-Modified, gzip, the security headers.
+renders them off it, once per version of what they show (the river and the feeds we
+publish: ``Store.shown_version``; the status page: the store's version), and
+:mod:`planet.httpsend` answers with the cached bytes: ETag, Last-Modified, gzip, the
+security headers.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ _STYLE = rendered(
 
 @frozen
 class _Views:
-    """The feed views made at one store version and config."""
+    """The feed views made at one shown version of the store and config."""
 
     version: int
     config: Config
@@ -65,15 +67,17 @@ class _Views:
 
 @define
 class _FeedViews:
-    """Every subscription's view, made once per store version and config (O(n log n) in
-    subscriptions); each keeps the slug it was given while its name makes it."""
+    """Every subscription's view, made once per shown version of the store and config
+    (O(n log n) in subscriptions); each keeps the slug it was given while its name makes
+    it."""
 
     _last: _Views | None = None
     #: The slug each subscription was given last (see render.feed_views).
     _slugs: dict[str, str] = field(factory=dict)
 
     def of(self, config: Config, store: Store) -> _Views:
-        last, version = self._last, store.version
+        # A view is made of the state's shown fields only (see Store.shown_version).
+        last, version = self._last, store.shown_version
         if last is not None and last.version == version and last.config is config:
             return last
         feeds = render.feed_views(config, store.feed_states(), self._slugs)
@@ -311,6 +315,9 @@ class PlanetWeb:
         return self._views.of(self.config, self.store)
 
     def _updated(self) -> datetime | None:
+        # The river's "Last updated": the newest fetch when the page is rendered, i.e. (as
+        # it is rendered when what it shows changes, not after each 304) when its content
+        # last changed. The fetch times of now are on /feeds and /health.
         fetched = [s.last_fetch for s in self.store.feed_states().values() if s.last_fetch]
         return max(fetched, default=None)
 
@@ -340,10 +347,22 @@ class PlanetWeb:
         """Answer with the page of ``route`` that ``key`` names, rendered from ``inputs()``
         when it changed or is older than ``max_age`` (see :meth:`PageCache.page
         <planet.pagecache.PageCache.page>`)."""
-        answer = self.pages.page((route.name, *key), route.name, inputs, max_age)
+        answer = self.page(route, key, inputs, max_age)
         if isinstance(answer, Rendered):
             return self._send(answer, request, route.content_type)
         return answer.addCallback(self._answer, request, route.content_type)
+
+    def page(
+        self,
+        route: Route,
+        key: tuple[str, ...],
+        inputs: Callable[[], RenderJob],
+        max_age: float | None = None,
+    ) -> Rendered | Deferred[Rendered | None]:
+        """The page of ``route`` that ``key`` names, from the page cache: a ``views_only``
+        route's at the store's shown version, any other's at its version."""
+        version = (lambda: self.store.shown_version) if route.views_only else None
+        return self.pages.page((route.name, *key), route.name, inputs, max_age, version)
 
     def _answer(self, page: Rendered | None, request: IRequest, content_type: bytes) -> bytes:
         if page is None:
