@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from attrs import define, field, frozen
 from klein import Klein
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
