@@ -61,20 +61,26 @@ from planet.workers import inline_parser
 NOW = at(2026, 6, 24, 9, 0)
 EPS = 1e-3
 
-ROW_KEYS = {
-    "url",
-    "current_url",
-    "name",
-    "state",
-    "http_status",
-    "reason",
-    "consecutive_errors",
-    "last_fetch",
-    "next_fetch",
-    "entries",
-    "newest_entry",
-    # Added by planet beyond the eleven keys the status page promises (activity_threshold).
-    "inactive",
+#: The keys every /feeds.json row has had since it was published: new keys may be added,
+#: none of these may go.
+ORIGINAL_ROW_KEYS = frozenset(
+    {
+        "url",
+        "current_url",
+        "name",
+        "state",
+        "http_status",
+        "reason",
+        "consecutive_errors",
+        "last_fetch",
+        "next_fetch",
+        "entries",
+        "newest_entry",
+        # Added by planet beyond the eleven keys the status page promises (activity_threshold).
+        "inactive",
+    }
+)
+ROW_KEYS = ORIGINAL_ROW_KEYS | {
     # Issue 14: the feed's WebSub subscription (off without one).
     "websub",
     "websub_hub",

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from attrs import evolve
 from feeds import Item, at, atom
+from test_polite import ORIGINAL_ROW_KEYS as JSON_KEYS
 from test_polite import ROW_KEYS as KEYS
 from test_web import NOW, Harness
 from twisted.trial.unittest import SynchronousTestCase
@@ -163,23 +164,6 @@ class StatusTests(SynchronousTestCase):
         self.assertIsNone(row["next_fetch"])
         state = self.h.store.state("http://b.example/feed")
         self.assertEqual(evolve(state).duplicate_of, "http://a.example/feed")
-
-
-#: The keys every /feeds.json row has had: the page may change, the JSON does not lose one.
-JSON_KEYS = {
-    "url",
-    "current_url",
-    "name",
-    "state",
-    "http_status",
-    "reason",
-    "consecutive_errors",
-    "last_fetch",
-    "next_fetch",
-    "entries",
-    "newest_entry",
-    "inactive",
-}
 
 
 class ReadableStatusTests(SynchronousTestCase):
