@@ -248,21 +248,26 @@ class DaemonProcess:
         self._log.close()
 
 
-def write_config(state_dir: Path, urls: list[str], args: argparse.Namespace) -> None:
+def write_config(
+    state_dir: Path,
+    urls: list[str],
+    args: argparse.Namespace,
+    overrides: dict[str, str] | None = None,
+) -> None:
+    """``planet.ini``: the [Planet] settings below (``overrides`` replace or add) and feeds."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "[Planet]",
-        "name = Benchmark planet",
-        "link = http://127.0.0.1/",
+    settings = {
+        "name": "Benchmark planet",
+        "link": "http://127.0.0.1/",
         # Cycles come only from the cold start and from SIGUSR1; snapshots only at stop.
-        "fetch_interval = 86400",
-        "snapshot_interval = 86400",
-        f"feed_timeout = {args.feed_timeout}",
-        "snapshot_file = planet-snapshot.json",
-        f"per_host_concurrency = {args.per_host}",
-        f"max_concurrency = {args.max_concurrency}",
-        "",
-    ]
+        "fetch_interval": "86400",
+        "snapshot_interval": "86400",
+        "feed_timeout": str(args.feed_timeout),
+        "snapshot_file": "planet-snapshot.json",
+        "per_host_concurrency": str(args.per_host),
+        "max_concurrency": str(args.max_concurrency),
+    } | (overrides or {})
+    lines = ["[Planet]", *(f"{k} = {v}" for k, v in settings.items()), ""]
     for i, url in enumerate(urls):
         lines += [f"[{url}]", f"name = Feed {i}", ""]
     (state_dir / "planet.ini").write_text("\n".join(lines), encoding="utf-8")
