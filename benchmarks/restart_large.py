@@ -4,9 +4,10 @@
 
 1. **A snapshot** of ``--entries`` entries over ``--feeds`` feeds (``snapshot_stall.build_store``:
    sanitized 1-2 KB HTML each), written through planet's own codec (``snapshotcodec.encode``,
-   ``atomicfile.write_atomic``), with a ``planet.ini`` listing every feed. The feeds' URLs
-   are loopback addresses on a closed port (every fetch is refused at once, nothing leaves
-   the machine) and each state's ``next_fetch`` is a day ahead, so a restart fetches nothing.
+   ``atomicfile.write_atomic``), with a ``planet.ini`` listing every feed. The feeds are
+   those of a ``farm.py`` (``--farm-entries`` 1 entry each, no latency) and each state holds
+   the farm's ETag, so every fetch is a 304; each state's ``next_fetch`` is a day ahead, so
+   a restart fetches nothing.
 2. **Restart to first page**, ``--restarts`` times (``cycle.restarts``): ``twistd planet`` on
    that state dir, from spawn to the first ``GET /`` answering with the whole first page
    (as many entries as a first, unmeasured start showed), each paired with a start on an
@@ -16,12 +17,12 @@
    every ``--tick`` ms (``benchutil.LagMonitor``) over one run of these phases:
    idle; a snapshot write (``SnapshotService.write``, after one store change); idle while
    the heap trimmer returns the write's garbage; a fetch cycle (``PlanetService.refresh``:
-   every feed due, every fetch refused) with ``HeapService.full_interval`` set to 0 so the
+   every feed due, every fetch a 304) with ``HeapService.full_interval`` set to 0 so the
    heap's settle after it is the periodic full collection (unfreeze, ``gc.collect()``,
    freeze); idle; the settle again, with a full pass, called alone; idle. The longest gap
    between ticks is reported per phase, with every ``malloc_trim`` of the heap trimmer
    timed (wrapped around ``HeapTrimmer._trim``: it runs on the reactor thread every
-   second) and every collection (``benchutil.GCWatch``).
+   second) and every collection (``benchutil.GCWatch``: the gen2 ones per phase).
 
 Issue 15's targets: restart to first page < 2 s; no reactor stall over 20 ms during the
 snapshot write, the full collection or a heap trim. JSON in
@@ -54,6 +55,7 @@ from cycle import (  # noqa: E402
     ENTRY_MARK,
     SNAPSHOT_LOADED,
     DaemonProcess,
+    FarmProcess,
     http_get,
     progress,
     restarts,
@@ -63,15 +65,9 @@ from cycle import (  # noqa: E402
 RESULTS = HERE / "results"
 STALL_TARGET_MS = 20.0
 RESTART_TARGET_S = 2.0
-#: Nothing listens on port 9 (discard) of the loopback addresses: fetches are refused.
-CLOSED_PORT = 9
 
 
-def local_url(index: int, hosts: int) -> str:
-    return f"http://127.0.0.{1 + index % hosts}:{CLOSED_PORT}/feed/{index}.xml"
-
-
-def generate(state: Path, args: argparse.Namespace) -> dict[str, Any]:
+def generate(state: Path, args: argparse.Namespace, farm_urls: list[str]) -> dict[str, Any]:
     """Write ``state/planet-snapshot.json`` and ``state/planet.ini``; sizes and timings."""
     import attrs
     import feedgen
@@ -83,17 +79,24 @@ def generate(state: Path, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     store = build_store(args.entries, args.feeds, args.seed, args.pool)
     entries, states = store.snapshot_data()
-    urls = {feedgen.feed_url(i): local_url(i, args.hosts) for i in range(args.feeds)}
+    urls = {feedgen.feed_url(i): farm_urls[i] for i in range(args.feeds)}
+    index = {url: i for i, url in enumerate(farm_urls)}
     now = datetime.now(timezone.utc)
     entries = [attrs.evolve(e, feed_url=urls[e.feed_url]) for e in entries]
+    # The farm's validators (farm.Feed), so that every fetch is answered 304.
     states = [
         attrs.evolve(
             s,
-            url=urls[s.url],
+            url=u,
+            etag=f'"f{index[u]}-v0"',
             last_fetch=now - timedelta(minutes=5),
             next_fetch=now + timedelta(days=1),
+            http_status=200,
+            error=None,
+            consecutive_errors=0,
         )  # fmt: skip
         for s in states
+        for u in [urls[s.url]]
     ]
     built = time.perf_counter() - started
     state.mkdir(parents=True, exist_ok=True)
@@ -214,8 +217,11 @@ async def stall_child(reactor: Any, state: Path, args: argparse.Namespace) -> di
     entries = service.store.entry_count()
     await deferLater(reactor, 2.0)  # start-up's own trims and garbage out of the way
 
+    gc_marks: list[tuple[str, int]] = []
+
     async def step(name: str, work: Callable[[], Any] | None = None) -> None:
         current[0] = name
+        gc_marks.append((name, len(watch.runs)))
         t0 = time.perf_counter()
         if work is None:
             await deferLater(reactor, args.settle_seconds)
@@ -248,6 +254,10 @@ async def stall_child(reactor: Any, state: Path, args: argparse.Namespace) -> di
         lag = monitor.stop()
     gcs = watch.runs
     per_phase = phases.worst(monitor.stamps, monitor.interval)
+    ends = [n for _, n in gc_marks[1:]] + [len(gcs)]
+    for (name, first), last in zip(gc_marks, ends, strict=True):
+        gen2 = [g["ms"] for g in gcs[first:last] if g["generation"] == 2 and g["reactor_thread"]]
+        per_phase[name]["gen2_ms"] = gen2
     for name in per_phase:
         mine = [t for t in trims if t["phase"] == name]
         per_phase[name]["trims"] = len(mine)
@@ -305,9 +315,13 @@ def report(doc: dict[str, Any]) -> str:
     ]  # fmt: skip
     for name, p in s["phases"].items():
         ok = "ok" if p["max_lag_ms"] <= STALL_TARGET_MS else "OVER"
-        trims = f"{p['trims']} trims, longest {p['max_trim_ms']:.1f} ms" if p["trims"] else ""
+        note = [ok]
+        if p["trims"]:
+            note.append(f"{p['trims']} trims, longest {p['max_trim_ms']:.1f} ms")
+        if p.get("gen2_ms"):
+            note.append(f"{len(p['gen2_ms'])} gen2 GCs, longest {max(p['gen2_ms']):.0f} ms")
         rows.append([f"stall: {name} ({p['s']:.1f} s)", f"{p['max_lag_ms']:.1f} ms",
-                     f"{ok}; {trims}" if trims else ok])  # fmt: skip
+                     "; ".join(note)])  # fmt: skip
     settles = ", ".join(f"{x:.0f}" for x in s["settles_ms"])
     rows.append(["heap settle (gc.collect + freeze) ms", settles,
                  f"{s['full_collections']} of them full passes"])  # fmt: skip
@@ -317,6 +331,7 @@ def report(doc: dict[str, Any]) -> str:
     returned = [t["ms"] for t in s["trims"] if t["returned"]]
     rows.append(["malloc_trim: calls / returned memory", f"{len(s['trims'])} / {len(returned)}",
                  f"longest {max((t['ms'] for t in s['trims']), default=0):.1f} ms"])  # fmt: skip
+    rows.append(["the cycle: farm answered", str(s.get("farm_by_status")), ""])
     whole = s["overall"]
     rows.append(["whole run: max lag / p99 lag", f"{whole['max_lag_ms']:.1f} / "
                  f"{whole['p99_lag_ms']:.1f} ms", f"{whole['ticks']} ticks"])  # fmt: skip
@@ -327,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--entries", type=int, default=200_000)
     ap.add_argument("--feeds", type=int, default=10_000)
-    ap.add_argument("--hosts", type=int, default=64, help="loopback addresses of the feed URLs")
+    ap.add_argument("--hosts", type=int, default=64, help="the farm's loopback addresses")
+    ap.add_argument("--farm-entries", type=int, default=1, help="entries per farm feed")
     ap.add_argument("--pool", type=int, default=3000, help="distinct HTML bodies to draw from")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--restarts", type=int, default=3)
@@ -360,15 +376,25 @@ def main(argv: list[str] | None = None) -> int:
         "params": {k: v for k, v in vars(args).items() if k not in ("json", "workdir")},
         "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
     }
-    progress(f"generating {args.entries:,} entries over {args.feeds:,} feeds ...")
-    doc["generated"] = generate(state, args)
-    g = doc["generated"]
-    progress(f"  {g['snapshot_bytes'] / 1e6:.0f} MB snapshot in {g['generate_s']:.0f} s")
-    entries = first_page_entries(state)
-    progress(f"first page: {entries} entries; {args.restarts} restarts ...")
-    doc["restart"] = restarts(args, work, entries)
-    progress("stall child: snapshot write, trims, full gc pass ...")
-    doc["stalls"] = run_child(state, args)
+    progress(f"farm: {args.feeds:,} feeds x {args.farm_entries} entries ...")
+    work.mkdir(parents=True, exist_ok=True)
+    farm_args = argparse.Namespace(feeds=args.feeds, hosts=args.hosts, seed=args.seed,
+                                   entries=args.farm_entries, latency_ms=0)  # fmt: skip
+    farm = FarmProcess(farm_args, work)
+    try:
+        progress(f"generating {args.entries:,} entries over {args.feeds:,} feeds ...")
+        doc["generated"] = generate(state, args, farm.urls)
+        g = doc["generated"]
+        progress(f"  {g['snapshot_bytes'] / 1e6:.0f} MB snapshot in {g['generate_s']:.0f} s")
+        entries = first_page_entries(state)
+        progress(f"first page: {entries} entries; {args.restarts} restarts ...")
+        doc["restart"] = restarts(args, work, entries)
+        progress("stall child: snapshot write, trims, full gc pass ...")
+        farm.control("reset")
+        doc["stalls"] = run_child(state, args)
+        doc["stalls"]["farm_by_status"] = farm.stats()["by_status"]
+    finally:
+        farm.stop()
     doc["machine"]["loadavg_after"] = os.getloadavg()
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
