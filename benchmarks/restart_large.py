@@ -136,7 +136,7 @@ def first_page_entries(state: Path) -> int:
 
 
 class Phases:
-    """Named stretches of perf_counter time; the longest tick gap that ended in each."""
+    """Named stretches of perf_counter time; the longest tick gaps that began in each."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[str, float, float]] = []
@@ -144,14 +144,26 @@ class Phases:
     def add(self, name: str, start: float) -> None:
         self.spans.append((name, start, time.perf_counter()))
 
-    def worst(self, stamps: list[float], interval: float) -> dict[str, dict[str, float]]:
-        out = {name: {"max_lag_ms": 0.0, "s": end - start} for name, start, end in self.spans}
+    def worst(self, stamps: list[float], interval: float) -> dict[str, dict[str, Any]]:
+        """Per phase: its length, its longest lag and the 5 longest with when they began
+        (s from the phase's start). A gap between ticks belongs to the phase it overlaps
+        most: a settle that ends a cycle is the cycle's, a step run at once is its own."""
+        gaps: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in self.spans}
         for a, b in pairwise(stamps):
-            for name, start, end in self.spans:
-                if start <= b <= end + interval:
-                    lag = max(0.0, b - a - interval) * 1000
-                    out[name]["max_lag_ms"] = max(out[name]["max_lag_ms"], lag)
-                    break
+            overlaps = [
+                (min(b, end) - max(a, start), name, start) for name, start, end in self.spans
+            ]
+            share, name, start = max(overlaps, key=lambda o: o[0])
+            if share > 0:
+                gaps[name].append((max(0.0, b - a - interval) * 1000, a - start))
+        out: dict[str, dict[str, Any]] = {}
+        for name, start, end in self.spans:
+            top = sorted(gaps[name], reverse=True)[:5]
+            out[name] = {
+                "s": end - start,
+                "max_lag_ms": top[0][0] if top else 0.0,
+                "worst": [{"lag_ms": lag, "at_s": at} for lag, at in top],
+            }
         return out
 
 
@@ -325,6 +337,10 @@ def report(doc: dict[str, Any]) -> str:
             note.append(f"{p['trims']} trims, longest {p['max_trim_ms']:.1f} ms")
         if p.get("gen2_ms"):
             note.append(f"{len(p['gen2_ms'])} gen2 GCs, longest {max(p['gen2_ms']):.0f} ms")
+        if p["max_lag_ms"] > STALL_TARGET_MS:
+            over = [w for w in p["worst"] if w["lag_ms"] > STALL_TARGET_MS]
+            note.append("over 20 ms at " + ", ".join(
+                f"{w['at_s']:.2f} s ({w['lag_ms']:.0f})" for w in over))  # fmt: skip
         rows.append([f"stall: {name} ({p['s']:.1f} s)", f"{p['max_lag_ms']:.1f} ms",
                      "; ".join(note)])  # fmt: skip
     settles = ", ".join(f"{x:.0f}" for x in s["settles_ms"])
