@@ -121,3 +121,60 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+class HttpProbe:
+    """GETs one cheap URL over a keep-alive connection every ``pause`` s, in a thread.
+
+    What a daemon's reactor stall looks like from outside: a request that arrives while the
+    reactor is blocked waits for it, so the worst latency over a stretch is about the
+    longest stall in it (plus one request's own time; compare with an idle stretch).
+    ``mark(name)`` starts a new stretch; ``stop()`` returns each stretch's latencies (ms).
+    """
+
+    def __init__(self, host: str, port: int, path: str, pause: float = 0.002) -> None:
+        self.host, self.port, self.path, self.pause = host, port, path, pause
+        self.stretches: dict[str, list[float]] = {}
+        self.errors = 0
+        self._current: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def mark(self, name: str) -> None:
+        self._current = self.stretches.setdefault(name, [])
+
+    def start(self, name: str = "start") -> HttpProbe:
+        self.mark(name)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import http.client
+
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                conn.request("GET", self.path)
+                conn.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                continue
+            self._current.append((time.perf_counter() - started) * 1000)
+            self._stop.wait(self.pause)
+        conn.close()
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        self._stop.set()
+        self._thread.join(35)
+        return {
+            name: {
+                "requests": len(lats),
+                "max_ms": max(lats, default=0.0),
+                "p99_ms": percentile(lats, 99),
+                "p50_ms": percentile(lats, 50),
+            }
+            for name, lats in self.stretches.items()
+        }

@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -48,7 +49,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchutil import table  # noqa: E402
+from benchutil import HttpProbe, table  # noqa: E402
 from proctree import RssSampler, tree_cpu_seconds  # noqa: E402
 
 PYTHON = Path(sys.executable)
@@ -248,21 +249,26 @@ class DaemonProcess:
         self._log.close()
 
 
-def write_config(state_dir: Path, urls: list[str], args: argparse.Namespace) -> None:
+def write_config(
+    state_dir: Path,
+    urls: list[str],
+    args: argparse.Namespace,
+    overrides: dict[str, str] | None = None,
+) -> None:
+    """``planet.ini``: the [Planet] settings below (``overrides`` replace or add) and feeds."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "[Planet]",
-        "name = Benchmark planet",
-        "link = http://127.0.0.1/",
+    settings = {
+        "name": "Benchmark planet",
+        "link": "http://127.0.0.1/",
         # Cycles come only from the cold start and from SIGUSR1; snapshots only at stop.
-        "fetch_interval = 86400",
-        "snapshot_interval = 86400",
-        f"feed_timeout = {args.feed_timeout}",
-        "snapshot_file = planet-snapshot.json",
-        f"per_host_concurrency = {args.per_host}",
-        f"max_concurrency = {args.max_concurrency}",
-        "",
-    ]
+        "fetch_interval": "86400",
+        "snapshot_interval": "86400",
+        "feed_timeout": str(args.feed_timeout),
+        "snapshot_file": "planet-snapshot.json",
+        "per_host_concurrency": str(args.per_host),
+        "max_concurrency": str(args.max_concurrency),
+    } | (overrides or {})
+    lines = ["[Planet]", *(f"{k} = {v}" for k, v in settings.items()), ""]
     for i, url in enumerate(urls):
         lines += [f"[{url}]", f"name = Feed {i}", ""]
     (state_dir / "planet.ini").write_text("\n".join(lines), encoding="utf-8")
@@ -292,9 +298,11 @@ def parse_wrk(text: str) -> dict[str, Any]:
     return out
 
 
-def start_wrk(url: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+def start_wrk(
+    url: str, args: argparse.Namespace, seconds: float | None = None
+) -> subprocess.Popen[bytes]:
     cmd = ["wrk", f"-t{args.wrk_threads}", f"-c{args.wrk_connections}"]
-    cmd += [f"-d{args.wrk_seconds}s", "--latency", url]
+    cmd += [f"-d{seconds or args.wrk_seconds}s", "--latency", url]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
 
 
@@ -441,6 +449,8 @@ def run_a(farm: FarmProcess, args: argparse.Namespace, work: Path) -> dict[str, 
         record["changed_feeds"] = len(changed)
         out["cycles"]["changed"] = record
         at("changed_done")
+        out["status_stall"] = status_pages_stall(daemon, args)
+        at("status_stall_done")
 
         status, _, body = http_get(daemon.url("/feeds.json"))
         rows = json.loads(body) if status == 200 else []
@@ -476,6 +486,55 @@ def run_a(farm: FarmProcess, args: argparse.Namespace, work: Path) -> dict[str, 
     return out
 
 
+def status_pages_stall(daemon: DaemonProcess, args: argparse.Namespace) -> dict[str, Any]:
+    """The longest reactor stall while ``/feeds`` and ``/feeds.json`` are served.
+
+    An :class:`HttpProbe` GETs ``/style.css`` (constant bytes, nothing computed) every 2 ms
+    on a keep-alive connection, idle for ``--probe-idle-seconds``, then while curl GETs each
+    status page ``--status-gets`` times in turn (the first GET after a cycle renders it, the
+    others may come from the page cache); each GET's stretch runs to 0.2 s after it ended.
+    """
+    assert daemon.port is not None
+    probe = HttpProbe("127.0.0.1", daemon.port, "/style.css").start("idle")
+    gets: dict[str, list[dict[str, Any]]] = {}
+    try:
+        time.sleep(args.probe_idle_seconds)
+        for path in ("/feeds", "/feeds.json"):
+            for i in range(args.status_gets):
+                probe.mark(f"{path} #{i + 1}")
+                cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} "
+                       "%{time_starttransfer} %{time_total}", daemon.url(path)]  # fmt: skip
+                result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                code, size, first_byte, total = result.stdout.split()
+                time.sleep(0.2)
+                gets.setdefault(path, []).append({
+                    "status": int(code), "bytes": int(size),
+                    "first_byte_ms": float(first_byte) * 1000, "total_ms": float(total) * 1000,
+                })  # fmt: skip
+    finally:
+        probe.mark("end")
+        stretches = probe.stop()
+    idle = stretches["idle"]
+    out: dict[str, Any] = {"idle": idle, "probe_errors": probe.errors, "paths": {}}
+    for path, runs in gets.items():
+        for i, run in enumerate(runs):
+            run["probe"] = stretches[f"{path} #{i + 1}"]
+            # The probe's worst wait less what an idle probe request takes.
+            run["stall_ms"] = max(0.0, run["probe"]["max_ms"] - idle["p50_ms"])
+        out["paths"][path] = {
+            "first_stall_ms": runs[0]["stall_ms"],
+            "max_stall_ms": max(r["stall_ms"] for r in runs),
+            "first_total_ms": runs[0]["total_ms"],
+            "bytes": runs[0]["bytes"],
+            "gets": runs,
+        }
+    progress("  status pages: " + ", ".join(
+        f"{p} stall {d['max_stall_ms']:.0f} ms (first GET {d['first_total_ms']:.0f} ms, "
+        f"{d['bytes'] / 1e6:.1f} MB)" for p, d in out["paths"].items()
+    ) + f"; idle probe max {idle['max_ms']:.1f} ms")  # fmt: skip
+    return out
+
+
 def stored_content(snapshot: Path) -> dict[str, Any]:
     """Entries in the snapshot and the UTF-8 bytes of their title+summary+content."""
     doc = json.loads(snapshot.read_bytes())
@@ -494,7 +553,7 @@ def run_b(farm: FarmProcess, args: argparse.Namespace, work: Path) -> dict[str, 
     daemon, sampler, farm_before = start_fresh(farm, args, work, "b")
     try:
         port_at = daemon.wait_port()
-        wrk = start_wrk(daemon.url("/"), args)
+        wrk = start_wrk(daemon.url("/"), args, args.wrk_cold_seconds)
         wrk_started = time.perf_counter()
         cold, done_at = cold_cycle(daemon, farm, farm_before, args, port_at)
         result = finish_wrk(wrk, wrk_started)
@@ -741,6 +800,9 @@ def report(doc: dict[str, Any]) -> str:
         ok = "ok" if rss["peak_total_mb"] <= bound else "OVER"
         rows.append(["stored content MB", fmt(st["content_bytes"] / 1e6, 1), "-", "-", "-"])
         rows.append(["2x content + 60 MB", f"{bound:.1f} ({ok})", "-", "-", "-"])
+        bound = 1.5 * st["content_bytes"] / 1e6 + 60
+        ok = "ok" if rss["peak_total_mb"] <= bound else "OVER"
+        rows.append(["1.5x content + 60 MB (issue 15)", f"{bound:.1f} ({ok})", "-", "-", "-"])
     write = p["snapshot_writes"][-1] if p["snapshot_writes"] else {}
     rows.append(["snapshot write ms", fmt(write.get("ms"), 0), "-", "-", "-"])
     rows.append(["snapshot MB", fmt(write.get("bytes", 0) / 1e6, 1), "-", "-", "-"])
@@ -748,6 +810,11 @@ def report(doc: dict[str, Any]) -> str:
     if rs:
         rows.append(["snapshot load s", fmt(rs["load_s"]), "-", "-", "-"])
         rows.append(["restart -> first page s", fmt(rs["spawn_to_first_page_s"]), "-", "-", "-"])
+    for path, d in p.get("status_stall", {}).get("paths", {}).items():
+        rows.append([f"{path} stall ms, first GET / worst", f"{d['first_stall_ms']:.0f} / "
+                     f"{d['max_stall_ms']:.0f}", "-", "-", "-"])  # fmt: skip
+        rows.append([f"{path} first GET ms, MB", f"{d['first_total_ms']:.0f}, "
+                     f"{d['bytes'] / 1e6:.2f}", "-", "-", "-"])  # fmt: skip
     rows = [[*r, "-"] for r in rows]  # the bare Resource column: front page rows only
     idle, busy = p["wrk_idle"], p.get("wrk_cold", {})
     res = doc.get("bare_resource", {})
@@ -785,12 +852,54 @@ def report(doc: dict[str, Any]) -> str:
             if key in d:
                 lines.append(f"{name} {key}: farm answered {d[key]['farm_by_status']}")
     lines.append(f"planet feed states after run A: {p.get('feed_states')}")
+    if ss := p.get("status_stall"):
+        idle = ss["idle"]
+        lines.append(f"stall probe (GET /style.css every 2 ms): idle p50 {idle['p50_ms']:.1f} ms, "
+                     f"max {idle['max_ms']:.1f} ms; a stall = the probe's worst wait - idle p50; "
+                     f"{ss['probe_errors']} probe errors")  # fmt: skip
+    lines += ["", "issue 15's goals:", *goals(doc)]
     lines.append(f"peak RSS at {rss.get('peak_at_s', 0):.1f} s from spawn; run A: "
                  + ", ".join(f"{k} {v:.1f}" for k, v in p.get("timeline", {}).items()))  # fmt: skip
     return "\n".join(lines)
 
 
+def goals(doc: dict[str, Any]) -> list[str]:
+    """Issue 15's goals at this size, each measured figure against its target."""
+    p, sf = doc["planet"], doc.get("peers", {}).get("sfeed", {})
+    c, out = p["cycles"], []
+
+    def line(name: str, value: float | None, target: float | None, unit: str) -> None:
+        if value is None or target is None:
+            out.append(f"- {name}: {fmt(value)} {unit} (target {fmt(target)}: not measured)")
+            return
+        verdict = "ok" if value <= target else "MISSED"
+        out.append(f"- {name}: {value:.2f} {unit}, target <= {target:.2f} {unit}: {verdict}")
+
+    sf_cold = sf.get("cold", {}).get("wall_s")
+    line("cold cycle wall / sfeed's", c["cold"]["wall_s"] / sf_cold if sf_cold else None,
+         0.5, "x")  # fmt: skip
+    line("all-304 cycle wall", c["all_304"]["wall_s"], 3.0, "s")
+    if st := p.get("stored"):
+        line("peak RSS (tree)", p["rss"]["peak_total_mb"],
+             1.5 * st["content_bytes"] / 1e6 + 60, "MB")  # fmt: skip
+    line("front page p99 during the cold cycle (run B)", p.get("wrk_cold", {}).get("p99_ms"),
+         50.0, "ms")  # fmt: skip
+    for path, d in p.get("status_stall", {}).get("paths", {}).items():
+        line(f"{path} reactor stall", d["max_stall_ms"], 20.0, "ms")
+    return out
+
+
 # --- main ------------------------------------------------------------------------------------
+
+
+def raise_nofile() -> int:
+    """The soft fd limit raised to the hard one (the unit's LimitNOFILE is 65536), inherited
+    by the farm, the daemon and the peers: 10,000 feeds need more than the usual 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def progress(message: str) -> None:
@@ -799,7 +908,7 @@ def progress(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--feeds", type=int, default=1000)
+    ap.add_argument("--feeds", "--n", dest="feeds", type=int, default=1000)
     ap.add_argument("--hosts", type=int, default=50, help="loopback addresses 127.0.0.1..H")
     ap.add_argument("--entries", type=int, default=20, help="entries per feed")
     ap.add_argument("--latency-ms", type=float, default=20.0, help="farm delay per response")
@@ -808,6 +917,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--wrk-connections", type=int, default=32)
     ap.add_argument("--wrk-rounds", type=int, default=2, help="planet / Klein alternations")
+    ap.add_argument("--wrk-cold-seconds", type=int, help="run B's wrk (default: --wrk-seconds)")
+    ap.add_argument("--status-gets", type=int, default=3, help="GETs of /feeds, /feeds.json")
+    ap.add_argument("--probe-idle-seconds", type=float, default=2.0)
     ap.add_argument("--skip-peers", action="store_true", help="no sfeed, no reader")
     ap.add_argument("--reader-python", default="/tmp/reader-venv/bin/python")
     ap.add_argument("--restarts", type=int, default=3)
@@ -823,6 +935,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=str(RESULTS / "cycle.json"))
     args = ap.parse_args(argv)
 
+    nofile = raise_nofile()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="planet-cycle-"))
     work.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
@@ -832,6 +945,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "loadavg_before": os.getloadavg(),
             "platform": platform.platform(),
+            "nofile_soft_limit": nofile,
         },  # fmt: skip
         "versions": tool_versions(args),
         "workdir": str(work),
