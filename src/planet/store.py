@@ -115,6 +115,8 @@ class Store:
     # Per feed, the memory its entries' text takes (made when needed, then kept up to date).
     _feed_bytes: dict[str, int] = field(factory=dict)
     _view: RiverView | None = None
+    #: feed_counts() as of an entries version: the status pages ask for it per render.
+    _counts: tuple[int, dict[str, tuple[int, datetime | None]]] | None = None
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
     _entries_version: int = 0
@@ -189,12 +191,16 @@ class Store:
             total = self._feed_bytes[url] = sum(map(_entry_size, by_id.values()))
         return total
 
-    def feed_counts(self) -> dict[str, tuple[int, datetime | None]]:
-        """Per feed: how many entries it has and the newest one's published date."""
-        return {
-            url: (len(by_id), max((e.published for e in by_id.values()), default=None))
-            for url, by_id in self._entries.items()
-        }
+    def feed_counts(self) -> Mapping[str, tuple[int, datetime | None]]:
+        """Per feed: how many entries it has and the newest one's published date (made
+        once per entries version: it reads every entry)."""
+        if self._counts is None or self._counts[0] != self._entries_version:
+            counts = {
+                url: (len(by_id), max((e.published for e in by_id.values()), default=None))
+                for url, by_id in self._entries.items()
+            }
+            self._counts = (self._entries_version, counts)
+        return self._counts[1]
 
     def entry_count(self) -> int:
         return sum(len(by_id) for by_id in self._entries.values())

@@ -40,6 +40,7 @@ from planet.renderjobs import (
     RiverPager,
     StatusJob,
     StatusJsonJob,
+    StatusRows,
     json_bytes,
 )
 from planet.routes import HOT, HTML, ROUTES, Route
@@ -322,15 +323,16 @@ class PlanetWeb:
         fetched = [s.last_fetch for s in self.store.feed_states().values() if s.last_fetch]
         return max(fetched, default=None)
 
-    def _status_rows(self) -> list[dict[str, Any]]:
-        rows = render.feed_status_rows(
-            self.config, self.store.feed_states(), self.store.feed_counts(), self._now()
+    def _status_rows(self) -> StatusRows:
+        # Copies taken here, on the reactor thread; the rows are made in the render's.
+        return StatusRows(
+            config=self.config,
+            states=dict(self.store.feed_states()),
+            counts=self.store.feed_counts(),
+            websub=self.websub_hub.rows() if self.websub_hub is not None else {},
+            websub_off=_WEBSUB_OFF,
+            now=self._now(),
         )
-        # WebSub's columns: off for every feed without a subscription.
-        websub = self.websub_hub.rows() if self.websub_hub is not None else {}
-        for row in rows:
-            row.update(websub.get(row["url"], _WEBSUB_OFF))
-        return rows
 
     def _now(self) -> datetime:
         return utc_from_timestamp(self.clock.seconds())
