@@ -8,7 +8,7 @@ from typing import Any
 
 from attrs import evolve
 from feeds import at
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -74,6 +74,22 @@ class RiverTests(SynchronousTestCase):
         record_fetch(store, A, ok(A), feed(bumped), NOW)
         self.assertEqual(store.river()[1].id, f"{A}#1")
         self.assertEqual(store.river()[1].published, at(2026, 6, 10))
+
+    def test_also_in_follows_entries_that_swap_links(self) -> None:
+        """Two shown copies trade posts in one fetch: each still names the other feed."""
+        one, three = "http://post.example/1", "http://post.example/3"
+        store = Store()
+        record_fetch(store, B, ok(B), feed(entry(B, 0, 1, link=one)), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 0, 1, link=three)), NOW)
+        p = "http://post.example/feed"  # fetched from the posts' host: its copies are shown
+        record_fetch(
+            store, p, ok(p), feed(entry(p, 0, 1, link=one), entry(p, 1, 1, link=three)), NOW
+        )
+        store.river_view()  # "Also in" is made per view: the swap below must redo it
+        swapped = feed(entry(p, 0, 1, link=three), entry(p, 1, 1, link=one))
+        record_fetch(store, p, ok(p), swapped, NOW)
+        shown = {(i.entry.id, i.entry.link, i.also_in) for i in store.river_view().items(True)}
+        self.assertEqual(shown, {(f"{p}#0", three, (A,)), (f"{p}#1", one, (B,))})
 
     def test_unchanged_entry_is_not_an_update(self) -> None:
         store = Store()
@@ -410,8 +426,30 @@ def _apply(store: Store, op: tuple[Any, ...]) -> None:
         store.load(entries, states)
 
 
+# Found by Hypothesis: a feed's two entries swap links between two shared posts in one fetch.
+# Each shown copy keeps its key but changes group; refreshing "Also in" one group at a time
+# dropped the naming the other had just made (whatever order the set gave).
+_SWAP = [
+    ("fetch", B, [(0, "http://post.example/1", 1, 0, "t")], None),
+    ("fetch", A, [(0, "http://post.example/3", 1, 0, "t")], None),
+    (
+        "fetch",
+        "http://www.post.example/feed",
+        [(0, "http://post.example/1", 1, 0, "t"), (1, "http://post.example/3", 1, 0, "t")],
+        None,
+    ),
+    (
+        "fetch",
+        "http://www.post.example/feed",
+        [(0, "http://post.example/3", 1, 0, "t"), (1, "http://post.example/1", 1, 0, "t")],
+        None,
+    ),
+]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_OPS, max_size=25), st.sampled_from([0, 3]))
+@example(_SWAP, 0)
 def test_river_index_matches_the_plain_definition(ops: list[Any], per_feed: int) -> None:
     store = Store(max_entries_per_feed=per_feed)
     for op in ops:

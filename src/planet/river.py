@@ -323,10 +323,14 @@ class LinkGroups:
 
     def refresh_also(self) -> None:
         """Name the other feeds of each group changed since the last view, newest first."""
+        # Every stale group's old naming goes before any new one is made: an entry whose link
+        # changed is shown in its new group and was in its old one under the same key, and the
+        # old group's pop must not undo the new group's naming (whichever the set gives first).
         for form in self._stale_also:
             old = self._also_at.pop(form, None)
             if old is not None:
                 self.also.pop(old, None)
+        for form in self._stale_also:
             group = self._groups.get(form)
             if not isinstance(group, _Group) or len(group.feeds) < 2:
                 continue
