@@ -191,16 +191,18 @@ class StatusRows:
     config: Config
     states: Mapping[str, FeedState]
     counts: Mapping[str, tuple[int, datetime | None]]
-    #: Per feed URL: WebSub's columns; feeds without a subscription get ``websub_off``.
+    #: Per feed URL: WebSub's columns (off for a feed without a subscription).
     websub: Mapping[str, Mapping[str, Any]]
-    websub_off: Mapping[str, Any]
     now: datetime
 
     def rows(self) -> list[dict[str, Any]]:
         rows = render.feed_status_rows(self.config, self.states, self.counts, self.now)
         for row in rows:
-            row.update(self.websub.get(row["url"], self.websub_off))
+            row.update(self.websub.get(row["url"], _WEBSUB_OFF))
         return rows
+
+
+_WEBSUB_OFF = {"websub": "off", "websub_hub": None, "websub_expires": None, "last_push": None}
 
 
 @frozen

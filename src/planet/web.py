@@ -43,7 +43,7 @@ from planet.renderjobs import (
     StatusRows,
     json_bytes,
 )
-from planet.routes import HOT, HTML, ROUTES, Route
+from planet.routes import BY_NAME, HOT, HTML, ROUTES, Route
 from planet.statuspage import FILTERS
 from planet.store import Store
 from planet.themeweb import Page, ThemePages
@@ -330,7 +330,6 @@ class PlanetWeb:
             states=dict(self.store.feed_states()),
             counts=self.store.feed_counts(),
             websub=self.websub_hub.rows() if self.websub_hub is not None else {},
-            websub_off=_WEBSUB_OFF,
             now=self._now(),
         )
 
@@ -406,9 +405,8 @@ def _add_routes(app: Klein) -> None:
 _add_routes(PlanetWeb.app)
 
 
-_WEBSUB = next(route for route in ROUTES if route.name == "websub")
+_WEBSUB = BY_NAME["websub"]
 _PUSH_PREFIX = _WEBSUB.rules[0].partition("<")[0].encode()
-_WEBSUB_OFF = {"websub": "off", "websub_hub": None, "websub_expires": None, "last_push": None}
 
 
 class WebSubEndpoint(Protocol):
