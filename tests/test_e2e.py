@@ -6,6 +6,7 @@ talks to it only over HTTP and its log, and never reaches beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -937,3 +938,50 @@ def test_venus_style_config_starts_and_warns(
     code, log = daemon.stop()
     assert code in SIGTERM_EXITS, log
     assert SHUTDOWN_LINE in log
+
+
+# --- 7. a cycle of 304s leaves the published pages as they were --------------------------------
+
+
+def test_a_cycle_of_304s_keeps_the_river_and_its_etag(
+    server: FeedServer,
+    daemons: list[Daemon],
+    kick: Callable[..., Kicker],
+    tmp_path: Path,
+):
+    """Issue 15: every 304 used to make the river, the feeds we publish and their ETags
+    new (pages were keyed on the whole store's version). Now a reader's conditional GET of
+    ``/`` and ``/atom.xml`` after cycles of 304s gets a 304, while ``/feeds.json`` shows the
+    new fetch time."""
+    items = [Item("Steady post", "http://steady.example/1", at(2026, 6, 20))]
+    server.routes["/steady.atom"] = Response(
+        200,
+        {"Content-Type": "application/atom+xml", "ETag": '"steady-1"'},
+        atom("Steady", "http://steady.example/", items),
+    )
+    config = planet_ini(
+        "Planet Steady", [server.url("/steady.atom")], fetch_interval=3600, snapshot_interval=3600
+    )
+    daemon = Daemon(tmp_path / "planet", config)
+    daemons.append(daemon)
+    daemon.start()
+    daemon.wait_health(lambda h: h["entries"] == 1, what="the first fetch")
+    # The pages as a reader first sees them (a page may lag the store by about a second).
+    time.sleep(1.5)
+    tags = {path: daemon.get(path)[1]["ETag"] for path in ("/", "/atom.xml")}
+    fetched = daemon.get("/feeds.json")
+    first_fetch = json.loads(fetched[2])[0]["last_fetch"]
+    kicks = kick(daemon, 0.3)
+    daemon.wait_until(
+        lambda: len(server.requests_for("/steady.atom")) >= 4, deadline=15, what="three 304s"
+    )
+    kicks.stop()
+    assert all(
+        r.header("If-None-Match") == '"steady-1"' for r in server.requests_for("/steady.atom")[1:]
+    )
+    time.sleep(1.5)
+    for path, tag in tags.items():
+        status, headers, _ = daemon.get(path, {"If-None-Match": tag})
+        assert status == 304, (path, headers, daemon.log[-3000:])
+    rows = json.loads(daemon.get("/feeds.json")[2])
+    assert rows[0]["last_fetch"] != first_fetch and rows[0]["state"] == "not-modified"
