@@ -17,11 +17,10 @@
    every ``--tick`` ms (``benchutil.LagMonitor``) over one run of these phases:
    idle; a snapshot write (``SnapshotService.write``, after one store change); idle while
    the heap trimmer returns the write's garbage; a fetch cycle (``PlanetService.refresh``:
-   every feed due, every fetch a 304) and the heap's routine settle after it
-   (``gc.collect()`` of what is not frozen, then freeze); idle; the same cycle with
-   ``HeapService.full_interval`` set to 0 so the settle is the periodic full collection
-   (unfreeze, ``gc.collect()``, freeze); idle; the settle again, with a full pass, called
-   alone; idle. The longest gap between ticks is reported per phase, with every
+   every feed due, every fetch a 304) and the heap's settle after it (``gc.collect()`` of
+   everything start-up did not freeze: the daemon's only full pass, see ``planet.heap``);
+   idle; the same cycle and settle again; idle; the settle called alone; idle. The longest
+   gap between ticks is reported per phase, with every
    ``malloc_trim`` of the heap trimmer timed (wrapped around ``HeapTrimmer._trim``: it runs
    on the reactor thread every second) and every collection (``benchutil.GCWatch``: the
    gen2 ones per phase).
@@ -250,7 +249,6 @@ async def stall_child(reactor: Any, state: Path, args: argparse.Namespace) -> di
         return d
 
     async def settle_alone() -> None:
-        heap.full_interval = 0.0
         heap.settle()
 
     monitor = LagMonitor(reactor, args.tick / 1000)
@@ -260,12 +258,11 @@ async def stall_child(reactor: Any, state: Path, args: argparse.Namespace) -> di
         bump(service.store)
         await step("snapshot write", snap.write)
         await step("idle after the write (trims)")
-        # full_interval (an hour) has not passed: the settle examines only the unfrozen.
         await step("fetch cycle, then the routine settle", cycle)
         await step("idle after that cycle")
-        heap.full_interval = 0.0  # the settle after the next cycle is the full pass
-        await step("fetch cycle, then the full gc pass", cycle)
+        await step("fetch cycle again, then the settle", cycle)
         await step("idle after the cycle")
+        # The settle is a full pass over all but what start-up froze.
         await step("full gc pass alone (settle)", settle_alone)
         await step("idle, end")
         lag = monitor.stop()
@@ -281,7 +278,9 @@ async def stall_child(reactor: Any, state: Path, args: argparse.Namespace) -> di
         per_phase[name]["max_trim_ms"] = max((t["ms"] for t in mine), default=0.0)
     log_written = [line for line in (state / "stall-child.log").read_text().splitlines()
                    if "Snapshot written" in line]  # fmt: skip
-    heap.full_interval = 3600.0
+    import gc
+
+    tracked, frozen = len(gc.get_objects()), gc.get_freeze_count()
     await service.stopService()
     return {
         "load_s": load_s,
@@ -289,7 +288,8 @@ async def stall_child(reactor: Any, state: Path, args: argparse.Namespace) -> di
         "overall": lag,
         "phases": per_phase,
         "settles_ms": settles,
-        "full_collections": heap.full_collections,
+        "tracked_objects": tracked,
+        "frozen_objects": frozen,
         "trims": trims,
         "gc_reactor_gen2_ms": [
             g["ms"] for g in gcs if g["generation"] == 2 and g["reactor_thread"]
@@ -344,8 +344,8 @@ def report(doc: dict[str, Any]) -> str:
         rows.append([f"stall: {name} ({p['s']:.1f} s)", f"{p['max_lag_ms']:.1f} ms",
                      "; ".join(note)])  # fmt: skip
     settles = ", ".join(f"{x:.0f}" for x in s["settles_ms"])
-    rows.append(["heap settle (gc.collect + freeze) ms", settles,
-                 f"{s['full_collections']} of them full passes (the last two)"])  # fmt: skip
+    objects = f"{s['tracked_objects']} objects tracked, {s['frozen_objects']} frozen"
+    rows.append(["heap settle (gc.collect) ms", settles, objects])
     gen2 = s["gc_reactor_gen2_ms"]
     rows.append(["gen2 collections on the reactor thread", f"{len(gen2)}",
                  "longest " + (f"{max(gen2):.0f} ms" if gen2 else "-")])  # fmt: skip

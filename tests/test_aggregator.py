@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from planet.aggregator import Launch
 from planet.config import Config, parse_config
 from planet.model import ParsedFeed
 from planet.store import Store
@@ -470,6 +471,27 @@ class RefreshTests(SynchronousTestCase):
         self.assertEqual(h.server.count(MISSING), 1)
         self.assertEqual(h.aggregator.cycles, 2)
 
+    def test_refresh_during_a_cycle_changes_no_state_and_the_next_cycle_fetches(self) -> None:
+        h = Harness(self, [GOOD, SLOW])
+        h.server.serve(GOOD, GOOD_FEED, ETag='"g1"')
+        h.server.serve(SLOW, atom("Slow", "http://slow.example/", []))
+        h.start()
+        h.server.hang(SLOW)
+        h.advance_until(lambda: len(h.server.open) == 1)
+        states = dict(h.store.feed_states())
+        # A cycle is running: the refresh waits for the next one, and changes no state
+        # meanwhile (10,000 states made due one by one held the reactor ~100 ms).
+        self.assertEqual(h.aggregator.refresh_all(), 2)
+        self.assertEqual(dict(h.store.feed_states()), states)
+        fetched = h.server.count(GOOD)
+        h.server.finish(SLOW, atom("Slow", "http://slow.example/", []))
+        h.stub.flush()
+        h.advance(h.tick)
+        self.assertEqual(h.server.count(GOOD), fetched + 1)
+        # Once: the cycle after that fetches only what is due again.
+        h.advance(h.tick)
+        self.assertEqual(h.server.count(GOOD), fetched + 1)
+
     def test_refresh_all_respects_retry_after(self) -> None:
         h = Harness(self, [GOOD])
         h.server.serve(GOOD, b"busy", code=503, Retry_After="3600")
@@ -647,3 +669,95 @@ class EntrySizeTests(SynchronousTestCase):
             entry.content[-200:],
         )
         self.assertNotIn("the end", entry.content)
+
+
+class LaunchTests(SynchronousTestCase):
+    """A cycle's updates start a few at a time (planet.aggregator.Launch)."""
+
+    def setUp(self) -> None:
+        self.started: list[str] = []
+        self.pending: dict[str, Deferred[None]] = {}
+
+    def start(self, sub: Any) -> Deferred[None]:
+        self.started.append(sub)
+        d: Deferred[None] = Deferred()
+        self.pending[sub] = d
+        return d
+
+    def finish(self, sub: str) -> None:
+        self.pending.pop(sub).callback(None)
+
+    def test_per_host_and_window_limits_hosts_in_turn(self) -> None:
+        launch = Launch(self.start, per_host=2, window=5)
+        subs = [("a", f"a{i}") for i in range(4)] + [("b", "b0"), ("c", "c0"), ("c", "c1")]
+        done = launch.run(subs)  # type: ignore[arg-type]
+        # Hosts take turns: a, b, c, a, c; a's third waits for a slot of a's.
+        self.assertEqual(self.started, ["a0", "b0", "c0", "a1", "c1"])
+        self.finish("b0")
+        self.assertEqual(self.started[5:], [])  # a is at its limit, nothing else is left
+        self.finish("a0")
+        self.assertEqual(self.started[5:], ["a2"])
+        for sub in ["a1", "c0", "c1", "a2"]:
+            self.assertNoResult(done)
+            self.finish(sub)
+        self.assertEqual(self.started[6:], ["a3"])
+        self.finish("a3")
+        self.successResultOf(done)
+
+    def test_updates_that_end_at_once_do_not_recurse(self) -> None:
+        ran: list[int] = []
+
+        def start(sub: Any) -> Deferred[None]:
+            ran.append(sub)
+            return Deferred.fromCoroutine(_nothing())
+
+        subs = [(f"h{i % 64}", i) for i in range(20_000)]
+        done = Launch(start, per_host=2, window=64).run(subs)  # type: ignore[arg-type]
+        self.successResultOf(done)
+        self.assertEqual(sorted(ran), list(range(20_000)))
+
+    def test_nothing_to_do_is_done(self) -> None:
+        self.successResultOf(Launch(self.start, per_host=2, window=4).run([]))
+
+    def test_stop_starts_nothing_more_and_waits_for_the_running(self) -> None:
+        launch = Launch(self.start, per_host=1, window=2)
+        done = launch.run([("a", "a0"), ("a", "a1"), ("b", "b0"), ("b", "b1")])  # type: ignore[list-item]
+        self.assertEqual(self.started, ["a0", "b0"])
+        self.assertEqual(launch.stop(), 2)
+        self.finish("a0")
+        self.assertNoResult(done)
+        self.finish("b0")
+        self.successResultOf(done)
+        self.assertEqual(self.started, ["a0", "b0"])
+
+
+async def _nothing() -> None:
+    return None
+
+
+class CycleLaunchTests(SynchronousTestCase):
+    def test_a_large_cycle_has_a_window_of_updates_in_flight(self) -> None:
+        """500 feeds on 50 hosts, every one hanging: the cycle starts no more updates than
+        its window, and each finished one starts the next."""
+        urls = [f"http://h{i % 50}.example/feed{i}" for i in range(500)]
+        h = Harness(self, urls, per_host=2)
+        for url in urls:
+            h.server.hang(url)
+        h.start()
+        window = 4 * h.config.max_concurrency
+        self.assertEqual(h.ingester.running, window)
+        self.assertEqual(len(h.server.open), h.config.max_concurrency)
+        for url, _ in list(h.server.open)[:5]:
+            h.server.finish(url, atom("F", "http://site.example/", []))
+        h.stub.flush()
+        self.assertEqual(h.ingester.running, window)
+        self.assertEqual(len(h.server.requests), h.config.max_concurrency + 5)
+        for _ in range(100):
+            for url, _ in list(h.server.open):
+                h.server.finish(url, atom("F", "http://site.example/", []))
+            h.stub.flush()
+            if not h.server.open:
+                break
+        self.assertEqual(len(h.store.feed_states()), 500)
+        self.assertEqual(h.ingester.running, 0)
+        self.assertIsNone(h.aggregator._cycle)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import attrs
 from attrs import evolve
 from feeds import at
 from hypothesis import example, given, settings
@@ -128,6 +130,43 @@ class RiverTests(SynchronousTestCase):
         store.retain([A])
         self.assertEqual({e.feed_url for e in store.river()}, {A})
         self.assertNotIn(B, store.feed_states())
+
+
+class UntrackedTests(SynchronousTestCase):
+    """Stored entries and states are out of the cyclic collector's way (planet.heap)."""
+
+    def assert_untracked(self, store: Store) -> None:
+        entries, states = store.snapshot_data()
+        self.assertTrue(entries and states)
+        self.assertEqual([e.id for e in entries if gc.is_tracked(e)], [])
+        self.assertEqual([s.url for s in states if gc.is_tracked(s)], [])
+
+    def test_fetched_and_edited_entries_and_their_states(self) -> None:
+        store = Store()
+        made = entry(A, 1, 10)
+        self.assertTrue(gc.is_tracked(made))  # as every instance of a class starts
+        record_fetch(store, A, ok(A), feed(made, entry(A, 2, 12)), NOW)
+        self.assert_untracked(store)
+        edited = entry(A, 1, 10, content="<p>edited</p>")
+        record_fetch(store, A, ok(A), feed(edited), NOW + timedelta(hours=1))
+        self.assert_untracked(store)
+        store.update_state(A, next_fetch=NOW)
+        self.assert_untracked(store)
+
+    def test_loaded_and_restored_entries(self) -> None:
+        store = Store()
+        store.load([entry(A, 1, 10)], [FeedState(url=A), FeedState(url=B)])
+        self.assert_untracked(store)
+        store.restore([entry(B, 1, 11), entry(A, 2, 12)])
+        self.assert_untracked(store)
+        self.assertEqual(len(store.snapshot_data()[0]), 3)
+
+    def test_only_values_that_cannot_be_in_a_cycle(self) -> None:
+        """Untracking is safe only while every field holds an atom, never a container."""
+        atoms = {"str", "str | None", "datetime", "datetime | None", "bool", "int", "int | None"}
+        for cls in (Entry, FeedState):
+            fields = {f.name: f.type for f in attrs.fields(cls)}
+            self.assertEqual({n: t for n, t in fields.items() if t not in atoms}, {}, cls)
 
 
 class FeedStateTests(SynchronousTestCase):
@@ -461,3 +500,9 @@ def test_river_index_matches_the_plain_definition(ops: list[Any], per_feed: int)
         states = store.feed_states()
         assert list(view.items(True)) == reference_items(river, True, states)
         assert list(view.items(False)) == reference_items(river, False, states)
+        counts: dict[str, list[Entry]] = {}
+        for e in everything:
+            counts.setdefault(e.feed_url, []).append(e)
+        assert {u: c for u, c in store.feed_counts().items() if c[0]} == {
+            url: (len(es), max(e.published for e in es)) for url, es in counts.items()
+        }

@@ -1,4 +1,5 @@
-"""Hand freed memory back to the system (glibc's malloc; a no-op on any other C library).
+"""Hand freed memory back to the system (glibc's malloc; a no-op on any other C library),
+and keep long-lived values out of the cyclic collector's way (:func:`untrack`).
 
 No Twisted here: the parse workers (:mod:`planet.parseworker`) use it too.
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: ``mallopt`` parameter numbers (glibc's malloc.h).
@@ -103,3 +104,30 @@ def trim(libc: Any = None) -> bool:
     if libc is None:
         return False
     return bool(libc.malloc_trim(0))
+
+
+@functools.cache
+def _gc_untrack() -> Any | None:
+    """CPython's ``PyObject_GC_UnTrack``, or None where there is none (PyPy)."""
+    api = getattr(ctypes, "pythonapi", None)
+    function = getattr(api, "PyObject_GC_UnTrack", None)
+    if function is None:
+        return None
+    function.argtypes = [ctypes.py_object]
+    function.restype = None
+    return function
+
+
+def untrack(objects: Iterable[object]) -> None:
+    """Take ``objects`` out of the cyclic garbage collector's lists.
+
+    Only for objects that can never be in a reference cycle: instances whose fields hold
+    strings, numbers, dates, booleans or ``None`` and are never reassigned (the frozen
+    ``Entry`` and ``FeedState``). Reference counting still frees them; the collector just no
+    longer examines them at every full pass (see :mod:`planet.heap`). Where the interpreter
+    has no such call, nothing is done.
+    """
+    function = _gc_untrack()
+    if function is not None:
+        for obj in objects:
+            function(obj)

@@ -31,8 +31,14 @@ BACKOFF_JITTER = 0.10
 SPREAD_JITTER = 0.05
 
 
-def due(config: Config, states: Mapping[str, FeedState], now: datetime) -> list[Subscription]:
-    """The subscriptions to fetch at ``now``, never-fetched ones first."""
+def due(
+    config: Config, states: Mapping[str, FeedState], now: datetime, refresh: bool = False
+) -> list[Subscription]:
+    """The subscriptions to fetch at ``now``, never-fetched ones first.
+
+    With ``refresh`` (the operator's "fetch everything now") every :func:`refreshable` feed
+    is due as well, whatever its time.
+    """
     ready = []
     for sub in config.subscriptions:
         state = states.get(sub.url)
@@ -44,8 +50,21 @@ def due(config: Config, states: Mapping[str, FeedState], now: datetime) -> list[
         when = state.next_fetch
         if when is None or when <= now:
             ready.append((1, when or now, sub))
+        elif refresh and refreshable(state, now):
+            ready.append((1, now, sub))
     ready.sort(key=lambda item: (item[0], item[1]))
     return [sub for _, _, sub in ready]
+
+
+def refreshable(state: FeedState, now: datetime) -> bool:
+    """Whether a refresh may fetch the feed early: not gone, not a duplicate, not backing
+    off after errors, not asked by its server to wait (asking early would be impolite)."""
+    return (
+        state.gone_since is None
+        and state.duplicate_of is None
+        and not state.failing
+        and (state.waiting_until is None or state.waiting_until <= now)
+    )
 
 
 def next_fetch(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import define, evolve, field, frozen
 
+from planet import memory
 from planet.config import Config
 from planet.model import Entry, FeedState, ListState
 from planet.records import clean_entry, clean_list, clean_state
@@ -68,6 +69,10 @@ def _shown_fields(state: FeedState | None) -> tuple[object, object, object]:
     return state.title, state.link, state.error
 
 
+def _count(by_id: Mapping[str, Entry]) -> tuple[int, datetime | None]:
+    return len(by_id), max((e.published for e in by_id.values()), default=None)
+
+
 def _entry_size(entry: Entry) -> int:
     """The memory an entry's text takes (``sys.getsizeof``: O(1) for a str)."""
     size = (
@@ -115,8 +120,10 @@ class Store:
     # Per feed, the memory its entries' text takes (made when needed, then kept up to date).
     _feed_bytes: dict[str, int] = field(factory=dict)
     _view: RiverView | None = None
-    #: feed_counts() as of an entries version: the status pages ask for it per render.
-    _counts: tuple[int, dict[str, tuple[int, datetime | None]]] | None = None
+    # feed_counts(), made again only for the feeds whose entries changed since (None: all):
+    # reading all 200k entries took ~22 ms of the reactor at every status-page render.
+    _counts: dict[str, tuple[int, datetime | None]] = field(factory=dict)
+    _stale_counts: set[str] | None = None
     # Bumped only when entries change: re-sorting 100k entries costs ~100 ms on the reactor,
     # too much to repeat after every 304 (measured in benchmarks/snapshot_stall.py).
     _entries_version: int = 0
@@ -192,15 +199,28 @@ class Store:
         return total
 
     def feed_counts(self) -> Mapping[str, tuple[int, datetime | None]]:
-        """Per feed: how many entries it has and the newest one's published date (made
-        once per entries version: it reads every entry)."""
-        if self._counts is None or self._counts[0] != self._entries_version:
-            counts = {
-                url: (len(by_id), max((e.published for e in by_id.values()), default=None))
-                for url, by_id in self._entries.items()
-            }
-            self._counts = (self._entries_version, counts)
-        return self._counts[1]
+        """Per feed: how many entries it has and the newest one's published date.
+
+        Never changed once returned (a render thread may read it): a change makes a new one.
+        """
+        stale = self._stale_counts
+        if stale is None:
+            self._counts = {url: _count(by_id) for url, by_id in self._entries.items()}
+        elif stale:
+            counts = dict(self._counts)
+            for url in stale:
+                by_id = self._entries.get(url)
+                if by_id is not None:
+                    counts[url] = _count(by_id)
+                else:
+                    counts.pop(url, None)
+            self._counts = counts
+        self._stale_counts = set()
+        return self._counts
+
+    def _entries_changed(self, url: str) -> None:
+        if self._stale_counts is not None:
+            self._stale_counts.add(url)
 
     def entry_count(self) -> int:
         return sum(len(by_id) for by_id in self._entries.values())
@@ -273,12 +293,14 @@ class Store:
         # No entries while the states are set: nothing to rank again, the index is new.
         self._entries = {}
         self._feed_bytes = {}
+        self._stale_counts = None
         self._states = {}
         self._identities = {}
         self._hosts = {}
         self._links = LinkGroups(self._rank)
         for state in kept_states:
             self._set_state(state.url, state)
+        memory.untrack(e for by_id in by_feed.values() for e in by_id.values())
         self._entries = by_feed
         for url in self._entries:
             # By count only: summing every entry's size would add ~50 ms to a 100k restart;
@@ -315,6 +337,7 @@ class Store:
                         updated=have.updated if have.dated else entry.updated,
                     )
                 by_id[entry.id] = entry
+                memory.untrack((entry,))
                 touched.add(entry.feed_url)
             for url in touched:
                 self._feed_bytes.pop(url, None)
@@ -332,6 +355,7 @@ class Store:
         dropped = False
         for url in gone:
             dropped = bool(self._entries.pop(url, None)) or dropped
+            self._entries_changed(url)
             self._feed_bytes.pop(url, None)
             self._set_state(url, None)
         if dropped:
@@ -369,6 +393,7 @@ class Store:
         old = self._states.pop(url, None) if state is None else self._states.get(url)
         if state is not None:
             self._states[url] = state
+            memory.untrack((state,))
         # Three fields compared: cheap enough for the ~1000 304s of a cycle.
         if _shown_fields(old) != _shown_fields(state):
             self._shown_version += 1
@@ -392,6 +417,7 @@ class Store:
         """``url`` turned out to be the same feed as ``of``: keep one copy of the entries."""
         if self._entries.pop(url, None):
             self._feed_bytes.pop(url, None)
+            self._entries_changed(url)
             self._reindex()
         self._bump(entries=True)
         self.update_state(url, duplicate_of=of, next_fetch=None)
@@ -405,6 +431,7 @@ class Store:
         n = bisect_left(self._sorted, cutoff, key=lambda e: e.published)
         for entry in self._sorted[:n]:
             del self._entries[entry.feed_url][entry.id]
+            self._entries_changed(entry.feed_url)
             self._add_bytes(entry.feed_url, -_entry_size(entry))
             self._links.remove(entry)
         del self._sorted[:n]
@@ -420,6 +447,7 @@ class Store:
         saved: dict[str, dict[str, Entry] | None] = {}
 
         def touch(url: str) -> None:
+            self._entries_changed(url)
             if url not in saved:
                 by_id = self._entries.get(url)
                 saved[url] = dict(by_id) if by_id is not None else None
@@ -450,6 +478,7 @@ class Store:
                 old = by_id.get(entry.id)
                 if old is None:
                     by_id[entry.id] = entry
+                    memory.untrack((entry,))
                     self._index(entry)
                     self._add_bytes(url, _entry_size(entry))
                     new.add(entry.id)
@@ -463,6 +492,7 @@ class Store:
                 )
                 if not kept.same_content(old):
                     by_id[entry.id] = kept
+                    memory.untrack((kept,))
                     self._replace(old, kept)
                     self._add_bytes(url, _entry_size(kept) - _entry_size(old))
                     updated.add(entry.id)
