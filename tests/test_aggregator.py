@@ -492,6 +492,22 @@ class RefreshTests(SynchronousTestCase):
         h.advance(h.tick)
         self.assertEqual(h.server.count(GOOD), fetched + 1)
 
+    def test_a_kick_during_a_cycle_runs_another_right_after_it(self) -> None:
+        """A refresh (or a reload's new feed) while a cycle runs: fetched when that cycle
+        ends, not at a tick up to a minute later."""
+        h = Harness(self, [GOOD, SLOW], fetch_interval=3600)
+        h.server.serve(GOOD, GOOD_FEED)
+        h.server.hang(SLOW)
+        h.start()
+        self.assertEqual((h.aggregator.cycles, h.server.count(GOOD)), (1, 1))
+        h.aggregator.refresh_all()
+        self.assertEqual(h.aggregator.cycles, 1)
+        h.server.finish(SLOW, atom("Slow", "http://slow.example/", []))
+        h.stub.flush()
+        h.clock.advance(0)
+        h.stub.flush()
+        self.assertEqual((h.aggregator.cycles, h.server.count(GOOD)), (2, 2))
+
     def test_refresh_all_respects_retry_after(self) -> None:
         h = Harness(self, [GOOD])
         h.server.serve(GOOD, b"busy", code=503, Retry_After="3600")

@@ -215,6 +215,26 @@ BROKEN_CONFIGS = [
 ]
 
 
+def test_sighup_as_soon_as_the_port_is_announced_reloads(
+    server: FeedServer, daemons: list[Daemon], tmp_path: Path
+):
+    """twistd binds (and logs) the port before the services start: a SIGHUP from then on
+    reloads the config; it must not kill the daemon with the signal's default action."""
+    a, b = Feed(server, "Alpha", day=10), Feed(server, "Bravo", day=11)
+    for f in (a, b):
+        f.serve(server)
+    daemon = Daemon(tmp_path / "planet", config_of([(a, None)]))
+    daemons.append(daemon)
+    daemon.start()  # returns once the port is in the log
+    daemon.config_path.write_text(config_of([(a, None), (b, None)]), "utf-8")
+    sighup(daemon)
+    daemon.wait_health(
+        lambda h: (h["feeds"], h["feeds_ok"], h["entries"]) == (2, 2, 4),
+        what="both feeds fetched after the early SIGHUP",
+    )
+    assert daemon.running()
+
+
 def test_sighup_with_a_broken_config_keeps_the_old_one(
     server: FeedServer, daemons: list[Daemon], tmp_path: Path
 ):

@@ -149,7 +149,7 @@ class Aggregator(Service):
     _timer: TimerService | None = None
     _cycle: Deferred[None] | None = None
     _launch: Launch | None = None
-    #: A reading list changed during the cycle: run another one for its new feeds.
+    #: A reading list changed, or a kick came, during the cycle: another one runs after it.
     _again: bool = False
     #: The next cycle fetches every URL reading list, due or not (``run_once``).
     _every_list: bool = False
@@ -216,9 +216,14 @@ class Aggregator(Service):
             self._start_timer()
 
     def kick(self) -> None:
-        """Run a cycle now (new feeds after a reload), unless one is running."""
-        if self.running and self._cycle is None:
+        """Run a cycle now (new feeds after a reload, a refresh); when one is running, right
+        after it: it has already picked what it fetches."""
+        if not self.running:
+            return
+        if self._cycle is None:
             self.run_cycle()
+        else:
+            self._again = True
 
     def refresh_all(self) -> int:
         """Make every feed due now (the operator's "fetch everything"); returns how many.
@@ -240,7 +245,7 @@ class Aggregator(Service):
     def run_cycle(self) -> Deferred[None] | None:
         """Fetch every due feed once; fires when all of them are done. Never fails."""
         if self._cycle is not None:
-            # A kick while a cycle runs: the loop's next tick picks up what is due.
+            # A tick while a cycle runs: the next tick picks up what is due.
             return None
         try:
             now = self._now()

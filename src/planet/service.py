@@ -111,19 +111,32 @@ class PlanetService(MultiService):
     output: OutputWriter | None = None
     _previous_hup: Any = None
     _previous_usr1: Any = None
+    _handling_signals: bool = False
     _log: Logger = field(factory=Logger)
 
     def __attrs_post_init__(self) -> None:
         MultiService.__init__(self)
 
+    def privilegedStartService(self) -> None:
+        # The port is bound (and announced in the log) here: from then on a SIGHUP from a
+        # supervisor must reload, not kill with the default action while start-up goes on.
+        self._handle_signals()
+        super().privilegedStartService()
+
     def startService(self) -> None:
+        self._handle_signals()
         super().startService()
-        # SIGHUP arrives on the main thread between reactor iterations; defer the work to
-        # the reactor so it never runs in the middle of another callback.
-        self._previous_hup = signal.signal(signal.SIGHUP, self._on_hup)
-        self._previous_usr1 = signal.signal(signal.SIGUSR1, self._on_usr1)
+
+    def _handle_signals(self) -> None:
+        # SIGHUP arrives on the main thread between reactor iterations; the work is deferred
+        # to the reactor so it never runs in the middle of another callback (nor of start-up).
+        if not self._handling_signals:
+            self._handling_signals = True
+            self._previous_hup = signal.signal(signal.SIGHUP, self._on_hup)
+            self._previous_usr1 = signal.signal(signal.SIGUSR1, self._on_usr1)
 
     def stopService(self) -> Deferred[None]:
+        self._handling_signals = False
         if self._previous_hup is not None:
             signal.signal(signal.SIGHUP, self._previous_hup)
             self._previous_hup = None
