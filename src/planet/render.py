@@ -369,6 +369,48 @@ def iso_utc(when: datetime) -> str:
     return when.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
+#: Up to this many subscriptions the sidebar lists every one; a larger planet's lists only
+#: those with entries on the page shown, then links the complete list (``/feeds``, OPML):
+#: at 10,000 a full list is 2.4 MB of each page, and its render most of the page's.
+SIDEBAR_ALL_UP_TO = 1000
+
+
+@frozen
+class Sidebar:
+    """The river page's list of subscriptions."""
+
+    #: The subscriptions listed, by name.
+    listed: tuple[FeedView, ...]
+    #: Every subscription: how many there are, how many are failing.
+    total: int
+    failing: int
+
+    @property
+    def more(self) -> int:
+        """How many subscriptions are not listed."""
+        return self.total - len(self.listed)
+
+
+def sidebar(feeds: Mapping[str, FeedView], items: Iterable[RiverItem]) -> Sidebar:
+    """The sidebar of a page showing ``items``: every subscription of ``feeds`` (views in
+    config order) up to :data:`SIDEBAR_ALL_UP_TO`, else those with an entry among
+    ``items`` (its feed's, or one it is also in), in the same order. O(subscriptions): made
+    per render, never per request."""
+    shown: Iterable[FeedView] = feeds.values()
+    if len(feeds) > SIDEBAR_ALL_UP_TO:
+        urls = set()
+        for item in items:
+            urls.add(as_text(item.entry.feed_url))
+            urls.update(item.also_in)
+        # Taken in config order, so that feeds of one name keep their usual order.
+        shown = [view for url, view in feeds.items() if url in urls]
+    return Sidebar(
+        listed=tuple(sorted(shown, key=lambda f: f.name.casefold())),
+        total=len(feeds),
+        failing=sum(1 for f in feeds.values() if f.failing),
+    )
+
+
 def render_river(
     config: Config, view: PageView, feeds: Mapping[str, FeedView], now: datetime
 ) -> bytes:
@@ -410,8 +452,7 @@ def render_river(
         has_next=view.has_next,
         base=base,
         feed=view.feed,
-        feeds=sorted(feeds.values(), key=lambda f: f.name.casefold()),
-        failing=sum(1 for f in feeds.values() if f.failing),
+        sidebar=sidebar(feeds, view.items),
         updated=format_entry_time(view.updated, config.date_format) if view.updated else None,
         updated_iso=iso_utc(view.updated) if view.updated else None,
         generated=format_entry_time(now),
