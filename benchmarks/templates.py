@@ -26,7 +26,7 @@ from pathlib import Path
 from planet.config import load_config
 from planet.model import Entry, FetchResult, ParsedFeed
 from planet.render import feed_views
-from planet.renderjobs import RiverJob, RiverPager, river_source
+from planet.renderjobs import LazyFeedViews, RiverJob, RiverPager, river_source
 from planet.store import Store
 from planet.testing import record_fetch
 from planet.themeweb import TemplateFailures, TemplateJob
@@ -97,15 +97,16 @@ def main() -> None:
         for name, (templates, directories) in cases.items():
             config, store = planet(Path(tmp), templates, directories)
             feeds = feed_views(config, store.feed_states())
+            lazy = LazyFeedViews.ready(config, feeds)
             titles = {u: s.title for u, s in store.feed_states().items()}
             pager = RiverPager()
             source = river_source(store, config, None, 0)
             if not renders:
-                river = RiverJob(pager, source, 1, None, feeds, NOW, NOW)
+                river = RiverJob(pager, source, 1, None, lazy, NOW, NOW)
                 assert len(pager.page(source, 1)[0]) == ITEMS
                 renders["default theme (river page)"] = river.render
             (template,) = config.theme.templates  # type: ignore[attr-defined]
-            job = TemplateJob(template, pager, source, feeds, titles, NOW, TemplateFailures())
+            job = TemplateJob(template, pager, source, lazy, titles, NOW, TemplateFailures())
             renders[name] = job.render
         results = timings(renders, args.repeat)
     base = min(results["default theme (river page)"])

@@ -32,6 +32,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.pages import notFound
 from xsscheck import tier_a_violations
 
+from planet import render
 from planet.config import parse_config
 from planet.httpsend import BODY_SLICE, PlanetSite, SecuredResource, _SlicedBody
 from planet.metrics import route_of
@@ -991,3 +992,69 @@ class ListenErrorTests(SynchronousTestCase):
             f"planet: error: --listen unix:{missing}/web.sock: cannot listen: "
             f"No such file or directory: {missing}/web.sock.lock",
         )
+
+
+class FeedViewsOffTheReactorTests(SynchronousTestCase):
+    """Issue 15: at 10,000 feeds making the feed views took ~50 ms of the reactor thread at
+    every change of what pages show (once a second in a fetch cycle). The pages' renders
+    make them in their own thread; /feeds/<slug> routes with the newest views made."""
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.h.add(
+            "http://a.example/feed",
+            atom("Alpha", "http://a.example/", [Item("One", "http://a.example/1", NOW)]),
+        )
+        self.thread = ThreadLike()
+        self.h.web.run_in_thread = self.thread
+        self.made: list[bool] = []
+        real = render.feed_views
+
+        def spy(*args: Any) -> Any:
+            self.made.append(self.thread.inside)
+            return real(*args)
+
+        self.patch(render, "feed_views", spy)
+
+    def get(self, path: str) -> tuple[Any, bytes]:
+        d = self.h.stub.get("http://planet.example" + path)
+        self.h.stub.flush()
+        self.thread.finish_all()
+        self.h.stub.flush()
+        response = self.successResultOf(d)
+        return response, self.successResultOf(self.h.stub.content(response))
+
+    def test_pages_make_the_views_in_the_render_thread(self) -> None:
+        for path in ("/", "/atom.xml", "/rss20.xml", "/feed.json", "/opml.xml"):
+            response, body = self.get(path)
+            self.assertEqual(response.code, 200, path)
+            self.assertIn(b"Alpha", body, path)
+        # Made once for the version, in a render thread, whichever page came first.
+        self.assertEqual(self.made, [True])
+
+    def test_routing_uses_the_views_made_and_makes_none_on_the_reactor_while_there_are(
+        self,
+    ) -> None:
+        self.get("/")
+        self.assertEqual(self.made, [True])
+        # A change of what pages show: new views are due, the last made still route.
+        self.h.add(
+            "http://b.example/feed",
+            atom("Bravo", "http://b.example/", [Item("Two", "http://b.example/2", NOW)]),
+        )
+        response, body = self.get("/feeds/alpha-blog")
+        self.assertEqual(response.code, 200)
+        self.assertIn(b"One", body)
+        # The slug page's render made the new version's views, in its thread.
+        self.assertEqual(self.made, [True, True])
+        response, body = self.get("/feeds/bravo")
+        self.assertEqual(response.code, 200)
+        self.assertIn(b"Two", body)
+        self.assertEqual(self.made, [True, True])
+
+    def test_before_any_render_routing_makes_them_once(self) -> None:
+        response, _ = self.get("/feeds/alpha-blog")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.made, [False])
+        self.get("/")
+        self.assertEqual(self.made, [False])

@@ -118,6 +118,57 @@ class RiverPager:
 
 
 @frozen
+class FeedViews:
+    """Every subscription's view (see :func:`planet.render.feed_views`), by URL and slug."""
+
+    feeds: dict[str, FeedView]
+    by_slug: dict[str, FeedView]
+
+    @classmethod
+    def of(cls, feeds: dict[str, FeedView]) -> FeedViews:
+        return cls(feeds, {view.slug: view for view in feeds.values()})
+
+
+@define
+class LazyFeedViews:
+    """The feed views at one shown version, made by the first thread that needs them.
+
+    Made on the reactor thread at every change, 10,000 views took ~50 ms of it, once a
+    second during a fetch cycle; a render job makes them in its own thread instead.
+    ``states`` is a copy taken on the reactor thread. ``previous`` is an earlier version's,
+    always already made when given: its slugs are kept (see ``render.feed_views``).
+    """
+
+    version: int
+    config: Config
+    states: Mapping[str, FeedState]
+    previous: LazyFeedViews | None = None
+    _made: FeedViews | None = None
+    _lock: threading.Lock = field(factory=threading.Lock)
+
+    @classmethod
+    def ready(cls, config: Config, feeds: dict[str, FeedView]) -> LazyFeedViews:
+        """Views already made (tests, benchmarks)."""
+        return cls(0, config, {}, made=FeedViews.of(feeds))
+
+    @property
+    def made(self) -> FeedViews | None:
+        """The views if some thread made them already, else None."""
+        return self._made
+
+    def get(self) -> FeedViews:
+        """The views, made now if no thread made them yet (any thread)."""
+        with self._lock:
+            if self._made is None:
+                previous = self.previous.made if self.previous is not None else None
+                slugs = {url: view.slug for url, view in previous.feeds.items()} if previous else {}
+                self._made = FeedViews.of(render.feed_views(self.config, self.states, slugs))
+                # The chain ends here: older versions can go.
+                self.previous = None
+            return self._made
+
+
+@frozen
 class RiverJob:
     """A page of the river as HTML, or of one feed's river (``feed``)."""
 
@@ -125,7 +176,7 @@ class RiverJob:
     source: RiverSource
     page: int
     feed: FeedView | None
-    feeds: dict[str, FeedView]
+    feeds: LazyFeedViews
     updated: datetime | None
     now: datetime
 
@@ -138,7 +189,7 @@ class RiverJob:
             updated=self.updated,
             feed=self.feed,
         )
-        return render.render_river(self.source.config, view, self.feeds, self.now)
+        return render.render_river(self.source.config, view, self.feeds.get().feeds, self.now)
 
 
 @frozen
@@ -149,13 +200,14 @@ class FeedJob:
     source: RiverSource
     document: FeedDocument
     page: int
-    feeds: dict[str, FeedView]
+    feeds: LazyFeedViews
     now: datetime
 
     def render(self) -> bytes:
         items, has_next = self.pager.page(self.source, self.page)
         entries = tuple(item.entry for item in items)
-        return self.document(self.source.config, entries, self.feeds, self.now, self.page, has_next)
+        feeds = self.feeds.get().feeds
+        return self.document(self.source.config, entries, feeds, self.now, self.page, has_next)
 
 
 def rss20(
@@ -172,14 +224,15 @@ def rss20(
 
 @frozen
 class OpmlJob:
-    """The subscriptions as OPML, ``feeds`` in the order shown."""
+    """The subscriptions as OPML, in the order the pages show them (by name)."""
 
     config: Config
-    feeds: Sequence[FeedView]
+    feeds: LazyFeedViews
     now: datetime
 
     def render(self) -> bytes:
-        return formats.render_opml(self.config, self.feeds, self.now)
+        feeds = sorted(self.feeds.get().feeds.values(), key=lambda f: f.name.casefold())
+        return formats.render_opml(self.config, feeds, self.now)
 
 
 @frozen

@@ -22,8 +22,7 @@ from planet import formats, renderjobs
 from planet.config import Config
 from planet.model import utc_from_timestamp
 from planet.pagecache import Rendered, rendered
-from planet.render import FeedView
-from planet.renderjobs import RiverPager, RiverSource
+from planet.renderjobs import LazyFeedViews, RiverPager, RiverSource
 from planet.routes import BY_NAME, Route
 from planet.sanitize import strip_xml_illegal
 from planet.templating import planet_values
@@ -79,7 +78,7 @@ class TemplateJob:
     template: Template
     pager: RiverPager
     source: RiverSource
-    feeds: Mapping[str, FeedView]
+    feeds: LazyFeedViews
     titles: Mapping[str, str]
     now: datetime
     failures: TemplateFailures
@@ -90,7 +89,7 @@ class TemplateJob:
             values = planet_values(
                 self.source.config,
                 [item.entry for item in items],
-                self.feeds,
+                self.feeds.get().feeds,
                 self.titles,
                 self.now,
             )
@@ -152,9 +151,7 @@ class ThemePages:
         states = web.store.feed_states()
         titles = {url: state.title for url, state in states.items() if state.title}
         source = web._source(None)
-        return TemplateJob(
-            template, web._pager, source, views.feeds, titles, web._now(), self.failures
-        )
+        return TemplateJob(template, web._pager, source, views, titles, web._now(), self.failures)
 
     def outputs(self, web: PlanetWeb) -> dict[str, Callable[[], Page]]:
         """Every file of ``output_dir`` and how to get its page, as served now."""

@@ -15,7 +15,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
 
-from attrs import define, field, frozen
+from attrs import define, field
 from klein import Klein
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -35,6 +35,8 @@ from planet.render import FeedView
 from planet.renderjobs import (
     FeedDocument,
     FeedJob,
+    FeedViews,
+    LazyFeedViews,
     OpmlJob,
     RiverJob,
     RiverPager,
@@ -57,36 +59,34 @@ _STYLE = rendered(
 )
 
 
-@frozen
-class _Views:
-    """The feed views made at one shown version of the store and config."""
-
-    version: int
-    config: Config
-    feeds: dict[str, FeedView]
-    by_slug: dict[str, FeedView]
-
-
 @define
 class _FeedViews:
-    """Every subscription's view, made once per shown version of the store and config
-    (O(n log n) in subscriptions); each keeps the slug it was given while its name makes
-    it."""
+    """The feed views of the newest shown version of the store and config, made lazily
+    (see :class:`~planet.renderjobs.LazyFeedViews`); each subscription keeps the slug it was
+    given while its name makes it."""
 
-    _last: _Views | None = None
-    #: The slug each subscription was given last (see render.feed_views).
-    _slugs: dict[str, str] = field(factory=dict)
+    _last: LazyFeedViews | None = None
 
-    def of(self, config: Config, store: Store) -> _Views:
+    def of(self, config: Config, store: Store) -> LazyFeedViews:
         # A view is made of the state's shown fields only (see Store.shown_version).
         last, version = self._last, store.shown_version
         if last is not None and last.version == version and last.config is config:
             return last
-        feeds = render.feed_views(config, store.feed_states(), self._slugs)
-        self._slugs = {url: view.slug for url, view in feeds.items()}
-        by_slug = {view.slug: view for view in feeds.values()}
-        self._last = _Views(version, config, feeds, by_slug)
+        # Versions no render needed are skipped: the new one keeps the slugs of the last made.
+        made_before = last if last is None or last.made is not None else last.previous
+        self._last = LazyFeedViews(version, config, dict(store.feed_states()), made_before)
         return self._last
+
+    def for_routing(self, config: Config, store: Store) -> FeedViews:
+        """The newest views made (a render makes the next ones within a second); made here,
+        on the reactor thread, only when none has been yet."""
+        last = self.of(config, store)
+        made, previous = last.made, last.previous
+        if made is not None:
+            return made
+        if previous is not None and previous.made is not None:
+            return previous.made
+        return last.get()
 
 
 @define(slots=False, repr=False)
@@ -179,7 +179,7 @@ class PlanetWeb:
         return self._river_page(request, route, None)
 
     def feed_river(self, request: IRequest, route: Route, slug: str) -> Any:
-        feed = self._feed_views().by_slug.get(slug)
+        feed = self._views.for_routing(self.config, self.store).by_slug.get(slug)
         if feed is None:
             return self._not_found(request)
         return self._river_page(request, route, feed)
@@ -293,16 +293,15 @@ class PlanetWeb:
         return self._serve(request, route, lambda: self._feed_job(document, page), str(page))
 
     def _river_job(self, page: int, feed: FeedView | None) -> RiverJob:
-        source, feeds = self._source(feed.url if feed else None), self._feed_views().feeds
+        source, feeds = self._source(feed.url if feed else None), self._feed_views()
         return RiverJob(self._pager, source, page, feed, feeds, self._updated(), self._now())
 
     def _feed_job(self, document: FeedDocument, page: int) -> FeedJob:
-        source, feeds = self._source(None), self._feed_views().feeds
+        source, feeds = self._source(None), self._feed_views()
         return FeedJob(self._pager, source, document, page, feeds, self._now())
 
     def _opml_job(self) -> OpmlJob:
-        feeds = sorted(self._feed_views().feeds.values(), key=lambda f: f.name.casefold())
-        return OpmlJob(self.config, feeds, self._now())
+        return OpmlJob(self.config, self._feed_views(), self._now())
 
     def _status_job(self, state: str | None = None) -> StatusJob:
         stored = self.store.reading_lists()
@@ -313,7 +312,7 @@ class PlanetWeb:
     def _source(self, feed_url: str | None) -> renderjobs.RiverSource:
         return renderjobs.river_source(self.store, self.config, feed_url, self.max_page_bytes)
 
-    def _feed_views(self) -> _Views:
+    def _feed_views(self) -> LazyFeedViews:
         return self._views.of(self.config, self.store)
 
     def _updated(self) -> datetime | None:
