@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -913,3 +914,18 @@ def test_file_list_entries_without_an_http_url_are_one_warning(tmp_path: Path):
     assert config.skipped_entries == (
         ("blogs.opml", ("feed://two.example/rss", "ftp://three.example/rss")),
     )
+
+
+def test_whitespace_in_a_url_is_what_str_isspace_says():
+    """A section name with any whitespace is no feed URL: the fast check (a regex) calls
+    exactly the characters ``str.isspace`` does whitespace, every code point tried."""
+    from planet import config as config_module
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        assert bool(config_module._SPACE.search(f"http://a.example/{ch}x")) == ch.isspace(), hex(
+            code
+        )
+    assert config_module._is_http_url("http://a.example/feed")
+    assert not config_module._is_http_url("http://a.example/\u2003feed")
+    assert not config_module._is_http_url("http://a.example/feed\x1c")

@@ -830,3 +830,36 @@ def test_unit_files_match_the_readme() -> None:
     ):
         assert needle in section, needle
     assert re.search(r"\n## Running it as a systemd service\n(.|\n)*\n## Polite fetching\n", readme)
+
+
+def test_make_service_reads_the_config_with_the_collector_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No collections while a (10,000-feed) config is parsed; the collector's state is
+    restored after, also when the config is refused."""
+    import gc
+
+    import planet.tap
+
+    seen: list[bool] = []
+    real = planet.tap.load_config
+
+    def load_config(path: str) -> Any:
+        seen.append(gc.isenabled())
+        return real(path)
+
+    monkeypatch.setattr(planet.tap, "load_config", load_config)
+    (tmp_path / "planet.ini").write_text("[Planet]\nname = x\n")
+    (tmp_path / "bad.ini").write_text("[Planet]\nfetch_interval = soon\n")
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            gc.enable() if enabled else gc.disable()
+            run_make_service(monkeypatch, ["--config", "planet.ini"], tmp_path)
+            assert gc.isenabled() is enabled
+            with pytest.raises(SystemExit):
+                run_make_service(monkeypatch, ["--config", "bad.ini"], tmp_path)
+            assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
+    assert seen == [False, False, False, False]

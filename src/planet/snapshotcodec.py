@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import mmap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -202,13 +203,17 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def decode(data: bytes) -> tuple[list[Entry], list[FeedState]]:
+#: Snapshot bytes: ``bytes``, or a mapped file (:func:`planet.atomicfile.map_regular`).
+Data = bytes | mmap.mmap
+
+
+def decode(data: Data) -> tuple[list[Entry], list[FeedState]]:
     """Read snapshot bytes back; raises :class:`SnapshotError` on any damage."""
     entries, states, _ = decode_all(data)
     return entries, states
 
 
-def decode_all(data: bytes) -> tuple[list[Entry], list[FeedState], list[ListState]]:
+def decode_all(data: Data) -> tuple[list[Entry], list[FeedState], list[ListState]]:
     """Entries, feed states and reading lists of a snapshot (lists may be absent)."""
     doc = decode_document(data)
     return doc.entries, doc.states, doc.lists
@@ -229,7 +234,7 @@ class Decoded:
     websub: list[WebSubRecord] = Factory(list)
 
 
-def decode_document(data: bytes) -> Decoded:
+def decode_document(data: Data) -> Decoded:
     """Read snapshot bytes back; raises :class:`SnapshotError` on any damage."""
     with gc_paused():
         if _TYPED is not None:
@@ -248,10 +253,10 @@ def decode_document(data: bytes) -> Decoded:
         return _decode_generic(data)
 
 
-def _decode_generic(data: bytes) -> Decoded:
+def _decode_generic(data: Data) -> Decoded:
     """The standard library's reading of a snapshot: the reference the fast path follows."""
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = json.loads(str(data, "utf-8"))
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
             found = doc.get("schema") if isinstance(doc, dict) else None
             raise SnapshotError(f"unknown snapshot schema {found!r}")
