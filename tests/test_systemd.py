@@ -570,7 +570,9 @@ def test_state_directory_env_holds_the_snapshot(
     daemon.config_text = config_text(feed, snapshot_file="river.json")
     clean_env.setenv("STATE_DIRECTORY", f"{state}:{daemon.workdir / 'other'}")
     daemon.start()
-    assert f"Loaded snapshot {state / 'river.json'}: 1 entries" in daemon.log
+    # The load is logged after the port (twistd binds it first).
+    loaded = f"Loaded snapshot {state / 'river.json'}: 1 entries"
+    daemon.wait_until(lambda: loaded in daemon.log, deadline=10, what="the snapshot load")
     status, _, body = daemon.get("/")
     assert status == 200
     assert b"Kept in the state directory" in body
