@@ -7,14 +7,14 @@ default config (60 items a page). Then:
 - **bytes**: ``/`` as rendered, and gzipped (as sent to a client asking for gzip);
 - **render ms**: ``RiverJob.render()`` of page 1, median and max of ``--repeat`` renders,
   each with a fresh pager (as after a change to the store: the river is paged again);
-  ``feed_views ms``, made once per shown version on the reactor thread, for reference;
+  ``feed_views ms``, made once per shown version (in the first render's thread since
+  ``renderjobs.LazyFeedViews``), for reference;
 - **wrk**: ``PlanetWeb`` served on loopback by this process's reactor (renders in its
   thread pool, the heap frozen once the store is built: as in the daemon), ``/`` warmed
   up, then ``wrk -t2 -c32 -d{--wrk-seconds}s`` on it idle: requests/s and p99, plain and
   with ``Accept-Encoding: gzip``.
 
-JSON goes to ``benchmarks/results/front_page.json``. Time it under the bench lock:
-``flock /work/wt/notes/bench.lock env PYTHONPATH=src .venv/bin/python benchmarks/front_page.py``
+JSON goes to ``benchmarks/results/front_page.json``.
 """
 
 from __future__ import annotations
