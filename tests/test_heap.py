@@ -27,11 +27,31 @@ class RecordingCollector:
         return 0
 
 
+class FakeInterpreter:
+    def __init__(self) -> None:
+        self.interval = 0.005
+
+    def getswitchinterval(self) -> float:
+        return self.interval
+
+    def setswitchinterval(self, interval: float) -> None:
+        self.interval = interval
+
+
 class HeapServiceTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.gc = RecordingCollector()
-        self.heap = HeapService(clock=self.clock, collector=self.gc)
+        self.interpreter = FakeInterpreter()
+        self.heap = HeapService(clock=self.clock, collector=self.gc, interpreter=self.interpreter)
+
+    def test_the_switch_interval_is_short_while_running(self) -> None:
+        # The reactor thread waits up to one interval for the GIL after each system call
+        # while a render thread runs Python.
+        self.heap.startService()
+        self.assertEqual(self.interpreter.interval, 0.001)
+        self.heap.stopService()
+        self.assertEqual(self.interpreter.interval, 0.005)
 
     def test_start_collects_then_freezes(self) -> None:
         self.heap.startService()

@@ -23,6 +23,7 @@ from planet.sanitize import (
     read_more_marker,
     safe_url,
     sanitize_html,
+    strip_in_slices,
     strip_xml_illegal,
     truncate_html,
 )
@@ -743,3 +744,25 @@ def test_the_plain_url_short_cut_agrees_with_urlsplit(tail: str) -> None:
         return True
 
     assert _splits(url) == splits(url)
+
+
+_SOME_ILLEGAL = st.sampled_from(
+    ["\x00", "\x08", "\x0b", "\x1f", "\ud800", "\udfff", "\ufffe", "\uffff"]
+)
+
+
+@given(
+    st.lists(st.one_of(st.characters(), _SOME_ILLEGAL, st.sampled_from(["\t", "\n", "\r"]))),
+    st.integers(min_value=1, max_value=9),
+)
+def test_stripping_in_slices_is_stripping_the_whole(chars: list[str], size: int) -> None:
+    text = "".join(chars)
+    assert strip_in_slices(text, size) == XML_ILLEGAL.sub("", text)
+
+
+@pytest.mark.parametrize("where", [0, 65535, 65536, 65537, 300_000 - 1])
+def test_a_page_larger_than_a_slice_loses_its_forbidden_characters(where: int) -> None:
+    text = "<td>é</td>" * 30_000
+    dirty = text[:where] + "\x1b" + text[where:]
+    assert strip_xml_illegal(dirty) == text
+    assert strip_xml_illegal(text) is text

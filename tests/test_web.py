@@ -475,6 +475,22 @@ class ThreadLike:
     inside = False
 
 
+class FakeCollector:
+    """The part of ``gc`` that the page cache uses."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def isenabled(self) -> bool:
+        return self.on
+
+    def disable(self) -> None:
+        self.on = False
+
+    def enable(self) -> None:
+        self.on = True
+
+
 class BusyStoreTests(SynchronousTestCase):
     """While a fetch cycle keeps changing the store, readers never queue behind renders."""
 
@@ -498,6 +514,29 @@ class BusyStoreTests(SynchronousTestCase):
     def settle(self) -> None:
         self.thread.finish_all()
         self.h.stub.flush()
+
+    def test_the_collector_is_paused_while_any_render_runs(self) -> None:
+        # A full collection in a render thread holds the GIL ~25 ms at 10,000 feeds.
+        collector = FakeCollector(on=True)
+        self.h.web.pages.collector = collector
+        self.request("/")
+        self.request("/feeds")
+        self.assertEqual((len(self.thread.jobs), collector.on), (2, False))
+        first, second = self.thread.jobs
+        self.thread.jobs = [first]
+        self.settle()
+        self.assertFalse(collector.on)
+        # A render that fails resumes it too.
+        second[0].errback(RuntimeError("render failed"))
+        self.assertTrue(collector.on)
+        self.flushLoggedErrors(RuntimeError)
+
+    def test_a_collector_that_was_off_stays_off(self) -> None:
+        collector = FakeCollector(on=False)
+        self.h.web.pages.collector = collector
+        self.request("/")
+        self.settle()
+        self.assertFalse(collector.on)
 
     def test_first_render_is_waited_for(self) -> None:
         answered = self.request()

@@ -1,4 +1,5 @@
-"""Keep the daemon's heap in check: no collector stalls, freed memory handed back.
+"""Keep the daemon's heap in check: no collector stalls, freed memory handed back, the
+reactor thread never long without the GIL.
 
 A collection stops the reactor while it examines every object it tracks: with 200,000
 entries that was ~200 ms. Two things keep the tracked set small:
@@ -17,6 +18,12 @@ which it starts when the long-lived objects grew by a quarter, find little to do
 objects are still freed when their last reference goes; a cycle among them would wait for
 the stop, and start-up leaves none that dies.
 
+The service also shortens the interpreter's switch interval (5 ms by default) to 1 ms
+while it runs. A render or snapshot thread running Python keeps the GIL until the
+reactor thread has waited a whole interval for it, and the reactor thread gives the GIL up
+at every system call (poll, recv, send): at 5 ms, serving one request while ``/feeds``
+rendered took tens of ms (benchmarks/README.md, "At 10,000 feeds").
+
 :class:`HeapTrimmer` hands the memory malloc keeps after frees back to the system every
 second (see :mod:`planet.memory`).
 """
@@ -24,6 +31,7 @@ second (see :mod:`planet.memory`).
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,10 +53,16 @@ class HeapService(Service):
     collector: Any = gc
     #: Collections after a cycle.
     collections: int = 0
+    #: ``sys``: its switch interval is set to ``switch_interval`` seconds while running.
+    interpreter: Any = sys
+    switch_interval: float = 0.001
     _log: Logger = field(factory=Logger)
+    _interval_before: float | None = None
 
     def startService(self) -> None:
         super().startService()
+        self._interval_before = self.interpreter.getswitchinterval()
+        self.interpreter.setswitchinterval(self.switch_interval)
         # Start-up's garbage (the snapshot's decoding) first, so none of it is kept frozen.
         self.collector.collect()
         self.collector.freeze()
@@ -56,6 +70,8 @@ class HeapService(Service):
     def stopService(self) -> None:
         super().stopService()
         self.collector.unfreeze()
+        if self._interval_before is not None:
+            self.interpreter.setswitchinterval(self._interval_before)
 
     def settle(self) -> None:
         """A fetch cycle ended: collect the garbage it left."""

@@ -6,10 +6,17 @@ and served from the cached bytes; concurrent requests for a page being rendered 
 render. While the store keeps changing (a fetch cycle), a page is rendered at most once per
 ``min_render_interval`` and a request waits at most ``stale_wait`` for a new rendering
 before the previous one answers, so readers never queue behind the fetcher.
+
+While any render runs, CPython's cyclic collector is paused: a render makes many
+short-lived containers (the ``/feeds`` page of 10,000 feeds, ~1 s of work), enough to start
+three or four full collections of ~25 ms each in the render thread, which holds the GIL for
+them and so stalls the reactor. Paused, those containers die by reference counting as the
+render ends; the collector runs again once no render does.
 """
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import time
@@ -133,6 +140,11 @@ class PageCache:
     _refreshes: dict[Key, IDelayedCall] = field(factory=dict)
     #: Bumped by :meth:`clear`: a render started before must not be cached.
     _generation: int = 0
+    #: The cyclic collector (``gc``), paused while renders run.
+    collector: Any = gc
+    #: Renders under way; and whether the collector was on when the first of them began.
+    _in_threads: int = 0
+    _collector_was_on: bool = False
     _log: Logger = field(factory=Logger)
 
     def clear(self) -> None:
@@ -214,8 +226,10 @@ class PageCache:
         # The inputs are taken on the reactor thread; rendering and gzip run elsewhere.
         started = time.perf_counter()
         modified = utc_from_timestamp(self.clock.seconds())
+        self._pause_collector()
         d: Deferred[Rendered | None] = self.settings.run_in_thread(_render, job, modified)
         self.renders += 1
+        d.addBoth(self._resume_collector)
 
         def done(result: Rendered | None) -> Rendered | None:
             self.metrics.rendered(route, time.perf_counter() - started)
@@ -236,6 +250,18 @@ class PageCache:
             return failure
 
         return d.addCallbacks(done, failed)
+
+    def _pause_collector(self) -> None:
+        if self._in_threads == 0:
+            self._collector_was_on = self.collector.isenabled()
+            self.collector.disable()
+        self._in_threads += 1
+
+    def _resume_collector(self, result: Any) -> Any:
+        self._in_threads -= 1
+        if self._in_threads == 0 and self._collector_was_on:
+            self.collector.enable()
+        return result
 
     def _keep(self, key: Key, version: int, result: Rendered | None) -> None:
         if result is None:

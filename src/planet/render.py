@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
-from itertools import groupby
+from itertools import groupby, islice
 from typing import Any
 
 import jinja2
@@ -349,6 +349,22 @@ def template(name: str) -> jinja2.Template:
     return _env.get_template(name)
 
 
+#: Pieces of a page joined at a time by :func:`render_page`.
+_JOIN_BATCH = 4096
+
+
+def render_page(name: str, **context: Any) -> bytes:
+    """The page template ``name`` rendered with ``context``, as UTF-8 without the
+    characters XML forbids. Joined, cleaned and encoded a batch of pieces at a time (in a
+    render thread): ``"".join`` of the ~1M pieces of a 13 MB page (``/feeds`` at 10,000
+    feeds) is one call that holds the GIL ~20 ms, and the reactor thread waits for it."""
+    pieces = _env.get_template(name).generate(**context)
+    batches = []
+    while batch := list(islice(pieces, _JOIN_BATCH)):
+        batches.append(strip_xml_illegal("".join(batch)).encode("utf-8"))
+    return b"".join(batches)
+
+
 def format_entry_time(when: datetime, fmt: str | None = None) -> str:
     """``23 Jun 2026 8:06pm GMT`` (or Venus's ``date_format`` when configured)."""
     when = when.astimezone(timezone.utc)
@@ -445,7 +461,8 @@ def render_river(
             }
         )
     base = f"/feeds/{view.feed.slug}" if view.feed is not None else "/"
-    html = _env.get_template("river.html").render(
+    return render_page(
+        "river.html",
         planet=config,
         days=days,
         page=view.page,
@@ -458,7 +475,6 @@ def render_river(
         generated=format_entry_time(now),
         version=__version__,
     )
-    return strip_xml_illegal(html).encode("utf-8")
 
 
 @frozen

@@ -19,7 +19,6 @@ from attrs import frozen
 from planet import __version__, render
 from planet.config import Config
 from planet.model import ListState
-from planet.sanitize import strip_xml_illegal
 
 __all__ = ["FILTERS", "StatusContext", "relative", "render_status", "status_context"]
 
@@ -145,13 +144,13 @@ def render_status(
 ) -> bytes:
     """The ``/feeds`` page: every subscription's health, a table per state (only ``state``'s
     when given), times relative to ``now``."""
-    html = render.template("feeds.html").render(
+    return render.render_page(
+        "feeds.html",
         planet=config,
         status=status_context(rows, now, state, lists),
         generated=render.format_entry_time(now),
         version=__version__,
     )
-    return strip_xml_illegal(html).encode("utf-8")
 
 
 def status_context(
