@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 import time
+import traceback
+from collections import Counter
 from collections.abc import Sequence
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.task import LoopingCall
@@ -54,6 +58,57 @@ class LagMonitor:
             "p50_lag_ms": percentile(lags, 50),
             "lags_over_50ms": sum(1 for x in lags if x > 50),
         }
+
+
+class StallSampler:
+    """Where the reactor thread is while it is late.
+
+    A LoopingCall stamps the time every ``interval`` s; a thread looks every millisecond
+    and, while the last stamp is older than ``threshold`` s, records the reactor thread's
+    innermost ``depth`` frames (one sample a look). A long C call holding the GIL keeps the
+    thread out until it returns, so such a stall shows as the frames right after it.
+    ``stop()`` returns the samples by stack, most frequent first.
+    """
+
+    def __init__(
+        self, reactor: Any, interval: float = 0.002, threshold: float = 0.015, depth: int = 6
+    ) -> None:
+        self.interval, self.threshold, self.depth = interval, threshold, depth
+        self.samples: Counter[str] = Counter()
+        self._last = time.perf_counter()
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = reactor
+        self._stop = threading.Event()
+        self._reactor_thread = threading.get_ident()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tick(self) -> None:
+        self._last = time.perf_counter()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            if time.perf_counter() - self._last < self.threshold:
+                continue
+            frame = sys._current_frames().get(self._reactor_thread)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)[-self.depth :]
+            where = " < ".join(
+                f"{Path(f.filename).stem}.{f.name}:{f.lineno}" for f in reversed(stack)
+            )
+            self.samples[where] += 1
+
+    def start(self) -> StallSampler:
+        self._last = time.perf_counter()
+        self._loop.start(self.interval, now=False)
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[tuple[str, int]]:
+        self._stop.set()
+        self._thread.join()
+        self._loop.stop()
+        return self.samples.most_common()
 
 
 class GCWatch:

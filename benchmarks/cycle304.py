@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from benchutil import GCWatch  # noqa: E402
+from benchutil import GCWatch, LagMonitor, StallSampler  # noqa: E402
 
 
 def start_farm(args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[bytes], dict]:
@@ -161,12 +161,21 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
     started = time.perf_counter()
     service.privilegedStartService()
     service.startService()
+    cold_lag = LagMonitor(reactor, 0.002)
+    cold_lag.start()
+    cold_sampler = StallSampler(reactor).start() if args.stalls else None
     await over
     cold = time.perf_counter() - started
+    cold_lags = cold_lag.stop()
+    cold_stalls = cold_sampler.stop() if cold_sampler is not None else []
     await deferLater(reactor, 0.5)  # out of the cycle's own callbacks
     states = service.store.feed_states().values()
     print(f"cold cycle: {cold:.2f} s, {service.store.entry_count()} entries, "
-          f"{sum(1 for s in states if not s.failing)}/{args.feeds} feeds ok")  # fmt: skip
+          f"{sum(1 for s in states if not s.failing)}/{args.feeds} feeds ok; reactor lag "
+          f"max {cold_lags['max_lag_ms']:.1f} ms, "
+          f"p99 {cold_lags['p99_lag_ms']:.1f} ms")  # fmt: skip
+    for where, count in cold_stalls[:12]:
+        print(f"  {count:4d} x {where}")
     rounds = []
     profile = cProfile.Profile() if args.profile else None
     from twisted.internet.task import LoopingCall
@@ -185,6 +194,9 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
         wall0, cpu0, main0 = time.perf_counter(), time.process_time(), time.thread_time()
         sys0 = os.times().system
         gcs = GCWatch().__enter__()
+        lag = LagMonitor(reactor, 0.002)
+        lag.start()
+        sampler = StallSampler(reactor).start() if args.stalls else None
         if profile is not None and last:
             profile.enable()
         service.refresh()
@@ -192,6 +204,8 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
         if profile is not None and last:
             profile.disable()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        lags = lag.stop()
+        stalls = sampler.stop() if sampler is not None else []
         main = time.thread_time() - main0
         sys_s = os.times().system - sys0
         gcs.__exit__()
@@ -217,6 +231,9 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
                 "farm_by_status": by_status,
                 "river_renders": river[0],
                 "river_render_s": river[1],
+                "max_lag_ms": lags["max_lag_ms"],
+                "p99_lag_ms": lags["p99_lag_ms"],
+                "stall_samples": stalls[:30],
             }
         )
         note = " (profiled)" if profile is not None and last else ""
@@ -225,12 +242,28 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
               f"{main:.3f} s, gc {gc_s:.3f} s, before the heap settles: wall {end_wall:.3f} s "
               f"CPU {end_cpu:.3f} s), "
               f"farm {by_status}, renders of / {river[0]:.0f} ({river[1] * 1000:.1f} ms)"
-              f"{note}")  # fmt: skip
+              f"{note}; reactor lag max {lags['max_lag_ms']:.1f} ms, p99 "
+              f"{lags['p99_lag_ms']:.1f} ms")  # fmt: skip
+        for where, count in stalls[:12]:
+            print(f"  {count:4d} x {where}")
+    idle: dict[str, Any] = {}
+    if args.stalls:
+        # After the rounds: what stalls the reactor when no cycle runs (ticks, the trimmer).
+        lag = LagMonitor(reactor, 0.002)
+        lag.start()
+        sampler = StallSampler(reactor).start()
+        await deferLater(reactor, 10.0)
+        idle = {**lag.stop(), "stall_samples": sampler.stop()[:30]}
+        print(f"idle 10 s: reactor lag max {idle['max_lag_ms']:.1f} ms, p99 "
+              f"{idle['p99_lag_ms']:.1f} ms")  # fmt: skip
+        for where, count in idle["stall_samples"][:12]:
+            print(f"  {count:4d} x {where}")
     print("stopping", flush=True)
     await service.stopService()
     if profile is not None:
         top(profile, args.profile)
-    return {"cold_s": cold, "rounds": rounds}
+    cold_out = {"s": cold, **cold_lags, "stall_samples": cold_stalls[:30]}
+    return {"cold_s": cold, "cold": cold_out, "rounds": rounds, "idle": idle}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen", action="store_true", help="open the web port too")
     ap.add_argument(
         "--reader-hz", type=float, default=0.0, help="requests for / per second during rounds"
+    )
+    ap.add_argument(
+        "--stalls",
+        action="store_true",
+        help="sample the reactor thread's stack while it is over 15 ms late (top 12 shown)",
     )
     ap.add_argument("--profile", metavar="FILE", help="cProfile the last round into FILE")
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")

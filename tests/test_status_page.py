@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from planet import render
 from planet.model import FetchResult, ListState
-from planet.statuspage import relative
+from planet.statuspage import relative, status_context
 from planet.testing import record_fetch
 from planet.web import STATUS_MAX_AGE
 
@@ -376,3 +376,26 @@ class WebSubColumnTests(SynchronousTestCase):
         )
         # The failing, the two waiting and the other ok feed have none (gone shows no column).
         self.assertEqual(html.count('<span class="value">off</span>'), 4)
+
+
+def test_a_page_of_many_batches_is_the_page_joined_at_once() -> None:
+    # /feeds of 10,000 feeds is ~1M pieces; render_page joins them 4096 at a time.
+    subscriptions = "".join(
+        f"\n[http://f{i}.example/feed]\nname = Feed {i}{chr(27) if i == 250 else ''} é\n"
+        for i in range(400)
+    )
+    h = Harness(extra=subscriptions)
+    template = render._env.get_template("feeds.html")
+    pieces = 0
+    context = {
+        "planet": h.config,
+        "status": status_context(h.web._status_rows().rows(), NOW),
+        "generated": "now",
+        "version": "1",
+    }
+    for _ in template.generate(**context):
+        pieces += 1
+    assert pieces > 3 * render._JOIN_BATCH
+    whole = template.render(**context)
+    assert "\x1b" in whole
+    assert render.render_page("feeds.html", **context) == whole.replace("\x1b", "").encode()

@@ -344,20 +344,17 @@ def _iso_or_none(when: datetime | None) -> str | None:
     return iso_utc(when) if when is not None else None
 
 
-def template(name: str) -> jinja2.Template:
-    """The page template ``name`` (of ``templates/``), autoescaped."""
-    return _env.get_template(name)
-
-
 #: Pieces of a page joined at a time by :func:`render_page`.
 _JOIN_BATCH = 4096
 
 
 def render_page(name: str, **context: Any) -> bytes:
-    """The page template ``name`` rendered with ``context``, as UTF-8 without the
-    characters XML forbids. Joined, cleaned and encoded a batch of pieces at a time (in a
-    render thread): ``"".join`` of the ~1M pieces of a 13 MB page (``/feeds`` at 10,000
-    feeds) is one call that holds the GIL ~20 ms, and the reactor thread waits for it."""
+    """The page template ``name`` (of ``templates/``, autoescaped) rendered with
+    ``context``, as UTF-8 without the characters XML forbids.
+
+    Joined, cleaned and encoded a batch of pieces at a time (in a render thread):
+    ``"".join`` of the ~1M pieces of a 13 MB page (``/feeds`` at 10,000 feeds) is one call
+    that holds the GIL ~20 ms, and the reactor thread waits for it."""
     pieces = _env.get_template(name).generate(**context)
     batches = []
     while batch := list(islice(pieces, _JOIN_BATCH)):
