@@ -892,6 +892,17 @@ class RequestURLTests(SynchronousTestCase):
             _request_url("http://once.example/feed"), _request_url("http://once.example/feed")
         )
 
+    def test_a_cycle_of_ten_thousand_feeds_is_remembered_whole(self) -> None:
+        # Least-recently-used and asked for every feed in turn: a cache smaller than the
+        # planet (it was 8192) missed on every fetch of every cycle.
+        urls = [f"http://h{i % 64}.example/feed/{i}" for i in range(10_000)]
+        _request_url.cache_clear()
+        self.addCleanup(_request_url.cache_clear)
+        for _ in range(2):
+            for url in urls:
+                _request_url(url)
+        self.assertEqual(_request_url.cache_info().misses, len(urls))
+
     def test_changed_copies_are_encoded_again(self) -> None:
         made = _request_url("http://a.example/feed")
         changed = made.replace(path=("\u00e9",))
@@ -934,6 +945,16 @@ class EndpointCacheTests(SynchronousTestCase):
                 (b"http", b"b.example", 80),
             ],
         )
+
+    def test_a_planet_of_ten_thousand_hosts_builds_each_endpoint_once(self) -> None:
+        # It started over at 4096: with more hosts than that, every cycle built them all.
+        inner = CountingEndpoints()
+        cache = _EndpointCache(inner)
+        uris = [URI.fromBytes(f"http://h{i}.example/feed".encode()) for i in range(10_000)]
+        for _ in range(2):
+            for uri in uris:
+                cache.endpointForURI(uri)
+        self.assertEqual(len(inner.asked), len(uris))
 
     def test_unsupported_schemes_are_refused_every_time(self) -> None:
         cache = _EndpointCache(GuardedEndpointFactory(reactor, None, 5.0))

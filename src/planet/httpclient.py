@@ -26,6 +26,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
 from zope.interface import implementer
 
 from planet.netguard import AddressPolicy, GuardedEndpointFactory
+from planet.urls import CACHED_URLS
 
 __all__ = [
     "MAX_COOKIES",
@@ -201,8 +202,9 @@ class _URLCachingClient(HTTPClient):
         return super().request(method, url, **kwargs)
 
 
-#: Endpoints kept by :class:`_EndpointCache` before it starts over.
-_MAX_ENDPOINTS = 4096
+#: Endpoints kept by :class:`_EndpointCache` before it starts over (one per host: a
+#: planet with more hosts than this would build them all again every cycle).
+_MAX_ENDPOINTS = CACHED_URLS
 
 
 @implementer(IAgentEndpointFactory)
@@ -250,8 +252,8 @@ class _RequestURL(EncodedURL):
         return cast(str, super().to_text(with_password))
 
 
-# ~0.8 KB a URL: 8192 covers every feed and redirect target of a big planet.
-@functools.lru_cache(maxsize=8192)
+# ~0.8 KB a URL (8 MB at 10,000 feeds).
+@functools.lru_cache(maxsize=CACHED_URLS)
 def _request_url(url: str) -> EncodedURL:
     """``url`` as treq would send it, parsed and encoded once per URL, not once per fetch."""
     # Raises here what treq would raise for the same URL (a bad port, an invalid IDNA host):

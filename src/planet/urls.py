@@ -6,7 +6,13 @@ import functools
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["host_of", "is_http"]
+__all__ = ["CACHED_URLS", "host_of", "is_http"]
+
+#: How many URLs a per-URL cache keeps: more than a planet has feeds and redirect targets.
+#: They are least-recently-used caches, asked for every feed in turn each cycle: one
+#: smaller than the planet misses on every feed (8192 URLs at 10,000 feeds: treq's URL
+#: parsed and IDNA-encoded again on every fetch, ~9 % of a 304's CPU).
+CACHED_URLS = 65536
 
 
 def is_http(url: str) -> bool:
@@ -25,7 +31,7 @@ _PLAIN = re.compile(r"(https?)://([a-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|\Z)", re.IGNO
 
 
 # Asked on every fetch and every metric, of the same few thousand feed URLs.
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=CACHED_URLS)
 def scheme_and_host(url: str) -> tuple[str, str]:
     """``url``'s scheme and host, lower case; ``("", "")`` for one urlsplit refuses."""
     plain = _PLAIN.match(url)
