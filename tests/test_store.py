@@ -162,6 +162,46 @@ class UntrackedTests(SynchronousTestCase):
         self.assert_untracked(store)
         self.assertEqual(len(store.snapshot_data()[0]), 3)
 
+    def assert_containers_untracked(self, store: Store) -> None:
+        containers = {
+            "entries": store._entries,
+            "states": store._states,
+            "identities": store._identities,
+            "links": store._links._groups,
+            "hidden": store._links.hidden,
+            "also": store._links.also,
+        }
+        containers.update({f"entries of {url}": by_id for url, by_id in store._entries.items()})
+        containers.update({f"identity {k}": urls for k, urls in store._identities.items()})
+        self.assertEqual([name for name, c in containers.items() if gc.is_tracked(c)], [])
+
+    def test_the_stores_containers_after_every_change(self) -> None:
+        # A full collection examined every reference they hold: 60-80 ms at 10,000 feeds.
+        store = Store(max_entries_per_feed=2)
+        shared = "http://shared.example/post"
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10), entry(A, 2, 11, link=shared)), NOW)
+        self.assert_containers_untracked(store)
+        record_fetch(store, B, ok(B), evolve(feed(entry(B, 1, 12, link=shared)), feed_id="u"), NOW)
+        self.assert_containers_untracked(store)
+        # An edit, an entry past the bound, a 304, a state change, an expiry, a drop.
+        record_fetch(store, A, ok(A), feed(entry(A, 1, 10, content="<p>edited</p>")), NOW)
+        record_fetch(store, A, ok(A), feed(entry(A, 3, 13)), NOW)
+        self.assert_containers_untracked(store)
+        record_fetch(store, A, ok(A, status=304), None, NOW)
+        store.update_state(B, next_fetch=NOW)
+        self.assert_containers_untracked(store)
+        store.max_entry_age = timedelta(days=1)
+        store.expire(at(2026, 6, 12, 12))
+        store.retain([A])
+        self.assert_containers_untracked(store)
+        entries, states = store.snapshot_data()
+        loaded = Store()
+        loaded.load(entries, states)
+        self.assert_containers_untracked(loaded)
+        # Still what they were: nothing was lost to a collection.
+        gc.collect()
+        self.assertEqual(loaded.snapshot_data(), (entries, states))
+
     def test_only_values_that_cannot_be_in_a_cycle(self) -> None:
         """Untracking is safe only while every field holds an atom, never a container."""
         atoms = {"str", "str | None", "datetime", "datetime | None", "bool", "int", "int | None"}

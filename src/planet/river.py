@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from attrs import define, field, frozen
 
+from planet import memory
 from planet.model import Entry, FeedState
 from planet.urls import host_of
 
@@ -320,6 +321,12 @@ class LinkGroups:
             self.hidden.update(group.keys_of(before))
         if after is not None:
             self.hidden.difference_update(group.keys_of(after))
+
+    def untrack(self) -> None:
+        """Take the index's containers out of the collector's lists: they hold entries,
+        strings, tuples of them and groups, never a reference cycle (see
+        :meth:`planet.store.Store._untrack_containers`)."""
+        memory.untrack((self._groups, self.hidden, self.also, self._also_at))
 
     def refresh_also(self) -> None:
         """Name the other feeds of each group changed since the last view, newest first."""
