@@ -531,6 +531,18 @@ class BusyStoreTests(SynchronousTestCase):
         self.assertTrue(collector.on)
         self.flushLoggedErrors(RuntimeError)
 
+    def test_a_render_that_cannot_start_leaves_the_collector_on(self) -> None:
+        collector = FakeCollector(on=True)
+        self.h.web.pages.collector = collector
+
+        def refuse(f: Any, *args: Any) -> Deferred[Any]:
+            raise RuntimeError("no thread")
+
+        self.h.web.run_in_thread = refuse
+        self.request("/")
+        self.assertTrue(collector.on)
+        self.flushLoggedErrors(RuntimeError)
+
     def test_a_collector_that_was_off_stays_off(self) -> None:
         collector = FakeCollector(on=False)
         self.h.web.pages.collector = collector

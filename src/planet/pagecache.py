@@ -227,7 +227,13 @@ class PageCache:
         started = time.perf_counter()
         modified = utc_from_timestamp(self.clock.seconds())
         self._pause_collector()
-        d: Deferred[Rendered | None] = self.settings.run_in_thread(_render, job, modified)
+        try:
+            d: Deferred[Rendered | None] = self.settings.run_in_thread(_render, job, modified)
+        except BaseException:
+            # Nothing will run: the collector must not stay paused for it.
+            self._resume_collector(None)
+            del self._running[key]
+            raise
         self.renders += 1
         d.addBoth(self._resume_collector)
 
