@@ -143,6 +143,9 @@ class Aggregator(Service):
     loop: bool = True
     #: Called when a cycle is over (the heap is frozen then: see :mod:`planet.heap`).
     after_cycle: Callable[[], None] = lambda: None
+    #: Fires when the store holds what the daemon had (the snapshot's older entries are
+    #: read after start): no cycle starts before, so no fetch takes a known entry for new.
+    ready: Callable[[], Deferred[None]] = lambda: succeed(None)
     cycles: int = 0
     #: Why fetch cycles fail to start (a bug, or damaged state), while they do; else None.
     problem: str | None = None
@@ -155,6 +158,8 @@ class Aggregator(Service):
     _every_list: bool = False
     #: The next cycle fetches every feed :func:`schedule.refreshable` (a refresh).
     _refresh: bool = False
+    #: Until ``ready`` fires.
+    _waiting: bool = False
     _log: Logger = field(factory=Logger)
 
     @property
@@ -173,7 +178,12 @@ class Aggregator(Service):
         self.subscriptions.start()
         super().startService()
         self.ingester.reopen()
-        if self.loop:
+        self._waiting = True
+        self.ready().addCallback(self._ready)
+
+    def _ready(self, _: object) -> None:
+        self._waiting = False
+        if self.loop and self.running and self._timer is None:
             self._start_timer()
 
     def stopService(self) -> Deferred[None]:
@@ -244,6 +254,10 @@ class Aggregator(Service):
 
     def run_cycle(self) -> Deferred[None] | None:
         """Fetch every due feed once; fires when all of them are done. Never fails."""
+        if self._waiting:
+            # A kick (a refresh, a reload) before the store is ready: the first cycle runs
+            # when it is, and picks up what is due then.
+            return None
         if self._cycle is not None:
             # A tick while a cycle runs: the next tick picks up what is due.
             return None

@@ -330,6 +330,8 @@ def build_service(
         store,
         reactor,
         after_cycle=after_cycle,
+        # A big snapshot's older entries are read after start: the first cycle waits.
+        ready=snapshot.loaded,
         log=logs.logger("planet.fetch"),
     )
     metrics.watch_store(

@@ -40,9 +40,23 @@ from planet.metrics import Metrics
 from planet.model import Entry, FeedState, ListState, utc_from_timestamp
 from planet.records import clean_entry
 from planet.sanitize import POLICY_VERSION
-from planet.snapshotcodec import Decoded, SnapshotError, decode_document, gc_paused, iter_encoded
+from planet.snapshotcodec import (
+    Data,
+    Decoded,
+    EntryLines,
+    SnapshotError,
+    decode_document,
+    decode_staged,
+    gc_paused,
+    iter_encoded,
+)
 from planet.store import Store
 from planet.websub import WebSubRecord
+
+
+def _close(data: Data) -> None:
+    if isinstance(data, mmap.mmap):
+        data.close()
 
 
 def _reason(failure: Failure) -> str:
@@ -57,6 +71,27 @@ def _reason(failure: Failure) -> str:
 Resanitize = Callable[[list[Entry]], "Deferred[list[Entry]]"]
 #: Entries per call of the re-sanitizer: a pipe message of ~1 MB, and work for every worker.
 RESANITIZE_CHUNK = 500
+#: Entries read before the daemon serves: the newest, more than its first pages show.
+FIRST_ENTRIES = 2000
+#: Lines of entries (``snapshotcodec.CHUNK`` each) read per turn of the reactor after that:
+#: decoded and put in the store in ~5 ms.
+LINES_PER_TURN = 5
+
+
+@define
+class _Rest:
+    """A snapshot's entries still being read (see :meth:`SnapshotService.load`)."""
+
+    lines: EntryLines
+    started: float
+    entries: int
+    feeds: int
+    problems: Counter[str]
+    #: The store's version after the last line was added: another value at the next turn
+    #: means something else changed the store meanwhile (a write is due then).
+    version: int
+    changed: bool = False
+    call: IDelayedCall | None = None
 
 
 @define(repr=False)
@@ -91,8 +126,10 @@ class SnapshotService(Service):
     _written_version: int | None = None
     _loop: LoopingCall | None = None
     _writing: Deferred[None] | None = None
-    #: Entries of the snapshot being sanitized again (None: none), and whether we stopped.
-    _pending: int | None = None
+    #: What of the snapshot is not in the store yet (None: all of it is), and whether we
+    #: stopped.
+    _pending: str | None = None
+    _rest: _Rest | None = None
     #: Waiting for the entries being sanitized again (see :meth:`loaded`).
     _loaded_waiters: list[Deferred[None]] = field(factory=list)
     _stopped: bool = False
@@ -109,6 +146,7 @@ class SnapshotService(Service):
     def stopService(self) -> Deferred[None]:
         super().stopService()
         self._stopped = True
+        self._stop_reading()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._cancel_retry()
@@ -117,7 +155,8 @@ class SnapshotService(Service):
 
     def loaded(self) -> Deferred[None]:
         """Fires once the snapshot is in the store: at once after :meth:`load`, unless its
-        entries are being sanitized again (then when they are added, or given up on)."""
+        older entries are still being read, or its entries sanitized again (then when they
+        are added, or given up on)."""
         if self._pending is None:
             return succeed(None)
         waiter: Deferred[None] = Deferred()
@@ -132,7 +171,14 @@ class SnapshotService(Service):
 
     def load(self) -> None:
         """Read the snapshot into the store; a damaged file is moved aside, not fatal, and
-        entries the store cannot index are dropped (one log line per kind of problem)."""
+        entries the store cannot index are dropped (one log line per kind of problem).
+
+        The feed states and the newest :data:`FIRST_ENTRIES` entries are in the store when
+        this returns; the older entries of a big snapshot follow, :data:`LINES_PER_TURN`
+        lines per turn of the reactor (at 200,000 entries, reading them all first made a
+        restart wait ~2 s longer for its first page). Until they are all in, no snapshot is
+        written and :meth:`loaded` waits.
+        """
         started = time.perf_counter()
         remove_stale_temporaries(self.path)
         try:
@@ -152,19 +198,24 @@ class SnapshotService(Service):
                 "Cannot read snapshot {path}: {err}; starting empty", path=self.path, err=exc
             )
             return
+        lines: EntryLines | None = None
         # The store's own structures are made of the loaded objects too, all to be kept: the
         # collector would only walk them again and again (about 100 ms at 100k entries).
         with gc_paused():
             try:
-                doc = decode_document(data)
+                doc, lines = decode_staged(data, FIRST_ENTRIES)
+                if lines is not None and doc.policy != POLICY_VERSION and self.resanitize:
+                    # Sanitized again all together: read whole.
+                    lines = None
+                    doc = decode_document(data)
             except SnapshotError as exc:
                 self._move_aside(f"is damaged ({exc})")
                 return
             finally:
-                # 430 MB at 200k entries, not needed while the store is filled (the decoded
-                # objects hold copies, never views of it).
-                if isinstance(data, mmap.mmap):
-                    data.close()
+                # 430 MB at 200k entries, not needed once decoded (the decoded objects hold
+                # copies, never views of it).
+                if lines is None:
+                    _close(data)
                 del data
             try:
                 problems = self._fill(doc)
@@ -175,8 +226,20 @@ class SnapshotService(Service):
                 self._log.failure("Snapshot {path} could not be loaded", path=self.path)
                 self.store.load((), ())
                 self._move_aside("could not be loaded")
+                if lines is not None:
+                    _close(lines.data)
                 return
         self._written_version = self.store.version
+        if lines is not None:
+            self._read_rest(
+                _Rest(
+                    lines, started, len(doc.entries), len(doc.states), problems, self.store.version
+                )
+            )
+            return
+        self._log_loaded(problems, len(doc.entries), len(doc.states), started)
+
+    def _log_loaded(self, problems: Counter[str], entries: int, feeds: int, started: float) -> None:
         for problem, count in sorted(problems.items()):
             self._log.warn(
                 "Snapshot {path}: {count} {problem}", path=self.path, count=count, problem=problem
@@ -184,10 +247,95 @@ class SnapshotService(Service):
         self._log.info(
             "Loaded snapshot {path}: {n} entries, {f} feeds in {ms:.0f} ms",
             path=self.path,
-            n=len(doc.entries),
-            f=len(doc.states),
+            n=entries,
+            f=feeds,
             ms=(time.perf_counter() - started) * 1000,
         )
+
+    def _read_rest(self, rest: _Rest) -> None:
+        self._rest = rest
+        self._pending = "its older entries are still being read"
+        self._log.info(
+            "Serving snapshot {path}: its newest {n} entries and {f} feeds read in {ms:.0f} ms; "
+            "reading the older ones",
+            path=self.path,
+            n=rest.entries,
+            f=rest.feeds,
+            ms=(time.perf_counter() - rest.started) * 1000,
+        )
+        rest.call = self.clock.callLater(0, self._read_lines)
+
+    def _read_lines(self) -> None:
+        """One turn: :data:`LINES_PER_TURN` lines into the store (see :meth:`load`)."""
+        rest = self._rest
+        if rest is None:
+            return
+        rest.call = None
+        if self.store.version != rest.version:
+            rest.changed = True
+        try:
+            with gc_paused():
+                batch: list[Entry] = []
+                for _ in range(LINES_PER_TURN):
+                    if rest.lines.done:
+                        break
+                    batch.extend(rest.lines.read())
+                rest.problems.update(self.store.restore(batch, typed=True, by_bytes=False))
+        except SnapshotError as exc:
+            self._read_whole(rest, exc)
+            return
+        except Exception:
+            self._log.failure("Snapshot {path}: adding its older entries", path=self.path)
+            self._lost_rest(rest, "could not be loaded")
+            return
+        rest.entries += len(batch)
+        rest.version = self.store.version
+        if rest.lines.done:
+            self._rest_read(rest)
+        else:
+            rest.call = self.clock.callLater(0, self._read_lines)
+
+    def _read_whole(self, rest: _Rest, why: SnapshotError) -> None:
+        """A line is not as the writer makes them: the document is read whole, as before
+        lines (edited by hand, or written by another program), or it is damaged."""
+        try:
+            with gc_paused():
+                doc = decode_document(rest.lines.data)
+                rest.problems.update(self.store.restore(doc.entries, typed=doc.typed))
+        except SnapshotError:
+            self._lost_rest(rest, f"is damaged ({why})")
+            return
+        except Exception:
+            self._log.failure("Snapshot {path}: adding its older entries", path=self.path)
+            self._lost_rest(rest, "could not be loaded")
+            return
+        rest.entries = len(doc.entries)
+        rest.changed = True
+        self._rest_read(rest)
+
+    def _rest_read(self, rest: _Rest) -> None:
+        if not rest.changed:
+            # Only the snapshot's own entries came in: the file already holds all that.
+            self._written_version = self.store.version
+        self._stop_reading()
+        self._log_loaded(rest.problems, rest.entries, rest.feeds, rest.started)
+        self._now_loaded()
+
+    def _lost_rest(self, rest: _Rest, what: str) -> None:
+        """The older entries cannot be read: kept aside, and every feed fetched in full, so
+        what is lost comes back from its publisher."""
+        self._stop_reading()
+        self._move_aside(f"{what}; its newest {rest.entries} entries were read")
+        self._refetch(list(self.store.feed_states()))
+        self._now_loaded()
+
+    def _stop_reading(self) -> None:
+        rest, self._rest = self._rest, None
+        if rest is None:
+            return
+        if rest.call is not None and rest.call.active():
+            rest.call.cancel()
+        _close(rest.lines.data)
 
     def _move_aside(self, what: str) -> None:
         aside = f"{self.path}.corrupt-{int(self.clock.seconds())}"
@@ -230,7 +378,7 @@ class SnapshotService(Service):
         return problems
 
     def _sanitize_again(self, resanitize: Resanitize, entries: list[Entry], policy: int) -> None:
-        self._pending = len(entries)
+        self._pending = f"{len(entries)} entries are still being sanitized again"
         started = self.clock.seconds()
         self._log.info(
             "Snapshot {path} was written under sanitizer policy {old}, this is {new}: its "
@@ -321,10 +469,9 @@ class SnapshotService(Service):
             # The file on disk holds entries the store does not have yet: keep it.
             if self._stopped:
                 self._log.warn(
-                    "snapshot not written to {path}: {n} entries are still being sanitized "
-                    "again; keeping the previous snapshot",
+                    "snapshot not written to {path}: {why}; keeping the previous snapshot",
                     path=self.path,
-                    n=self._pending,
+                    why=self._pending,
                 )
             return succeed(None)
         if self._writing is not None:

@@ -8,7 +8,7 @@ Everything that reads the store (web, snapshot) goes through the small read API 
 from __future__ import annotations
 
 import sys
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +34,11 @@ from planet.websub import WebSubRecord
 
 if TYPE_CHECKING:
     from planet.update import FeedUpdate
+
+
+#: Entries of a batch newer than the river's oldest (fetched while a snapshot is read):
+#: up to this many are put in place one by one, more by sorting the river again.
+_INSORTS = 64
 
 
 @frozen
@@ -71,6 +76,15 @@ def _shown_fields(state: FeedState | None) -> tuple[object, object, object]:
 
 def _count(by_id: Mapping[str, Entry]) -> tuple[int, datetime | None]:
     return len(by_id), max((e.published for e in by_id.values()), default=None)
+
+
+def _aware(entry: Entry) -> bool:
+    """Every date of ``entry`` has a time zone (one naive date makes the river unsortable)."""
+    return (
+        entry.published.tzinfo is not None
+        and entry.updated.tzinfo is not None
+        and entry.first_seen.tzinfo is not None
+    )
 
 
 def _entry_size(entry: Entry) -> int:
@@ -248,9 +262,9 @@ class Store:
         return sum(len(by_id) for by_id in self._entries.values())
 
     def snapshot_data(self) -> tuple[tuple[Entry, ...], tuple[FeedState, ...]]:
-        """An immutable copy, safe to serialize on another thread."""
-        entries = tuple(e for by_id in self._entries.values() for e in by_id.values())
-        return entries, tuple(self._states.values())
+        """An immutable copy, safe to serialize on another thread: the entries newest first
+        (the river's order: a restart reads the newest first, see :mod:`planet.snapshot`)."""
+        return tuple(reversed(self._sorted)), tuple(self._states.values())
 
     def reading_lists(self) -> Mapping[str, ListState]:
         """Reading lists fetched from URLs, by URL."""
@@ -297,12 +311,7 @@ class Store:
         problems: Counter[str] = Counter()
         by_feed: dict[str, dict[str, Entry]] = {}
         for entry in entries:
-            if (
-                not typed
-                or entry.published.tzinfo is None
-                or entry.updated.tzinfo is None
-                or entry.first_seen.tzinfo is None
-            ):
+            if not typed or not _aware(entry):
                 # One naive date makes the river unsortable (and every cycle fail).
                 mended = clean_entry(entry, problems)
                 if mended is None:
@@ -332,43 +341,86 @@ class Store:
         self._bump(entries=True)
         return problems
 
-    def restore(self, entries: Iterable[Entry]) -> Counter[str]:
-        """Add entries read from a snapshot after the feed states were loaded (they were being
-        sanitized again meanwhile). Entries of feeds no longer subscribed are dropped; one
-        fetched again meanwhile keeps the fetched content and its first dates."""
+    def restore(
+        self, entries: Iterable[Entry], *, typed: bool = False, by_bytes: bool = True
+    ) -> Counter[str]:
+        """Add entries read from a snapshot after its feed states were loaded: the rest of a
+        snapshot read in steps, or entries sanitized again meanwhile. Entries of feeds no
+        longer subscribed are dropped; one fetched again meanwhile keeps the fetched content
+        and its first dates. ``typed`` and ``by_bytes`` are as for :meth:`load` and
+        :meth:`_trim`. The index is kept, not made again: a step costs what it adds."""
         problems: Counter[str] = Counter()
-        touched: set[str] = set()
+        added: dict[tuple[str, str], Entry] = {}
+        # Per feed, its newest restored date: the counts of a feed that only gained older
+        # entries are made from it (counting each touched feed again made a 200,000-entry
+        # load take twice as long); None where a date moved (counted again in full).
+        newest: dict[str, datetime | None] = {}
+        states, by_feed = self._states, self._entries
+        # Feeds changed before and not counted since: counted again in full, as they were.
+        pending = frozenset(self._stale_counts or ())
         with self._undoable() as touch:
             for loaded in entries:
-                entry = clean_entry(loaded, problems)
+                entry = loaded if typed and _aware(loaded) else clean_entry(loaded, problems)
                 if entry is None:
                     continue
-                state = self._states.get(entry.feed_url)
+                url = entry.feed_url
+                state = states.get(url)
                 if state is None or state.duplicate_of is not None:
                     problems["entries of feeds no longer subscribed (dropped)"] += 1
                     continue
-                touch(entry.feed_url)
-                by_id = self._entries.setdefault(entry.feed_url, {})
+                top = newest.get(url, entry.published)
+                if url not in newest:
+                    touch(url)
+                by_id = by_feed.get(url)
+                if by_id is None:
+                    by_id = by_feed[url] = {}
                 have = by_id.get(entry.id)
                 if have is not None:
-                    # As if the snapshot had been loaded before that fetch (see _merge).
+                    # As if the snapshot had been loaded before that fetch (see _merge): the
+                    # dates move it in the river.
                     entry = evolve(
                         have,
                         published=entry.published,
                         first_seen=entry.first_seen,
                         updated=have.updated if have.dated else entry.updated,
                     )
+                    if added.pop((url, entry.id), None) is None:
+                        self._unindex(have)
+                    top = None
                 by_id[entry.id] = entry
-                memory.untrack((entry,))
-                touched.add(entry.feed_url)
-            for url in touched:
+                added[url, entry.id] = entry
+                newest[url] = None if top is None else max(top, entry.published)
+            memory.untrack(added.values())
+            self._index_many(added.values())
+            for url in newest:
                 self._feed_bytes.pop(url, None)
-                self._trim(url)
-            if touched:
-                self._reindex()
-        if touched:
+                for gone in self._trim(url, by_bytes=by_bytes):
+                    self._unindex(gone)
+            self._count_restored(newest, pending)
+        if added:
             self._bump(entries=True)
         return problems
+
+    def _count_restored(
+        self, newest: Mapping[str, datetime | None], pending: frozenset[str]
+    ) -> None:
+        """Count the feeds :meth:`restore` gave older entries from what it added; their
+        containers are untracked here, as :meth:`_bump` does for the feeds it counts."""
+        stale = self._stale_counts
+        if stale is None:
+            return
+        counts = self._counts
+        for url, top in newest.items():
+            by_id = self._entries.get(url)
+            if top is None or not by_id or url not in stale or url in pending:
+                continue
+            had = counts.get(url)
+            if had is not None and had[1] is not None and had[1] > top:
+                top = had[1]
+            counts[url] = (len(by_id), top)
+            stale.discard(url)
+            memory.untrack((by_id,))
+        self._counts_view = None
 
     def retain(self, urls: Iterable[str]) -> None:
         """Drop every feed (state and entries) not in ``urls``."""
@@ -579,6 +631,27 @@ class Store:
     def _index(self, entry: Entry) -> None:
         insort(self._sorted, entry, key=river_key)
         self._links.add(entry)
+
+    def _index_many(self, entries: Iterable[Entry]) -> None:
+        """Index ``entries`` at once. A snapshot's later lines are older than all the store
+        has: one slice assignment puts them first, where an insort each would move the whole
+        river each time."""
+        batch = sorted(entries, key=river_key)
+        if not batch:
+            return
+        if not self._sorted:
+            self._sorted = batch
+            self._links.rebuild(batch)
+            return
+        older = bisect_right(batch, river_key(self._sorted[0]), key=river_key)
+        if len(batch) - older > _INSORTS:
+            self._sorted = sorted([*self._sorted, *batch], key=river_key)
+        else:
+            self._sorted[0:0] = batch[:older]
+            for entry in batch[older:]:
+                insort(self._sorted, entry, key=river_key)
+        for entry in batch:
+            self._links.add(entry)
 
     def _unindex(self, entry: Entry) -> None:
         del self._sorted[self._position(entry)]
