@@ -14,8 +14,9 @@
    empty state dir for the snapshot's load time alone.
 3. **Stalls** (unless ``--skip-stalls``), in a fresh child process running the daemon as
    ``service.build_service`` makes it (``memory.tune_malloc`` first, as ``twistd planet``
-   does), with a ``LoopingCall`` every ``--tick`` ms (``benchutil.LagMonitor``) over one run
-   of these phases: idle; a snapshot write (``SnapshotService.write``, after one store
+   does), with a ``LoopingCall`` every ``--tick`` ms (``benchutil.LagMonitor``): first from
+   the start until the snapshot's older entries are all read (``SnapshotService.loaded``),
+   then over one run of these phases: idle; a snapshot write (``SnapshotService.write``, after one store
    change); idle while the heap trimmer returns the write's garbage; a fetch cycle
    (``PlanetService.refresh``: every feed due, every fetch a 304) and the heap's settle after
    it (``gc.collect()`` of everything start-up did not freeze: the daemon's only full pass,
