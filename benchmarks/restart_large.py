@@ -16,8 +16,8 @@
    ``service.build_service`` makes it (``memory.tune_malloc`` first, as ``twistd planet``
    does), with a ``LoopingCall`` every ``--tick`` ms (``benchutil.LagMonitor``): first from
    the start until the snapshot's older entries are all read (``SnapshotService.loaded``),
-   then over one run of these phases: idle; a snapshot write (``SnapshotService.write``, after one store
-   change); idle while the heap trimmer returns the write's garbage; a fetch cycle
+   then over one run of these phases: idle; a snapshot write (``SnapshotService.write``,
+   after one store change); idle while the heap trimmer returns the write's garbage; a fetch cycle
    (``PlanetService.refresh``: every feed due, every fetch a 304) and the heap's settle after
    it (``gc.collect()`` of everything start-up did not freeze: the daemon's only full pass,
    see ``planet.heap``); idle; the same cycle and settle again; idle; the settle called
