@@ -75,7 +75,17 @@ class Rig:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
-        self.stub.flush()
+        self.settle()
+
+    def settle(self) -> None:
+        """Pump the stub connections and run what is due now, until neither does anything:
+        a cycle's updates start over several turns of the reactor (``Launch``)."""
+        while True:
+            self.stub.flush()
+            now = self.clock.seconds()
+            if not any(c.getTime() <= now for c in self.clock.getDelayedCalls()):
+                return
+            self.clock.advance(0)
 
     def start(self) -> None:
         self.aggregator.startService()

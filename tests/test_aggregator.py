@@ -15,6 +15,7 @@ from typing import Any
 from feeds import Item, at, atom, rss2
 from rig import Rig
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
 from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -91,14 +92,13 @@ class Harness:
 
     def start(self) -> None:
         self.rig.start()
-        self.stub.flush()
+        self.rig.settle()
 
     def stop(self) -> None:
         self.rig.stop()
 
     def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-        self.stub.flush()
+        self.rig.advance(seconds)
 
     def advance_until(self, condition: Callable[[], bool], intervals: float = 4) -> float:
         """Step one tick at a time until ``condition``; fail after ``intervals`` fetch intervals."""
@@ -745,6 +745,60 @@ class LaunchTests(SynchronousTestCase):
         self.finish("b0")
         self.successResultOf(done)
         self.assertEqual(self.started, ["a0", "b0"])
+
+    def test_with_a_clock_a_few_pairs_and_starts_per_turn(self) -> None:
+        """10,000 feeds grouped in one turn, and 64 fetches started in it, held the reactor
+        ~35 ms at a cycle's start: with a clock, ``per_turn`` pairs are taken and at most
+        ``burst`` updates started per turn."""
+        clock = Clock()
+        taken: list[int] = []
+        seen: list[int] = []  # how many pairs were taken when each update started
+
+        def pairs() -> Any:
+            for i in range(1000):
+                taken.append(i)
+                yield (f"h{i % 50}", f"s{i}")
+
+        def start(sub: Any) -> Deferred[None]:
+            seen.append(len(taken))
+            return self.start(sub)
+
+        launch = Launch(start, per_host=2, window=64, clock=clock, per_turn=100, burst=16)
+        done = launch.run(pairs())
+        self.assertEqual((len(taken), len(self.started)), (100, 16))
+        clock.advance(0)
+        # A turn: 100 pairs taken, 16 started; the next: 100 more, 16 more; until the
+        # window is full; then turns take the rest, and stop.
+        self.assertEqual(seen, [100] * 16 + [200] * 16 + [300] * 16 + [400] * 16)
+        self.assertEqual((len(taken), len(self.started)), (1000, 64))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        # Each finished update starts the next at once (fewer than a burst).
+        for sub in self.started[:5]:
+            self.finish(sub)
+        self.assertEqual(len(self.started), 69)
+        while self.pending:
+            self.assertNoResult(done)
+            for sub in list(self.pending):
+                self.finish(sub)
+            clock.advance(0)
+        self.successResultOf(done)
+        self.assertEqual(sorted(self.started), sorted(f"s{i}" for i in range(1000)))
+
+    def test_stop_while_taking_drops_the_rest_and_cancels_its_turns(self) -> None:
+        clock = Clock()
+        subs = [(f"h{i % 10}", f"s{i}") for i in range(1000)]
+        launch = Launch(self.start, per_host=2, window=64, clock=clock, per_turn=100, burst=16)
+        done = launch.run(iter(subs))  # type: ignore[arg-type]
+        self.assertEqual(len(self.started), 16)
+        # Stopped after the first turn (a burst of 16): the rest is never started.
+        self.assertEqual(launch.stop(), 1000 - 16)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(0)
+        self.assertEqual(len(self.started), 16)
+        for sub in list(self.pending):
+            self.assertNoResult(done)
+            self.finish(sub)
+        self.successResultOf(done)
 
 
 async def _nothing() -> None:

@@ -198,7 +198,7 @@ class Farm:
         quiet = 0
         while quiet < 3:
             before = len(self.server.requests)
-            self.stub.flush()
+            self.rig.settle()
             quiet = quiet + 1 if len(self.server.requests) == before else 0
 
     def step(self, limit: float) -> None:

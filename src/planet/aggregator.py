@@ -9,15 +9,16 @@ through :class:`planet.ingest.Ingester`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from attrs import define, field
 from twisted.application.internet import TimerService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from planet import schedule
@@ -54,11 +55,18 @@ class Launch:
     the fetcher's limits: ~0.6 s of one reactor turn, and every collection during the
     cycle examining them all. So at most ``per_host`` run per host (the fetcher's own limit:
     more would only wait there) and ``window`` in all, taking hosts in turn.
+
+    Given a ``clock``, the pairs are taken ``per_turn`` at a time and at most ``burst``
+    updates start in one turn of the reactor: grouping 10,000 feeds by host and starting
+    the first 64 fetches held the reactor ~35 ms at a cycle's start.
     """
 
     start: Callable[[Subscription], Deferred[None]]
     per_host: int
     window: int
+    clock: IReactorTime | None = None
+    per_turn: int = 500
+    burst: int = 16
     #: Fires once every update started has finished (and none is left to start).
     done: Deferred[None] = field(factory=Deferred)
     _queues: dict[str, deque[Subscription]] = field(factory=dict)
@@ -67,28 +75,53 @@ class Launch:
     _total: int = 0
     _left: int = 0
     _filling: bool = False
+    #: The pairs not taken yet (None: all taken).
+    _source: Iterator[tuple[str, Subscription]] | None = None
+    #: The next turn's taking and starting, when one is due.
+    _call: IDelayedCall | None = None
 
     def run(self, subs: Iterable[tuple[str, Subscription]]) -> Deferred[None]:
         """Start updating ``(host, subscription)`` pairs; returns :attr:`done`."""
-        for host, sub in subs:
+        self._source = iter(subs)
+        self._turn()
+        return self.done
+
+    def _turn(self) -> None:
+        self._call = None
+        self._take()
+        self._fill()
+
+    def _take(self) -> None:
+        source = self._source
+        if source is None:
+            return
+        limit = self.per_turn if self.clock is not None else None
+        taken = 0
+        for host, sub in islice(source, limit):
             queue = self._queues.get(host)
             if queue is None:
                 queue = self._queues[host] = deque()
                 self._ready.append(host)
             queue.append(sub)
             self._left += 1
-        self._fill()
-        return self.done
+            taken += 1
+        if limit is None or taken < limit:
+            self._source = None
 
     def stop(self) -> int:
         """Start nothing more (shutdown); :attr:`done` fires when the running ones end.
         Returns how many were never started."""
-        dropped = sum(len(q) for q in self._queues.values())
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        queued = sum(len(q) for q in self._queues.values())
+        untaken = sum(1 for _ in self._source) if self._source is not None else 0
+        self._source = None
         self._queues.clear()
         self._ready.clear()
-        self._left -= dropped
+        self._left -= queued
         self._fill()
-        return dropped
+        return queued + untaken
 
     def _fill(self) -> None:
         # An update may finish inside start() (an answer already there): its _finished
@@ -96,13 +129,19 @@ class Launch:
         if self._filling:
             return
         self._filling = True
+        started = 0
+        more = self._source is not None
         try:
             while self._ready and self._total < self.window:
+                if self.clock is not None and started == self.burst:
+                    more = True
+                    break
                 host = self._ready.popleft()
                 queue = self._queues[host]
                 sub = queue.popleft()
                 running = self._running[host] = self._running.get(host, 0) + 1
                 self._total += 1
+                started += 1
                 if not queue:
                     del self._queues[host]
                 elif running < self.per_host:
@@ -110,7 +149,9 @@ class Launch:
                 self.start(sub).addBoth(self._finished, host)
         finally:
             self._filling = False
-        if self._left == 0 and not self.done.called:
+        if more and self.clock is not None and self._call is None:
+            self._call = self.clock.callLater(0, self._turn)
+        if self._left == 0 and self._source is None and not self.done.called:
             self.done.callback(None)
 
     def _finished(self, _: object, host: str) -> None:
@@ -286,6 +327,7 @@ class Aggregator(Service):
                 self.ingester.update,
                 per_host=self.config.per_host_concurrency,
                 window=4 * self.config.max_concurrency,
+                clock=self.clock,
             )
             updates.append(launch.run((host_of(_fetch_url(states, s)), s) for s in due))
             cycle = DeferredList(updates, consumeErrors=True).addCallback(
