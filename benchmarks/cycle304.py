@@ -160,6 +160,9 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
 
     over = cycle_over()
     started = time.perf_counter()
+    cold_profile = cProfile.Profile() if args.profile_cold else None
+    if cold_profile is not None:
+        cold_profile.enable()
     service.privilegedStartService()
     service.startService()
     cold_lag = LagMonitor(reactor, 0.002)
@@ -167,6 +170,9 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
     cold_sampler = StallSampler(reactor).start() if args.stalls else None
     await over
     cold = time.perf_counter() - started
+    if cold_profile is not None:
+        cold_profile.disable()
+        top(cold_profile, args.profile_cold)
     cold_lags = cold_lag.stop()
     cold_stalls = cold_sampler.stop() if cold_sampler is not None else []
     await deferLater(reactor, 0.5)  # out of the cycle's own callbacks
@@ -294,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         help="sample the reactor thread's stack while it is over 15 ms late (top 12 shown)",
     )
     ap.add_argument("--profile", metavar="FILE", help="cProfile the last round into FILE")
+    ap.add_argument("--profile-cold", metavar="FILE",
+                    help="cProfile the reactor thread over the cold cycle into FILE")  # fmt: skip
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = ap.parse_args(argv)
 

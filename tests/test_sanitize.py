@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from xsscheck import iter_url_attributes, tier_a_violations, tier_b_violations
 
+from planet import sanitize
 from planet.nesting import MAX_FORMATTING, MAX_NESTING, flatten
 from planet.sanitize import (
     compact_html,
@@ -766,3 +767,86 @@ def test_a_page_larger_than_a_slice_loses_its_forbidden_characters(where: int) -
     dirty = text[:where] + "\x1b" + text[where:]
     assert strip_xml_illegal(dirty) == text
     assert strip_xml_illegal(text) is text
+
+
+# --- the short cuts of the URL check (issue 15: a fifth of a parse) -----------------------
+
+_URL_CHARS = "aZ09.-_~!$()*+,;=:@/?#%&[]\\\"'` \t\n\x00\x7féü\u2028😀"
+_HOSTS = st.sampled_from(
+    ["h.example", "H.Example", "127.0.0.1", "a..b", "-x", "", "h.example:80", "h:65535",
+     "h:65536", "h:99999", "h:", "[::1]", "[::1", "u@h", "h é", "xn--n3h.example"]
+)  # fmt: skip
+# Mostly characters a plain URL may hold, now and then one it may not.
+_PATHS = st.text(
+    alphabet=st.sampled_from("aZ09.-_~!$()*+,;=:@/?#%")
+    | st.sampled_from("&[]\\\"'` \t\n\r\x00\x1f\x7f\x85éü\u2028😀"),
+    max_size=12,
+)
+_SCHEMES = st.sampled_from(["http", "https", "HTTP", "mailto", "javascript", "ftp", " http"])
+_URLS = st.one_of(
+    st.builds(lambda s, h, p: f"{s}://{h}{p}", _SCHEMES, _HOSTS, _PATHS),
+    st.builds(
+        lambda h, p: f"{h}{p}", st.sampled_from(["/", "//", "", "./", "../", "?", "#"]), _PATHS
+    ),
+    st.text(alphabet=_URL_CHARS, max_size=20),
+)
+
+
+_BASES = (
+    st.none() | st.sampled_from(["http://h.example/feed", "https://127.0.0.1:8080/a/b.xml"]) | _URLS
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(value=_URLS, base=_BASES, links_only=st.booleans())
+def test_the_url_short_cuts_give_what_the_full_check_gives(
+    value: str, base: str | None, links_only: bool
+) -> None:
+    schemes = sanitize._LINK_SCHEMES if links_only else sanitize._CONTENT_SCHEMES
+    assert sanitize._check_url(value, base, schemes) == sanitize._check_url_in_full(
+        value, base, schemes
+    )
+
+
+_NEAR_PLAIN = st.one_of(
+    st.builds(lambda p: f"/{p}", _PATHS),
+    st.builds(lambda s, h, p: f"{s}://{h}{p}", st.sampled_from(["http", "https"]), _HOSTS, _PATHS),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    value=_NEAR_PLAIN,
+    base=st.sampled_from(["http://h.example/feed", "https://127.0.0.1:8080/a/b.xml", "http://h:"]),
+    links_only=st.booleans(),
+)
+def test_urls_near_the_short_cuts_give_what_the_full_check_gives(
+    value: str, base: str, links_only: bool
+) -> None:
+    schemes = sanitize._LINK_SCHEMES if links_only else sanitize._CONTENT_SCHEMES
+    assert sanitize._check_url(value, base, schemes) == sanitize._check_url_in_full(
+        value, base, schemes
+    )
+
+
+def test_the_url_short_cuts_are_taken() -> None:
+    full = sanitize._check_url_in_full
+    calls: list[str] = []
+
+    def counted(value: str, *args: Any) -> str | None:
+        calls.append(value)
+        return full(value, *args)
+
+    base = "http://127.0.0.1:18790/feed/1.xml"
+    try:
+        sanitize._check_url_in_full = counted  # type: ignore[assignment]
+        assert sanitize._check_url("https://cdn.example/1/a.png", base, sanitize._CONTENT_SCHEMES)
+        assert sanitize._check_url("/wp-content/img-1.jpg", base, sanitize._CONTENT_SCHEMES) == (
+            "http://127.0.0.1:18790/wp-content/img-1.jpg"
+        )
+        assert calls == []
+        sanitize._check_url("javascript:alert(1)", base, sanitize._CONTENT_SCHEMES)
+        sanitize._check_url("/a/../b", base, sanitize._CONTENT_SCHEMES)
+        assert calls == ["javascript:alert(1)", "/a/../b"]
+    finally:
+        sanitize._check_url_in_full = full  # type: ignore[assignment]
