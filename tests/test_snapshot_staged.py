@@ -133,6 +133,20 @@ class StagedLoadTests(Staged):
         )
         svc.stopService()
 
+    def test_those_waiting_start_in_a_turn_of_their_own(self) -> None:
+        svc, store, clock = self.start()
+        waiting = svc.loaded()
+        while svc._rest is not None:
+            for call in clock.getDelayedCalls():
+                call.cancel()
+            svc._read_lines()
+        # The last lines are in; the first fetch cycle (a waiter) waits for the next turn.
+        self.assertEqual(store.entry_count(), TOTAL)
+        self.assertNoResult(waiting)
+        clock.advance(0)
+        self.successResultOf(waiting)
+        svc.stopService()
+
     def test_no_snapshot_is_written_until_all_are_read(self) -> None:
         svc, store, clock = self.start()
         record_fetch(store, FEEDS[0], ok(FEEDS[0], status=304), None, NOW)
