@@ -24,7 +24,7 @@ import struct
 import sys
 import traceback
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from planet import memory
 
@@ -37,6 +37,23 @@ IDLE_SECONDS = 1.0
 #: What the daemon passes to ``python -c``: makes this package importable, then runs
 #: :func:`main`. Kept tiny: everything else is here, where linters and tests see it.
 STARTER = "import sys; sys.path.insert(0, sys.argv[2]); import planet.parseworker as w; w.main()"
+
+
+# The tasks the daemon sends, by reference: the daemon itself loads the parser (feedparser
+# and the rest, ~11 MB) only if it ever parses in process (tests, the inline parser); a
+# worker has it loaded before its first task.
+def parse_feed(*args: Any, **kwargs: Any) -> Any:
+    """:func:`planet.parse.parse_feed`."""
+    from planet.parse import parse_feed as parse
+
+    return parse(*args, **kwargs)
+
+
+def resanitize_entries(*args: Any, **kwargs: Any) -> Any:
+    """:func:`planet.parse.resanitize_entries`."""
+    from planet.parse import resanitize_entries as resanitize
+
+    return resanitize(*args, **kwargs)
 
 
 def serve(tasks: BinaryIO, results: BinaryIO, idle: Callable[[], object] | None = None) -> None:

@@ -45,8 +45,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from planet.model import Entry, ParsedFeed
-from planet.parse import parse_feed, resanitize_entries
-from planet.parseworker import HEADER, STARTER
+from planet.parseworker import HEADER, STARTER, parse_feed, resanitize_entries
 
 T = TypeVar("T")
 #: How much lower the parse workers' CPU priority is than the daemon's.
