@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from test_store import NOW, A, B, entry, feed, ok, reference_items
 from twisted.trial.unittest import SynchronousTestCase
 
-from planet import store as store_module
+from planet import river as river_module
 from planet.model import Entry, FeedState
 from planet.river import river_key, sort_river
 from planet.store import Store
@@ -68,7 +68,8 @@ def keys(entries: Sequence[Entry]) -> list[tuple[str, str]]:
 def assert_sound(store: Store) -> None:
     """The river index is the store's entries sorted, each once, deduped as defined."""
     everything = [e for s in STATES for e in store.entries_of(s.url)]
-    assert store._sorted == sorted(everything, key=river_key)
+    assert list(store._sorted) == sorted(everything, key=river_key)
+    assert len(store._sorted) == len(everything)
     river = tuple(store.river())
     assert river == sort_river(everything)
     assert len(set(keys(river))) == len(river)
@@ -110,24 +111,24 @@ def read_in_steps(
     st.lists(_ENTRY, max_size=30, unique_by=lambda s: (s[0], s[1])),
     st.lists(st.integers(0, 30), max_size=5),
     st.sampled_from([0, 3]),
-    st.sampled_from([64, 2, 0]),  # the real bound, and small ones: the re-sort branch too
+    st.sampled_from([1024, 3, 1]),  # the real block size, and small ones: many blocks
     st.randoms(use_true_random=False),
 )
 def test_read_in_steps_is_loaded_at_once(
     specs: list[tuple[str, int, str | None, int, int]],
     cuts: list[int],
     per_feed: int,
-    insorts: int,
+    block: int,
     rnd: random.Random,
 ) -> None:
     entries = make(specs)
     river = sort_river(entries)
     first, *batches = split(river, [min(c, len(river)) for c in cuts])
     want = loaded(entries, per_feed)
-    with mock.patch.object(store_module, "_INSORTS", insorts):
+    with mock.patch.object(river_module, "RIVER_BLOCK", block):
         # Newest batches first, as a snapshot is read: every batch is older than the river.
         assert_same(read_in_steps(first, batches, per_feed), want)
-        # Any order (entries fetched meanwhile are newer): insorts, or a river sorted again.
+        # Any order (entries fetched meanwhile are newer): put in place one by one.
         rnd.shuffle(batches)
         assert_same(read_in_steps(first, batches, per_feed), want)
         assert_same(read_in_steps([], [first, *batches], per_feed), want)
@@ -208,7 +209,7 @@ class RestoreTests(SynchronousTestCase):
         test_store.UntrackedTests.assert_containers_untracked(self, store)  # type: ignore[arg-type]
 
     def test_many_entries_newer_than_the_river_are_sorted_in(self) -> None:
-        """More than _INSORTS newer than the river's oldest: the river is sorted again."""
+        """Many newer than the river's oldest: each put in place."""
         links = [None, "http://post.example/1", "http://post.example/2"]
         first = [entry(A, 0, 15), entry(B, 0, 5, link=links[1])]
         feeds = [s.url for s in STATES]
@@ -217,7 +218,7 @@ class RestoreTests(SynchronousTestCase):
             for n in range(1, 120)
         ]
         newer = [e for e in batch if river_key(e) > river_key(first[1])]
-        self.assertGreater(len(newer), store_module._INSORTS)
+        self.assertGreater(len(newer), 64)
         self.assertLess(len(newer), len(batch))  # some older too: put first at once
         store = loaded(first)
         self.assertEqual(store.restore(batch, typed=True, by_bytes=False), {})

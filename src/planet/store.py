@@ -8,7 +8,7 @@ Everything that reads the store (web, snapshot) goes through the small read API 
 from __future__ import annotations
 
 import sys
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +24,7 @@ from planet.records import clean_entry, clean_list, clean_state
 from planet.river import (
     FeedHosts,
     LinkGroups,
+    RiverIndex,
     RiverView,
     dedupe_rank,
     feed_hosts,
@@ -34,11 +35,6 @@ from planet.websub import WebSubRecord
 
 if TYPE_CHECKING:
     from planet.update import FeedUpdate
-
-
-#: Entries of a batch newer than the river's oldest (fetched while a snapshot is read):
-#: up to this many are put in place one by one, more by sorting the river again.
-_INSORTS = 64
 
 
 @frozen
@@ -124,9 +120,9 @@ class Store:
     _entries: dict[str, dict[str, Entry]] = field(factory=dict)
     _states: dict[str, FeedState] = field(factory=dict)
     _lists: dict[str, ListState] = field(factory=dict)
-    # The river kept in order as entries come and go (oldest first: appends are cheap), so
-    # no reader sorts 20k-100k entries after every fetch.
-    _sorted: list[Entry] = field(factory=list)
+    # The river kept in order as entries come and go (oldest first), so no reader sorts
+    # 20k-200k entries after every fetch.
+    _sorted: RiverIndex = field(factory=RiverIndex)
     # Which entries share a link, and whose copy is shown (dedupe).
     _links: LinkGroups = field(init=False)
     # Per feed, the hosts it speaks for (see dedupe_rank), from its state, made when needed.
@@ -181,7 +177,7 @@ class Store:
             self._links.refresh_also()
             self._view = RiverView(
                 self._entries_version,
-                tuple(reversed(self._sorted)),
+                self._sorted.newest_first(),
                 frozenset(self._links.hidden),
                 dict(self._links.also),
             )
@@ -264,7 +260,7 @@ class Store:
     def snapshot_data(self) -> tuple[tuple[Entry, ...], tuple[FeedState, ...]]:
         """An immutable copy, safe to serialize on another thread: the entries newest first
         (the river's order: a restart reads the newest first, see :mod:`planet.snapshot`)."""
-        return tuple(reversed(self._sorted)), tuple(self._states.values())
+        return self._sorted.newest_first(), tuple(self._states.values())
 
     def reading_lists(self) -> Mapping[str, ListState]:
         """Reading lists fetched from URLs, by URL."""
@@ -506,16 +502,15 @@ class Store:
             return 0
         cutoff = now - self.max_entry_age
         # The river is oldest first: what expires is a prefix of it.
-        n = bisect_left(self._sorted, cutoff, key=lambda e: e.published)
-        for entry in self._sorted[:n]:
+        gone = self._sorted.drop_older(cutoff)
+        for entry in gone:
             del self._entries[entry.feed_url][entry.id]
             self._entries_changed(entry.feed_url)
             self._add_bytes(entry.feed_url, -_entry_size(entry))
             self._links.remove(entry)
-        del self._sorted[:n]
-        if n:
+        if gone:
             self._bump(entries=True)
-        return n
+        return len(gone)
 
     @contextmanager
     def _undoable(self) -> Iterator[Callable[[str], None]]:
@@ -617,10 +612,11 @@ class Store:
 
     def _reindex(self) -> None:
         """Build the river index from scratch (a load, or a whole feed dropped)."""
-        self._sorted = sorted(
+        river = sorted(
             (e for by_id in self._entries.values() for e in by_id.values()), key=river_key
         )
-        self._links.rebuild(self._sorted)
+        self._sorted = RiverIndex(river)
+        self._links.rebuild(river)
 
     def _rank(self, feed: str, host: str) -> int:
         hosts = self._hosts.get(feed)
@@ -629,45 +625,36 @@ class Store:
         return dedupe_rank(hosts, host)
 
     def _index(self, entry: Entry) -> None:
-        insort(self._sorted, entry, key=river_key)
+        self._sorted.add(entry)
         self._links.add(entry)
 
     def _index_many(self, entries: Iterable[Entry]) -> None:
         """Index ``entries`` at once. A snapshot's later lines are older than all the store
-        has: one slice assignment puts them first, where an insort each would move the whole
-        river each time."""
+        has: put first as whole blocks; the others (fetched meanwhile) one by one."""
         batch = sorted(entries, key=river_key)
         if not batch:
             return
-        if not self._sorted:
-            self._sorted = batch
+        oldest = self._sorted.oldest()
+        if oldest is None:
+            self._sorted = RiverIndex(batch)
             self._links.rebuild(batch)
             return
-        older = bisect_right(batch, river_key(self._sorted[0]), key=river_key)
-        if len(batch) - older > _INSORTS:
-            self._sorted = sorted([*self._sorted, *batch], key=river_key)
-        else:
-            self._sorted[0:0] = batch[:older]
-            for entry in batch[older:]:
-                insort(self._sorted, entry, key=river_key)
+        older = bisect_right(batch, river_key(oldest), key=river_key)
+        self._sorted.add_older(batch[:older])
+        for entry in batch[older:]:
+            self._sorted.add(entry)
         for entry in batch:
             self._links.add(entry)
 
     def _unindex(self, entry: Entry) -> None:
-        del self._sorted[self._position(entry)]
+        self._sorted.remove(entry)
         self._links.remove(entry)
 
     def _replace(self, old: Entry, new: Entry) -> None:
         """``new`` is an edit of ``old``: same feed, id and dates, so the same place."""
-        self._sorted[self._position(old)] = new
+        self._sorted.replace(old, new)
         self._links.remove(old)
         self._links.add(new)
-
-    def _position(self, entry: Entry) -> int:
-        i = bisect_left(self._sorted, river_key(entry), key=river_key)
-        if i < len(self._sorted) and self._sorted[i] is entry:
-            return i
-        return self._sorted.index(entry)  # not reached while the index is true
 
     def _rerank(self, url: str) -> None:
         """The hosts ``url`` speaks for changed: so may the shown copy of its shared posts."""
