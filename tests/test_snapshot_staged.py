@@ -281,12 +281,17 @@ class StagedDecodeTests(SynchronousTestCase):
 
 
 class CyclesWaitTests(SynchronousTestCase):
-    def test_no_cycle_before_the_store_is_ready(self) -> None:
+    def started(self) -> tuple[Harness, Deferred[None]]:
+        """An aggregator started on one feed, its store not ready until the Deferred fires."""
         ready: Deferred[None] = Deferred()
         h = Harness(self, [GOOD])
         h.server.serve(GOOD, GOOD_FEED)
         h.aggregator.ready = lambda: ready
         h.start()
+        return h, ready
+
+    def test_no_cycle_before_the_store_is_ready(self) -> None:
+        h, ready = self.started()
         h.advance(h.tick * 3)
         h.aggregator.kick()
         self.assertEqual(h.server.count(GOOD), 0)
@@ -298,11 +303,7 @@ class CyclesWaitTests(SynchronousTestCase):
         h.stop()
 
     def test_stopped_before_ready_starts_nothing(self) -> None:
-        ready: Deferred[None] = Deferred()
-        h = Harness(self, [GOOD])
-        h.server.serve(GOOD, GOOD_FEED)
-        h.aggregator.ready = lambda: ready
-        h.start()
+        h, ready = self.started()
         h.stop()
         ready.callback(None)
         h.stub.flush()

@@ -323,8 +323,10 @@ class EntryLines:
         """The next line's entries; raises :class:`SnapshotError` where the line is not what
         the writer makes (damage, or a document written or edited by something else)."""
         data, start = self.data, self.position
-        if _TYPED_ENTRIES is None or start >= len(data):
+        if start >= len(data):
             raise SnapshotError("no more lines of entries")
+        if _TYPED_ENTRIES is None:  # not reached: decode_staged reads whole then
+            raise SnapshotError("lines of entries need the msgspec decoder")
         end = data.find(b"\n", start)
         if end == -1:
             end = len(data)
