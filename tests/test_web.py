@@ -608,6 +608,53 @@ class BusyStoreTests(SynchronousTestCase):
         self.assertEqual(self.h.web.pages.renders, 2)
         self.assertIn("Beta: Post 9", entry_titles(body))
 
+    def test_requests_during_a_render_get_the_previous_rendering_at_once(self) -> None:
+        self.request()
+        self.settle()
+        self.h.clock.advance(2)
+        self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", BETA))
+        first = self.request()
+        # The request that started the render waits for it; the next ones do not.
+        later = [self.request() for _ in range(3)]
+        self.assertEqual(first, [])
+        for answered in later:
+            self.assertEqual(
+                entry_titles(answered[0][1]), [f"Alpha Blog: {i.title}" for i in ALPHA]
+            )
+        self.assertEqual(len(self.thread.jobs), 1)
+        self.settle()
+        self.assertIn("Beta: Noon post", entry_titles(first[0][1]))
+        self.assertEqual(self.h.web.pages.renders, 2)
+
+    def test_requests_during_a_scheduled_render_get_the_previous_rendering_at_once(
+        self,
+    ) -> None:
+        self.request()
+        self.settle()
+        self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", BETA))
+        # Within the interval: the previous rendering answers, a render is scheduled...
+        self.assertEqual(len(self.request()), 1)
+        self.h.clock.advance(1.0)
+        self.assertEqual(len(self.thread.jobs), 1)
+        # ...and while it runs nobody waits for it.
+        answered = self.request()
+        self.assertEqual(entry_titles(answered[0][1]), [f"Alpha Blog: {i.title}" for i in ALPHA])
+        self.settle()
+        _, body = self.h.get("/")
+        self.assertIn("Beta: Noon post", entry_titles(body))
+
+    def test_without_stale_wait_everyone_waits_for_the_render(self) -> None:
+        self.h.web.stale_wait = None
+        self.request()
+        self.settle()
+        self.h.clock.advance(2)
+        self.h.add("http://b.example/feed", atom("Beta", "http://b.example/", BETA))
+        first, second = self.request(), self.request()
+        self.assertEqual((first, second), ([], []))
+        self.settle()
+        for answered in (first, second):
+            self.assertIn("Beta: Noon post", entry_titles(answered[0][1]))
+
     def test_a_page_that_disappears_is_not_found(self) -> None:
         self.h.web.min_render_interval = 0.0
         self.h.config = self.h.web.config = parse_config(CONFIG.format(per_page=1), "test.ini")

@@ -4,8 +4,9 @@ A page is rendered and gzip-compressed off the reactor thread once per version o
 shows (the store's version, or its ``shown_version`` for pages that show no fetch state)
 and served from the cached bytes; concurrent requests for a page being rendered share one
 render. While the store keeps changing (a fetch cycle), a page is rendered at most once per
-``min_render_interval`` and a request waits at most ``stale_wait`` for a new rendering
-before the previous one answers, so readers never queue behind the fetcher.
+``min_render_interval``; the request that starts a render waits at most ``stale_wait``
+for it before the previous rendering answers, and requests that come while it runs get the
+previous rendering at once, so readers never queue behind the fetcher.
 
 While any render runs, CPython's cyclic collector is paused: a render makes many
 short-lived containers (the ``/feeds`` page of 10,000 feeds, ~1 s of work), enough to start
@@ -185,8 +186,13 @@ class PageCache:
                         wait, self._refresh, key, route, inputs, versions
                     )
                 return hit.page
-        fresh = self._rendering(key, route, version_now, inputs)
         stale_wait = self.settings.stale_wait
+        if hit is not None and stale_wait is not None and key in self._running:
+            # Only the request that starts a render waits for it. The others would each
+            # wait stale_wait while it runs (most of the time, in a fetch cycle), and then
+            # get the previous rendering anyway.
+            return hit.page
+        fresh = self._rendering(key, route, version_now, inputs)
         if hit is not None and stale_wait is not None and not fresh.called:
             fresh = _first_of(fresh, hit.page, stale_wait, self.clock)
         return fresh
