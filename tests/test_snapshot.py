@@ -389,10 +389,11 @@ class EveryFieldTests(SynchronousTestCase):
 
 
 def legacy_record(value: Any) -> dict[str, Any]:
-    record = {f.name: getattr(value, f.name) for f in attrs_fields(type(value))}
+    # Keyed by init names: an entry's packed HTML is its "content" text, as before packing.
+    record = {f.alias: getattr(value, f.alias) for f in attrs_fields(type(value))}
     for f in attrs_fields(type(value)):
-        if "datetime" in str(f.type) and record[f.name] is not None:
-            record[f.name] = record[f.name].isoformat()
+        if "datetime" in str(f.type) and record[f.alias] is not None:
+            record[f.alias] = record[f.alias].isoformat()
     return record
 
 
@@ -416,10 +417,10 @@ def legacy_encode(
 
 
 def legacy_values(record: dict[str, Any], cls: type) -> dict[str, Any]:
-    values = {f.name: record[f.name] for f in attrs_fields(cls) if f.name in record}
+    values = {f.alias: record[f.alias] for f in attrs_fields(cls) if f.alias in record}
     for f in attrs_fields(cls):
-        if "datetime" in str(f.type) and values.get(f.name) is not None:
-            values[f.name] = datetime.fromisoformat(values[f.name])
+        if "datetime" in str(f.type) and values.get(f.alias) is not None:
+            values[f.alias] = datetime.fromisoformat(values[f.alias])
     return values
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from attrs import frozen
+from attrs import field, frozen
+
+from planet.textpack import pack, unpack, utf8_size
 
 
 @frozen
@@ -16,7 +18,9 @@ class Entry:
     """One normalized, sanitized feed entry.
 
     ``feed_url`` is the subscription URL as configured: it keys the entry to its
-    subscription even after the feed moves.
+    subscription even after the feed moves. ``content`` (the sanitized HTML) is kept packed
+    (:mod:`planet.textpack`): pass and read it as ``content``; ``packed_content`` is what
+    is held.
     """
 
     id: str
@@ -24,12 +28,22 @@ class Entry:
     title: str
     link: str | None
     author: str
-    content: str
+    packed_content: str | bytes = field(alias="content", converter=pack)
     published: datetime
     updated: datetime
     first_seen: datetime
     #: False when the feed gave no date: published/updated are then the first-seen time.
     dated: bool = True
+
+    @property
+    def content(self) -> str:
+        """The entry's sanitized HTML."""
+        return unpack(self.packed_content)
+
+    @property
+    def content_bytes(self) -> int:
+        """The length of ``content`` in UTF-8 bytes, without unpacking it."""
+        return utf8_size(self.packed_content)
 
     def same_content(self, other: Entry) -> bool:
         """Whether ``other`` carries the same visible content as this entry."""
@@ -37,7 +51,8 @@ class Entry:
             self.title == other.title
             and self.link == other.link
             and self.author == other.author
-            and self.content == other.content
+            # Packing is deterministic: the same text packs to the same bytes.
+            and self.packed_content == other.packed_content
             and self.updated == other.updated
         )
 

@@ -21,6 +21,7 @@ from planet.config import Config
 from planet.model import Entry, FeedState, feed_state_name
 from planet.river import RiverItem
 from planet.sanitize import strip_xml_illegal
+from planet.textpack import utf8_size
 from planet.urls import host_of
 
 ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -239,14 +240,7 @@ def iter_pages(
 
 def entry_bytes(entry: Entry) -> int:
     """What ``entry`` adds to a page: its content and title, in UTF-8 bytes."""
-    return _utf8_size(entry.content) + _utf8_size(entry.title)
-
-
-def _utf8_size(value: object) -> int:
-    if not isinstance(value, str):
-        return 0
-    # isascii() is a flag check in CPython; stored content is mostly ASCII (compact_html).
-    return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    return entry.content_bytes + utf8_size(entry.title)
 
 
 def _day(entry: Entry) -> date:

@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, get_type_hints
 
 import msgspec
-from attrs import Factory, define, fields, frozen
+from attrs import NOTHING, Attribute, Factory, define, fields, frozen
+from msgspec.structs import astuple
 
 from planet.model import Entry, FeedState, ListState
 from planet.sanitize import POLICY_VERSION
@@ -39,7 +40,16 @@ class SnapshotError(Exception):
 
 
 SCHEMA_VERSION = 1
-_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
+def _key(f: Attribute[Any]) -> str:
+    """A field's key in a record: its init name (alias)."""
+    return f.alias or f.name
+
+
+# Records are keyed by init names (aliases): an entry's packed HTML is ``content`` there, the
+# text, as it always was; every other field's alias is its name.
+_ENTRY_FIELDS = tuple(_key(f) for f in fields(Entry))
 _STATE_FIELDS = tuple(f.name for f in fields(FeedState))
 # Every datetime field, found from the annotations so a new one can never be forgotten.
 _ENTRY_DATES = tuple(f.name for f in fields(Entry) if "datetime" in str(f.type))
@@ -89,7 +99,7 @@ def _dumps(value: Any) -> bytes:
 
 def _recorder(cls: type) -> Callable[[Any], dict[str, Any]]:
     """``value`` -> its snapshot record: every field in order, datetimes as isoformat()."""
-    names = tuple(f.name for f in fields(cls))
+    names = tuple(_key(f) for f in fields(cls))
     dates = tuple(f.name for f in fields(cls) if "datetime" in str(f.type))
     # One C call for all the fields. (attrgetter of a single name gives the value, not a
     # tuple: asking for it twice gives a pair, of which zip takes the first.)
@@ -163,15 +173,38 @@ def _record(value: Any, names: tuple[str, ...], dates: tuple[str, ...]) -> dict[
     return record
 
 
+def _entry_row() -> type[msgspec.Struct]:
+    """An entry's record as msgspec decodes it: :class:`Entry`'s init arguments, in order,
+    with ``content`` as text (the entry packs it when it is made from the row)."""
+    hints = get_type_hints(Entry)
+    return msgspec.defstruct(
+        "EntryRow",
+        [
+            (_key(f), str if _key(f) == "content" else hints[f.name])
+            if f.default is NOTHING
+            else (_key(f), hints[f.name], f.default)
+            for f in fields(Entry)
+        ],
+    )
+
+
+_EntryRow = _entry_row()
+
+
+def _entries_of(rows: list[Any]) -> list[Entry]:
+    return [Entry(*astuple(row)) for row in rows]
+
+
 class _Document(msgspec.Struct):
-    """The snapshot as msgspec decodes it: into the model's attrs classes directly.
+    """The snapshot as msgspec decodes it: into the model's attrs classes directly (entries
+    through :data:`_EntryRow`, see :func:`_entries_of`).
 
     ``written_at`` and any key unknown here are skipped, as the generic decoder does.
     """
 
     schema: int
     feeds: list[FeedState]
-    entries: list[Entry]
+    entries: list[_EntryRow]  # type: ignore[valid-type]
     lists: list[ListState] = []
     policy: int = 0
     websub: list[WebSubRecord] = []
@@ -182,10 +215,13 @@ def _typed_decoder() -> msgspec.json.Decoder[_Document] | None:
 
     msgspec sets attrs fields without ``__init__``: it runs validators and
     ``__attrs_post_init__`` but no converters, and names keys after attributes (not
-    init aliases). A model class using either is left to the generic path.
+    init aliases). A model class using either is left to the generic path (entries are
+    made through ``__init__`` from :data:`_EntryRow`, so only their packed content may).
     """
     for cls in (Entry, FeedState, ListState, WebSubRecord):
         for f in fields(cls):
+            if cls is Entry and _key(f) == "content":
+                continue
             if f.converter is not None or not f.init or f.alias != f.name:
                 return None
     try:
@@ -258,7 +294,12 @@ def decode_document(data: Data) -> Decoded:
                 if doc.schema != SCHEMA_VERSION:
                     raise SnapshotError(f"unknown snapshot schema {doc.schema!r}")
                 return Decoded(
-                    doc.entries, doc.feeds, doc.lists, doc.policy, typed=True, websub=doc.websub
+                    _entries_of(doc.entries),
+                    doc.feeds,
+                    doc.lists,
+                    doc.policy,
+                    typed=True,
+                    websub=doc.websub,
                 )
         return _decode_generic(data)
 
@@ -302,7 +343,7 @@ def _fields_of(record: dict[str, Any], names: tuple[str, ...], dates: tuple[str,
     return values
 
 
-_TYPED_ENTRIES = msgspec.json.Decoder(list[Entry]) if _TYPED is not None else None
+_TYPED_ENTRIES = msgspec.json.Decoder(list[_EntryRow]) if _TYPED is not None else None  # type: ignore[valid-type]
 _END = b"]}"
 
 
@@ -343,9 +384,10 @@ class EntryLines:
         line[0], line[-1] = ord("["), ord("]")
         self.position = end + 1
         try:
-            return _TYPED_ENTRIES.decode(line)
+            rows = _TYPED_ENTRIES.decode(line)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise SnapshotError(f"a line of entries: {exc}") from exc
+        return _entries_of(rows)
 
 
 def decode_staged(data: Data, first_entries: int) -> tuple[Decoded, EntryLines | None]:
@@ -372,7 +414,8 @@ def decode_staged(data: Data, first_entries: int) -> tuple[Decoded, EntryLines |
             doc = _TYPED.decode(head[:-1] + _END)
         except (msgspec.DecodeError, UnicodeDecodeError):
             return decode_document(data), None
-    if doc.schema != SCHEMA_VERSION:
-        raise SnapshotError(f"unknown snapshot schema {doc.schema!r}")
-    first = Decoded(doc.entries, doc.feeds, doc.lists, doc.policy, typed=True, websub=doc.websub)
+        if doc.schema != SCHEMA_VERSION:
+            raise SnapshotError(f"unknown snapshot schema {doc.schema!r}")
+        entries = _entries_of(doc.entries)
+    first = Decoded(entries, doc.feeds, doc.lists, doc.policy, typed=True, websub=doc.websub)
     return first, EntryLines(data, end + 1)

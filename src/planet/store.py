@@ -31,6 +31,7 @@ from planet.river import (
     host_fields,
     river_key,
 )
+from planet.textpack import text_memory
 from planet.websub import WebSubRecord
 
 if TYPE_CHECKING:
@@ -84,9 +85,10 @@ def _aware(entry: Entry) -> bool:
 
 
 def _entry_size(entry: Entry) -> int:
-    """The memory an entry's text takes (``sys.getsizeof``: O(1) for a str)."""
+    """The memory an entry's text takes (``sys.getsizeof``: O(1) for a str), its content
+    counted as the text it packs (:func:`planet.textpack.text_memory`)."""
     size = (
-        sys.getsizeof(entry.content)
+        text_memory(entry.packed_content)
         + sys.getsizeof(entry.title)
         + sys.getsizeof(entry.author)
         + sys.getsizeof(entry.id)

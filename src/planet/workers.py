@@ -76,12 +76,12 @@ def chunks(entries: Sequence[Entry]) -> list[list[Entry]]:
     for entry in entries:
         if run and (
             len(run) >= RESANITIZE_CHUNK_ENTRIES
-            or size + len(entry.content) > RESANITIZE_CHUNK_BYTES
+            or size + entry.content_bytes > RESANITIZE_CHUNK_BYTES
         ):
             runs.append(run)
             run, size = [], 0
         run.append(entry)
-        size += len(entry.content)
+        size += entry.content_bytes
     if run:
         runs.append(run)
     return runs
