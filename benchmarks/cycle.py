@@ -974,7 +974,8 @@ def main(argv: list[str] | None = None) -> int:
         farm.stop()
     if planet["stored"]:
         progress("restarts on the snapshot, farm stopped")
-        planet["restart"] = restarts(args, work, planet["front_page"]["entries"])
+        if args.restarts > 0:
+            planet["restart"] = restarts(args, work, planet["front_page"]["entries"])
     else:
         progress("no snapshot from run A (its stop timed out?): no restart figures")
     doc["machine"]["loadavg_after"] = os.getloadavg()

@@ -3,6 +3,7 @@ makes (issue 15: inserting into one 200,000-entry list cost the reactor ~3 s a c
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -44,6 +45,8 @@ def check(index: RiverIndex, want: list[Entry]) -> None:
     # Every block's last key is its last entry's: finding a block depends on it.
     assert index._lasts == [river_key(block[-1]) for block in index._blocks]
     assert all(index._blocks)
+    # Blocks hold only entries: out of the collector's lists, as the store's containers.
+    assert [len(b) for b in index._blocks if gc.is_tracked(b)] == []
 
 
 @settings(max_examples=400, deadline=None)

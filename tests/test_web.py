@@ -1092,6 +1092,18 @@ class ListenErrorTests(SynchronousTestCase):
         )
 
 
+class FeedViewsUntrackedTests(SynchronousTestCase):
+    def test_the_views_kept_are_out_of_the_collectors_way(self) -> None:
+        # Kept per shown version: 10,000 views and two dicts of them at 10,000 feeds, which
+        # every full collection examined.
+        from planet.render import FeedView
+        from planet.renderjobs import FeedViews
+
+        made = FeedViews.of({"http://a.example/": FeedView("http://a.example/", "A", None)})
+        held = [made.feeds, made.by_slug, *made.feeds.values()]
+        self.assertEqual([type(v).__name__ for v in held if gc.is_tracked(v)], [])
+
+
 class FeedViewsOffTheReactorTests(SynchronousTestCase):
     """Issue 15: at 10,000 feeds making the feed views took ~50 ms of the reactor thread at
     every change of what pages show (once a second in a fetch cycle). The pages' renders

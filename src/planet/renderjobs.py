@@ -16,7 +16,7 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-from planet import formats, render, statuspage
+from planet import formats, memory, render, statuspage
 from planet.config import Config
 from planet.model import Entry, FeedState, ListState
 from planet.pagecache import PageGoneError
@@ -126,7 +126,12 @@ class FeedViews:
 
     @classmethod
     def of(cls, feeds: dict[str, FeedView]) -> FeedViews:
-        return cls(feeds, {view.slug: view for view in feeds.values()})
+        by_slug = {view.slug: view for view in feeds.values()}
+        # Kept per shown version; views hold only text and flags: out of the collector's
+        # lists, as the store's entries (10,000 views and two dicts of them at 10,000 feeds).
+        memory.untrack(feeds.values())
+        memory.untrack((feeds, by_slug))
+        return cls(feeds, by_slug)
 
 
 @define
