@@ -6,6 +6,7 @@ use real TCP sockets on 127.0.0.1 (see tests/loopback.py).
 
 from __future__ import annotations
 
+import gc
 import gzip
 import time
 import zlib
@@ -891,6 +892,13 @@ class RequestURLTests(SynchronousTestCase):
         self.assertIs(
             _request_url("http://once.example/feed"), _request_url("http://once.example/feed")
         )
+
+    def test_the_urls_kept_are_out_of_the_collectors_way(self) -> None:
+        # One per feed for the daemon's life: every full collection examined them all.
+        for url in ("http://kept.example/feed", "http://[::1]:8080/kept"):
+            made = _request_url(url)
+            self.assertFalse(gc.is_tracked(made), url)
+            self.assertEqual(made.to_text(), url)
 
     def test_a_cycle_of_ten_thousand_feeds_is_remembered_whole(self) -> None:
         # Least-recently-used and asked for every feed in turn: a cache smaller than the
