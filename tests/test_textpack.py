@@ -13,7 +13,8 @@ import tracemalloc
 from typing import Any
 
 from attrs import evolve
-from feeds import at
+from test_store import NOW, A
+from test_store import entry as store_entry
 from twisted.trial.unittest import SynchronousTestCase
 
 from planet import snapshotcodec
@@ -22,8 +23,6 @@ from planet.snapshotcodec import decode_all, decode_staged, encode
 from planet.store import Store
 from planet.testing import record_fetch
 from planet.textpack import PACK_MIN, pack, text_memory, unpack, utf8_size
-
-NOW = at(2026, 6, 24)
 
 _WORDS = (
     "the of and to in is that for it as with was on be by this are or from at an but not "
@@ -111,19 +110,8 @@ class PackTests(SynchronousTestCase):
         self.assertEqual(wrong, [])
 
 
-def entry(n: int, content: str, feed_url: str = "http://a.example/feed") -> Entry:
-    when = at(2026, 6, 1 + n % 28)
-    return Entry(
-        id=f"{feed_url}#{n}",
-        feed_url=feed_url,
-        title=f"Post {n}",
-        link=f"http://a.example/{n}",
-        author="Ann",
-        content=content,
-        published=when,
-        updated=when,
-        first_seen=NOW,
-    )
+def entry(n: int, content: str, feed_url: str = A) -> Entry:
+    return store_entry(feed_url, n, 1 + n % 28, content=content)
 
 
 class EntryTests(SynchronousTestCase):
