@@ -124,6 +124,22 @@ class EntryTests(SynchronousTestCase):
         # The farm-like HTML packs well over twice: under half the memory of the str.
         self.assertLess(sys.getsizeof(e.packed_content), sys.getsizeof(html) / 2)
 
+    def test_mending_a_snapshots_records_does_not_unpack_content(self) -> None:
+        from collections import Counter
+
+        from planet import model
+        from planet.records import clean_entry
+
+        e = entry(1, TEXTS["ascii html"])
+
+        def refuse(value: object) -> str:
+            raise AssertionError("content unpacked to check its type")
+
+        self.patch(model, "unpack", refuse)
+        problems: Counter[str] = Counter()
+        self.assertIs(clean_entry(e, problems), e)
+        self.assertEqual(problems, Counter())
+
     def test_pickled_to_and_from_a_worker_it_stays_packed(self) -> None:
         html = TEXTS["ascii html"]
         e = entry(1, html)

@@ -49,8 +49,9 @@ def clean_entry(entry: object, problems: Counter[str]) -> Entry | None:
         changes["id"] = str(entry.id)
         problems["entries whose id was a number (made text)"] += 1
     for name in _ENTRY_TEXT:
-        value = getattr(entry, name)
-        if isinstance(value, str):
+        # Content is read packed: bytes are text packed, not to be unpacked for this check.
+        value = entry.packed_content if name == "content" else getattr(entry, name)
+        if isinstance(value, str | bytes):
             continue
         if value is None:
             changes[name] = ""

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from planet.nesting import flatten
+from planet.textpack import utf8_size
 
 __all__ = ["POLICY_VERSION", "html_to_text", "safe_url", "sanitize_html", "strip_xml_illegal"]
 
@@ -397,12 +398,6 @@ def read_more_marker(link: str | None) -> str:
     return f'<p><a href="{href}" rel="noopener noreferrer">{READ_MORE}</a></p>'
 
 
-def _utf8_size(text: str) -> int:
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
 def truncate_html(html: str, max_bytes: int, link: str | None = None, cut: bool = False) -> str:
     """Sanitized ``html`` in at most ``max_bytes`` of UTF-8 (0: no limit).
 
@@ -413,21 +408,21 @@ def truncate_html(html: str, max_bytes: int, link: str | None = None, cut: bool 
     """
     if not max_bytes or (not cut and len(html) * 4 <= max_bytes):
         return html
-    if not cut and _utf8_size(html) <= max_bytes:
+    if not cut and utf8_size(html) <= max_bytes:
         return html
     marker = read_more_marker(link)
-    if _utf8_size(marker) > max_bytes:
+    if utf8_size(marker) > max_bytes:
         marker = read_more_marker(None)
-        if _utf8_size(marker) > max_bytes:
+        if utf8_size(marker) > max_bytes:
             return ""
-    budget = max_bytes - _utf8_size(marker)
+    budget = max_bytes - utf8_size(marker)
     kept: list[str] = []
     # The open elements, and the bytes their end tags take.
     open_names: list[str] = []
     closing = used = 0
     for match in _SERIALIZED_TOKEN.finditer(html):
         token = match.group()
-        size = _utf8_size(token)
+        size = utf8_size(token)
         name = match.group(2)
         if name is None:  # text
             if used + size + closing > budget:
