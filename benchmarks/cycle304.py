@@ -84,6 +84,7 @@ def write_config(work: Path, urls: list[str], args: argparse.Namespace) -> Path:
         f"snapshot_file = {work / 'planet-snapshot.json'}",
         f"per_host_concurrency = {args.per_host}",
         f"max_concurrency = {args.max_concurrency}",
+        f"log_level = {args.log_level}",
         "",
     ]
     for i, url in enumerate(urls):
@@ -290,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-host", type=int, default=2)
     ap.add_argument("--max-concurrency", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3, help="all-304 cycles measured")
+    ap.add_argument(
+        "--log-level", default="INFO", help="planet's log_level (WARNING: no fetch lines)"
+    )
     ap.add_argument("--listen", action="store_true", help="open the web port too")
     ap.add_argument(
         "--reader-hz", type=float, default=0.0, help="requests for / per second during rounds"
