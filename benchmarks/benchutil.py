@@ -9,12 +9,38 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
+
+
+def cycle_ends(
+    aggregator: Any, at_end: Callable[[], None] = lambda: None
+) -> Callable[[], Deferred[None]]:
+    """Hooks ``aggregator.after_cycle``: the function returned gives a Deferred that fires
+    when the next fetch cycle ends (take it before starting the cycle). ``at_end`` runs
+    first, before the daemon's own after-cycle work (the heap's settle)."""
+    waiting: list[Deferred[None]] = []
+    after = aggregator.after_cycle
+
+    def after_cycle() -> None:
+        at_end()
+        after()
+        while waiting:
+            waiting.pop().callback(None)
+
+    aggregator.after_cycle = after_cycle
+
+    def next_end() -> Deferred[None]:
+        end: Deferred[None] = Deferred()
+        waiting.append(end)
+        return end
+
+    return next_end
 
 
 def percentile(values: Sequence[float], q: float) -> float:

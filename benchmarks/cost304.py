@@ -28,7 +28,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,7 +37,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from cycle304 import start_farm, write_config  # noqa: E402
+from benchutil import cycle_ends  # noqa: E402
+from cycle304 import with_farm, write_config  # noqa: E402
 
 Round = Callable[[], Awaitable[None]]
 
@@ -146,7 +146,6 @@ async def planet_figures(
     reactor: Any, args: argparse.Namespace, urls: list[str], level: str, work: Path
 ) -> list[float]:
     """CPU per 304 of planet's own work, ``--rounds`` refreshes at ``log_level`` ``level``."""
-    from twisted.internet.defer import Deferred
 
     from planet.config import load_config
     from planet.service import build_service
@@ -161,20 +160,7 @@ async def planet_figures(
     service = build_service(
         load_config(str(path)), None, reactor, client=_AnswersNotModified(reactor)
     )
-    waiting: list[Deferred[None]] = []
-    after = service.aggregator.after_cycle
-
-    def after_cycle() -> None:
-        after()
-        while waiting:
-            waiting.pop().callback(None)
-
-    service.aggregator.after_cycle = after_cycle
-
-    def cycle_over() -> Deferred[None]:
-        over: Deferred[None] = Deferred()
-        waiting.append(over)
-        return over
+    cycle_over = cycle_ends(service.aggregator)
 
     async def refresh() -> None:
         over = cycle_over()
@@ -217,29 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     # farm.py's own options: 1 entry a feed (the bodies are never parsed), no latency.
     args.entries, args.latency_ms = 1, 0.0
 
-    from twisted.internet.defer import Deferred
-    from twisted.internet.task import react
-
-    result: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="cost304-") as tmp:
-        work = Path(tmp)
-        farm, ready = start_farm(args, work)
-        try:
-
-            def run(reactor: Any) -> Deferred[None]:
-                async def go() -> None:
-                    result.update(await measure(reactor, args, work, ready))
-
-                return Deferred.fromCoroutine(go())
-
-            try:
-                react(run)
-            except SystemExit as exc:
-                if exc.code:
-                    raise
-        finally:
-            farm.terminate()
-            farm.wait(30)
+    result = with_farm(args, "cost304-", measure)
     medians = {name: statistics.median(values) for name, values in result.items()}
     print(f"{args.feeds} feeds over {args.hosts} hosts, {args.concurrency} at once, "
           f"median of {args.rounds} rounds, CPU per 304:")  # fmt: skip

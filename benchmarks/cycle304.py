@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from benchutil import GCWatch, LagMonitor, StallSampler  # noqa: E402
+from benchutil import GCWatch, LagMonitor, StallSampler, cycle_ends  # noqa: E402
 
 
 def start_farm(args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[bytes], dict]:
@@ -63,6 +64,38 @@ def start_farm(args: argparse.Namespace, work: Path) -> tuple[subprocess.Popen[b
     if not line:
         raise SystemExit(f"the farm did not start:\n{(work / 'farm.err').read_text()}")
     return proc, json.loads(line)
+
+
+Measure = Callable[[Any, argparse.Namespace, Path, dict], Awaitable[dict]]
+
+
+def with_farm(args: argparse.Namespace, prefix: str, measure: Measure) -> dict:
+    """``measure(reactor, args, work, ready)`` under ``react`` with ``farm.py`` running
+    (``args``: its feeds, hosts, entries and latency), in a temporary directory ``work``."""
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import react
+
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        farm, ready = start_farm(args, work)
+        try:
+
+            def run(reactor: Any) -> Deferred[None]:
+                async def go() -> None:
+                    result.update(await measure(reactor, args, work, ready))
+
+                return Deferred.fromCoroutine(go())
+
+            try:
+                react(run)
+            except SystemExit as exc:
+                if exc.code:
+                    raise
+        finally:
+            farm.terminate()
+            farm.wait(30)
+    return result
 
 
 def farm_control(ready: dict, what: str, method: str = "POST") -> Any:
@@ -103,7 +136,6 @@ def top(profile: cProfile.Profile, path: str) -> None:
 
 
 async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dict) -> dict:
-    from twisted.internet.defer import Deferred
     from twisted.internet.task import deferLater
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
@@ -115,25 +147,11 @@ async def measure(reactor: Any, args: argparse.Namespace, work: Path, ready: dic
     config = load_config(str(write_config(work, ready["urls"], args)))
     listen = "tcp:0:interface=127.0.0.1" if args.listen else None
     service = build_service(config, listen, reactor)
-    aggregator = service.aggregator
-    waiting: list[Deferred[None]] = []
-    after = aggregator.after_cycle
-
     ends: list[tuple[float, float]] = []
-
-    def after_cycle() -> None:
-        # The cycle's end, before the heap is settled (gc) after it.
-        ends.append((time.perf_counter(), time.process_time()))
-        after()
-        while waiting:
-            waiting.pop().callback(None)
-
-    aggregator.after_cycle = after_cycle
-
-    def cycle_over() -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        waiting.append(d)
-        return d
+    # The cycle's end, before the heap is settled (gc) after it.
+    cycle_over = cycle_ends(
+        service.aggregator, lambda: ends.append((time.perf_counter(), time.process_time()))
+    )
 
     web = service.web
 
@@ -309,31 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = ap.parse_args(argv)
 
-    from twisted.internet.defer import Deferred
-    from twisted.internet.task import react
-
     load_before = os.getloadavg()
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
-    with tempfile.TemporaryDirectory(prefix="cycle304-") as tmp:
-        work = Path(tmp)
-        farm, ready = start_farm(args, work)
-        result: dict[str, Any] = {}
-        try:
-
-            def run(reactor: Any) -> Deferred[None]:
-                async def go() -> None:
-                    result.update(await measure(reactor, args, work, ready))
-
-                return Deferred.fromCoroutine(go())
-
-            try:
-                react(run)
-            except SystemExit as exc:
-                if exc.code:
-                    raise
-        finally:
-            farm.terminate()
-            farm.wait(30)
+    result = with_farm(args, "cycle304-", measure)
     rounds = result.get("rounds", [])
     if rounds:
         wall = statistics.median(r["wall_s"] for r in rounds)

@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))
 # After PYTHONPATH, as in cycle304.py: planet from this checkout unless told otherwise.
 sys.path.append(str(HERE.parent / "src"))
 
-from benchutil import GCWatch, LagMonitor, table  # noqa: E402
+from benchutil import GCWatch, LagMonitor, cycle_ends, table  # noqa: E402
 from cycle import (  # noqa: E402
     ENTRY_MARK,
     SNAPSHOT_LOADED,
@@ -213,15 +213,7 @@ async def stall_child(reactor: Any, state: Path, args: argparse.Namespace) -> di
         settles.append((time.perf_counter() - t0) * 1000)
 
     heap.settle = timed_settle  # type: ignore[method-assign]
-    waiting: list[Deferred[None]] = []
-    after = service.aggregator.after_cycle
-
-    def after_cycle() -> None:
-        after()
-        while waiting:
-            waiting.pop().callback(None)
-
-    service.aggregator.after_cycle = after_cycle
+    cycle_over = cycle_ends(service.aggregator)
 
     started = time.perf_counter()
     service.privilegedStartService()
@@ -248,10 +240,9 @@ async def stall_child(reactor: Any, state: Path, args: argparse.Namespace) -> di
         phases.add(name, t0)
 
     def cycle() -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        waiting.append(d)
+        over = cycle_over()
         service.refresh()
-        return d
+        return over
 
     async def settle_alone() -> None:
         heap.settle()
