@@ -930,6 +930,44 @@ class OddStoredEntryTests(SynchronousTestCase):
         self.assertEqual(json.loads(h.get("/feed.json")[1])["items"][1]["content_html"], "9")
 
 
+class _CountingHostTransport(StringTransport):
+    host_asked = 0
+
+    def getHost(self) -> Any:
+        self.host_asked += 1
+        return super().getHost()
+
+
+class ConnectionAddressTests(SynchronousTestCase):
+    """Twisted's Request asks the channel for the connection's own address on every
+    request, a getsockname() system call each: the channel asks its transport once."""
+
+    def test_the_address_is_asked_of_the_transport_once_per_connection(self) -> None:
+        h = Harness()
+        site = h.web.site()
+        site.doStart()
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = _CountingHostTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+        )
+        channel.makeConnection(transport)
+        seen: list[Any] = []
+        original = server.Request.process
+
+        def process(request: server.Request) -> None:
+            seen.append(request.getHost())
+            original(request)
+
+        self.patch(server.Request, "process", process)
+        for _ in range(3):
+            transport.clear()
+            channel.dataReceived(b"GET /style.css HTTP/1.1\r\nHost: planet.example\r\n\r\n")
+            self.assertEqual(_status(transport.value()), b"HTTP/1.1 200 OK")
+        self.assertEqual(seen, [IPv4Address("TCP", "127.0.0.1", 8080)] * 3)
+        self.assertEqual(transport.host_asked, 1)
+
+
 class OverlongRequestTests(SynchronousTestCase):
     """Issue 19 item 13: Twisted answered an over-long request line or header section with
     400, and simply hung up on one line over 16 KiB. Now 414 and 431."""

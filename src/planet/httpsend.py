@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.web import http, server
 from twisted.web.iweb import IRequest
@@ -214,6 +214,14 @@ class _Channel(http.HTTPChannel):
 
     _body_read = 0
     _refused = False
+    _host: IAddress | None = None
+
+    def getHost(self) -> IAddress:
+        # Every Request asks (Twisted's Request.__init__), each a getsockname() system
+        # call; a connection's own address does not change.
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
 
     def _on_request_line(self) -> bool:
         # HTTPChannel's own (name-mangled) flag: set while the request line is awaited.
