@@ -4,7 +4,7 @@ Three measurements in this process, each ``--rounds`` times over ``--feeds`` con
 GETs that all answer 304, up to ``--concurrency`` at once, CPU per 304 printed as the
 median of the rounds::
 
-    .venv/bin/python benchmarks/cost304.py            # 1000 feeds over 50 hosts, ~20 s
+    .venv/bin/python benchmarks/cost304.py            # 1000 feeds over 50 hosts, ~10 s
 
 - ``agent``: Twisted's ``Agent`` over a persistent ``HTTPConnectionPool``, the body read
   with ``readBody``, against ``farm.py`` on loopback (latency 0). Twisted's HTTP/1.1
