@@ -258,8 +258,9 @@ def render_rss20(
         _sub(item, "guid", guid, {"isPermaLink": "true" if permalink else "false"})
         _sub(item, "pubDate", _rfc822(entry.published))
         _sub(item, "dc:creator", plain_text(_clean(entry.author)) or feed_name)
-        if entry.content:
-            _sub(item, "description", entry.content)
+        content = entry.content  # unpacked once (planet.textpack)
+        if content:
+            _sub(item, "description", content)
         _sub(item, "source", feed_name, {"url": feed.url})
     return _xml(root)
 
